@@ -1,0 +1,77 @@
+"""Shared fixtures: a fresh PostgreSQL database per test, a fresh DuckDB file per test."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from flows.database import Database, parse_database
+
+PG_ADMIN_URL = os.environ.get("ROTATION_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
+REQUIRE_PG = os.environ.get("ROTATION_REQUIRE_POSTGRES") == "1"
+
+
+def _admin_connection():
+    import psycopg
+
+    return psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+
+
+def _postgres_available() -> bool:
+    try:
+        with _admin_connection():
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    """Return the admin URL of the test server; fail (CI) or skip (laptop) without one."""
+    if not _postgres_available():
+        message = f"PostgreSQL not reachable at {PG_ADMIN_URL}"
+        if REQUIRE_PG:
+            pytest.fail(message + " (ROTATION_REQUIRE_POSTGRES=1)")
+        pytest.skip(message)
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_database(postgres_server: str) -> Iterator[Database]:
+    """Yield an empty, freshly created PostgreSQL database, dropped afterwards."""
+    name = f"rotation_test_{uuid.uuid4().hex[:12]}"
+    with _admin_connection() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_server.rsplit("/", 1)[0]
+    try:
+        yield parse_database(f"{base}/{name}")
+    finally:
+        with _admin_connection() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def migrated_pg(pg_database: Database) -> Database:
+    """Return a fresh PostgreSQL database with every migration applied."""
+    from flows.migrate import migrate
+
+    migrate(pg_database)
+    return pg_database
+
+
+@pytest.fixture
+def duck_database(tmp_path) -> Database:
+    """Return a DuckDB database in a fresh file (not created yet)."""
+    return parse_database(f"duckdb:{tmp_path / 'rotation.duckdb'}")
+
+
+@pytest.fixture
+def migrated_duck(duck_database: Database) -> Database:
+    """Return a fresh DuckDB file with the replay schema."""
+    from flows.migrate import migrate
+
+    migrate(duck_database)
+    return duck_database
