@@ -1,0 +1,80 @@
+"""Extract: every input of a run, read through named queries into polars (Arrow, columnar)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime, time, timedelta
+
+import polars as pl
+
+from flows.storage import Storage
+
+ALL_HISTORY_START = datetime(1900, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The frames one run reads: events in its window, and the catalogue and social tables."""
+
+    plays: pl.DataFrame
+    usage: pl.DataFrame
+    users: pl.DataFrame
+    stores: pl.DataFrame
+    records: pl.DataFrame
+    tracks: pl.DataFrame
+    inventory: pl.DataFrame
+    audio_matches: pl.DataFrame
+    favorites: pl.DataFrame
+    collections: pl.DataFrame
+    collection_items: pl.DataFrame
+    follows: pl.DataFrame
+
+    def rows(self) -> int:
+        """Return the total number of rows read."""
+        return sum(getattr(self, f.name).height for f in fields(self))
+
+    def replace(self, **frames: pl.DataFrame) -> Inputs:
+        """Return a copy with some frames replaced."""
+        return Inputs(**{f.name: frames.get(f.name, getattr(self, f.name)) for f in fields(self)})
+
+
+QUERIES = {
+    "users": "extract_users",
+    "stores": "extract_stores",
+    "records": "extract_records",
+    "tracks": "extract_tracks",
+    "inventory": "extract_store_inventory",
+    "audio_matches": "extract_audio_matches",
+    "favorites": "extract_favorites",
+    "collections": "extract_user_collections",
+    "collection_items": "extract_user_collection_items",
+    "follows": "extract_user_follows",
+}
+
+
+def day_end(day: date) -> datetime:
+    """Return the first instant after `day` (UTC midnight of the next day)."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
+
+
+def window_bounds(run_date: date, window_days: int) -> tuple[datetime, datetime]:
+    """Return [start, end) of the event window ending with `run_date`; 0 days = all history."""
+    if window_days < 0:
+        raise ValueError(f"--window-days must be 0 (all history) or positive, not {window_days}")
+    end = day_end(run_date)
+    start = ALL_HISTORY_START if window_days == 0 else end - timedelta(days=window_days)
+    return start, end
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return `frame` ordered by id: queries do not sort, so the order is fixed here."""
+    return frame.sort("id") if "id" in frame.columns else frame
+
+
+def extract_inputs(storage: Storage, run_date: date, window_days: int) -> Inputs:
+    """Return the run's inputs: plays and usage in the window, the other tables whole."""
+    start, end = window_bounds(run_date, window_days)
+    frames = {name: _sorted(storage.read(query)) for name, query in QUERIES.items()}
+    plays = _sorted(storage.read("extract_play_history", (start, end)))
+    usage = _sorted(storage.read("extract_usage_metrics", (start, end)))
+    return Inputs(plays=plays, usage=usage, **frames)

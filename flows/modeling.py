@@ -1,0 +1,250 @@
+"""The model stages: interactions → matrices → similarity and recommendation rows, and the
+temporal holdout. Plain functions over frames (no I/O), called by the flows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from flows.extract import Inputs, day_end
+from flows.pipeline import NightlyParams
+from models.matrix import InteractionMatrix
+from models.metrics import ranking_metrics
+from models.recommender import MODEL_VERSION, RotationRecommender
+from models.similarity import ContentSimilarity, ItemKNN
+from transforms.content_features import record_tokens, store_stock
+from transforms.interactions import (
+    InteractionParams,
+    record_interactions,
+    track_interactions,
+    user_history,
+    user_track_history,
+)
+from transforms.preferences import genre_affinity, preference_lists
+from transforms.rec_explain import explain
+from transforms.rec_fallback import fallback_lists, record_popularity
+from transforms.rec_stores import store_list
+from transforms.recommendations import assemble_recommendations, record_lists, track_list
+
+__all__ = ["MODEL_VERSION"]
+CANDIDATE_FACTOR = 4  # candidates asked of the model per list slot (room for exclusions, caps)
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Weighted user×item pairs for records and tracks, and what each user has already seen."""
+
+    records: pl.DataFrame  # user_id, item_id, weight, events, last_at
+    tracks: pl.DataFrame
+    history: pl.DataFrame  # user_id, record_id
+    track_history: pl.DataFrame  # user_id, track_id
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """content_similarity rows, and the record neighbours that explain recommendations."""
+
+    rows: pl.DataFrame
+    record_neighbors: pl.DataFrame  # source_id, target_id, score (collaborative)
+
+
+def build_interactions(inputs: Inputs, as_of: datetime, params: InteractionParams) -> Interactions:
+    """Return the weighted interactions and seen-item history of validated inputs."""
+    records = record_interactions(inputs.plays, inputs.usage, inputs.favorites,
+                                  inputs.collections, inputs.collection_items, inputs.tracks,
+                                  as_of=as_of, params=params)
+    tracks = track_interactions(inputs.plays, inputs.favorites, as_of=as_of, params=params)
+    history = user_history(inputs.plays, inputs.favorites, inputs.collections,
+                           inputs.collection_items, inputs.tracks)
+    return Interactions(records, tracks, history, user_track_history(inputs.plays))
+
+
+def to_matrix(pairs: pl.DataFrame, all_items: np.ndarray | None = None) -> InteractionMatrix:
+    """Return the user×item matrix of the positive pairs (ID maps travel with it)."""
+    positive = pairs.filter(pl.col("weight") > 0)
+    return InteractionMatrix.from_arrays(
+        positive["user_id"].to_numpy(), positive["item_id"].to_numpy(),
+        positive["weight"].to_numpy().astype(np.float32), all_items=all_items)
+
+
+def neighbor_frame(source_ids: np.ndarray, target_ids: np.ndarray, indices: np.ndarray,
+                   scores: np.ndarray) -> pl.DataFrame:
+    """Return (source_id, target_id, score, rank) from a model's top-K arrays (-1 = none)."""
+    k = indices.shape[1]
+    rows = np.repeat(np.arange(indices.shape[0]), k)
+    flat, flat_scores = indices.ravel(), scores.ravel()
+    keep = (flat >= 0) & np.isfinite(flat_scores) & (flat_scores > 0)
+    frame = pl.DataFrame({
+        "source_id": source_ids[rows[keep]].astype(np.int64),
+        "target_id": target_ids[flat[keep]].astype(np.int64),
+        "score": flat_scores[keep].astype(np.float64),
+    })
+    return frame.with_columns(
+        pl.col("score").rank("ordinal", descending=True).over("source_id").cast(pl.Int32)
+        .alias("rank"))
+
+
+def typed(frame: pl.DataFrame, source_type: str, target_type: str, kind: str) -> pl.DataFrame:
+    """Return neighbour rows labelled as content_similarity rows of one kind."""
+    return frame.select(
+        pl.lit(source_type).alias("source_type"), "source_id",
+        pl.lit(target_type).alias("target_type"), "target_id",
+        pl.lit(kind).alias("similarity_type"), "score", "rank")
+
+
+def hybrid(collab: pl.DataFrame, content: pl.DataFrame, alpha: float, k: int) -> pl.DataFrame:
+    """Return the top-k of alpha × collaborative + (1 − alpha) × content over both pair sets."""
+    key = ["source_id", "target_id"]
+    joined = collab.select(*key, pl.col("score").alias("c")).join(
+        content.select(*key, pl.col("score").alias("t")), on=key, how="full", coalesce=True)
+    scored = joined.select(
+        *key, (alpha * pl.col("c").fill_null(0) + (1 - alpha) * pl.col("t").fill_null(0))
+        .alias("score"))
+    ranked = scored.sort(["source_id", "score", "target_id"], descending=[False, True, False])
+    ranked = ranked.with_columns(pl.int_range(pl.len()).over("source_id").alias("rank") + 1)
+    return ranked.filter(pl.col("rank") <= k).with_columns(pl.col("rank").cast(pl.Int32))
+
+
+def collaborative_neighbors(matrix: InteractionMatrix, k: int) -> pl.DataFrame:
+    """Return item-item collaborative top-k neighbours of every item with interactions."""
+    if matrix.matrix.nnz == 0:
+        return neighbor_frame(np.array([], np.int64), np.array([], np.int64),
+                              np.zeros((0, 1), np.int64), np.zeros((0, 1)))
+    model = ItemKNN(k=k).fit(matrix.matrix)
+    rows = np.arange(matrix.matrix.shape[1])
+    indices, scores = model.similar_items(rows, k)
+    return neighbor_frame(matrix.item_ids, matrix.item_ids, indices, scores)
+
+
+def content_neighbors(records: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Return record-record content neighbours from metadata (every record, played or not)."""
+    tokens = record_tokens(records).sort("record_id")
+    ids = tokens["record_id"].to_numpy()
+    model = ContentSimilarity(n_neighbors=k).fit(tokens["tokens"].to_list())
+    indices, scores = model.similar_items(np.arange(len(ids)), k)
+    return neighbor_frame(ids, ids, indices, scores)
+
+
+def store_neighbors(inputs: Inputs, k: int) -> pl.DataFrame:
+    """Return store-store neighbours by what they stock (cosine over for-sale records)."""
+    stock = store_stock(inputs.inventory, inputs.stores)
+    if stock.height == 0:
+        return collaborative_neighbors(to_matrix(pl.DataFrame(
+            {"user_id": [], "item_id": [], "weight": []},
+            schema={"user_id": pl.Int64, "item_id": pl.Int64, "weight": pl.Float64})), k)
+    pairs = stock.select(pl.col("record_id").alias("user_id"), pl.col("store_id").alias("item_id"),
+                         pl.lit(1.0).alias("weight"))
+    return collaborative_neighbors(to_matrix(pairs), k)
+
+
+def compute_similarity(inputs: Inputs, inter: Interactions, params: NightlyParams) -> Similarity:
+    """Return every content_similarity row: collaborative, content and hybrid; stores too."""
+    k = params.similar_k
+    record_collab = collaborative_neighbors(to_matrix(inter.records), k)
+    record_content = content_neighbors(inputs.records, k)
+    rows = pl.concat([
+        typed(record_collab, "record", "record", "collaborative"),
+        typed(record_content, "record", "record", "content"),
+        typed(hybrid(record_collab, record_content, params.hybrid_alpha, k),
+              "record", "record", "hybrid"),
+        typed(collaborative_neighbors(to_matrix(inter.tracks), k), "track", "track",
+              "collaborative"),
+        typed(store_neighbors(inputs, k), "store", "store", "collaborative"),
+    ])
+    return Similarity(rows=rows, record_neighbors=record_collab.select(
+        "source_id", "target_id", "score"))
+
+
+def model_candidates(pairs: pl.DataFrame, users: pl.DataFrame, n: int) -> pl.DataFrame:
+    """Return (user_id, item_id, score): the recommender's top-n unseen items for `users`."""
+    matrix = to_matrix(pairs)
+    rows = matrix.user_index(users["user_id"].to_numpy())
+    rows = rows[rows >= 0]
+    if rows.size == 0 or matrix.matrix.nnz == 0:
+        return pl.DataFrame(schema={"user_id": pl.Int64, "item_id": pl.Int64, "score": pl.Float64})
+    model = RotationRecommender().fit(matrix.matrix)
+    indices, scores = model.recommend(matrix.matrix, rows, n)
+    frame = neighbor_frame(matrix.user_ids[rows], matrix.item_ids, indices, scores)
+    return frame.select(pl.col("source_id").alias("user_id"), pl.col("target_id").alias("item_id"),
+                        "score")
+
+
+def split_users(records: pl.DataFrame, min_history: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return (users the model serves, users who get the popularity fallback)."""
+    counts = records.filter(pl.col("weight") > 0).group_by("user_id").agg(pl.len().alias("n"))
+    everyone = records.select("user_id").unique()
+    modelled = counts.filter(pl.col("n") >= min_history).select("user_id")
+    cold = everyone.join(modelled, on="user_id", how="anti")
+    return modelled.sort("user_id"), cold.sort("user_id")
+
+
+def compute_recommendations(inputs: Inputs, inter: Interactions, sim: Similarity,
+                            params: NightlyParams) -> pl.DataFrame:
+    """Return every recommendation_data row (lists and preferences) of the active users."""
+    n, cap = params.top_n, params.max_per_artist
+    modelled, cold = split_users(inter.records, params.min_history)
+    candidates = model_candidates(inter.records, modelled, n * CANDIDATE_FACTOR)
+    records = record_lists(candidates, inter.history, inputs.records, inputs.inventory,
+                           inputs.stores, top_n=n, max_per_artist=cap)
+    records = explain(records, inter.records, sim.record_neighbors, inputs.records)
+    track_users = inter.tracks.select("user_id").unique().sort("user_id")
+    tracks = track_list(model_candidates(inter.tracks, track_users, n * CANDIDATE_FACTOR),
+                        inter.track_history, inputs.tracks, inputs.audio_matches, inputs.records,
+                        top_n=n, max_per_artist=cap)
+    affinity = genre_affinity(inter.records, inputs.records)
+    stores = store_list(affinity, inputs.inventory, inputs.stores, inputs.records,
+                        inputs.follows, top_n=min(n, 10))
+    fallback = fallback_lists(cold, inter.records, inputs.records,
+                              record_popularity(inter.records), inter.history,
+                              min_history=params.min_history, top_n=n, max_per_artist=cap,
+                              inventory=inputs.inventory, stores=inputs.stores)
+    preferences = preference_lists(inter.records, inputs.records)
+    return assemble_recommendations(fallback, records, tracks, stores, preferences)
+
+
+def _before(inputs: Inputs, cutoff: datetime) -> Inputs:
+    """Return the inputs as they were at `cutoff` (events and social actions before it)."""
+    return inputs.replace(
+        plays=inputs.plays.filter(pl.col("played_at") < cutoff),
+        usage=inputs.usage.filter(pl.col("occurred_at") < cutoff),
+        favorites=inputs.favorites.filter(pl.col("created_at") < cutoff),
+        collection_items=inputs.collection_items.filter(pl.col("added_at") < cutoff),
+    )
+
+
+def _after(inputs: Inputs, cutoff: datetime) -> Inputs:
+    """Return the inputs' events and social actions at or after `cutoff`."""
+    return inputs.replace(
+        plays=inputs.plays.filter(pl.col("played_at") >= cutoff),
+        usage=inputs.usage.filter(pl.col("occurred_at") >= cutoff),
+        favorites=inputs.favorites.filter(pl.col("created_at") >= cutoff),
+        collection_items=inputs.collection_items.filter(pl.col("added_at") >= cutoff),
+    )
+
+
+def holdout_quality(inputs: Inputs, params: NightlyParams, now: datetime, k: int = 10) -> dict:
+    """Return precision/recall/nDCG@k and coverage of the model on the last holdout days."""
+    cutoff = day_end(params.run_date) - timedelta(days=params.holdout_days)
+    ip = params.interactions
+    train = build_interactions(_before(inputs, cutoff), cutoff, ip).records
+    future = build_interactions(_after(inputs, cutoff), now, ip).records
+    matrix = to_matrix(train)
+    test = future.filter(pl.col("weight") > 0).join(
+        train.filter(pl.col("weight") > 0), on=["user_id", "item_id"], how="anti")
+    users = matrix.user_index(test["user_id"].to_numpy())
+    items = matrix.item_index(test["item_id"].to_numpy())
+    keep = (users >= 0) & (items >= 0)
+    if not keep.any():
+        return {"users": 0}
+    import scipy.sparse as sp
+
+    rows = np.unique(users[keep])
+    test_csr = sp.csr_matrix((np.ones(keep.sum(), np.float32), (users[keep], items[keep])),
+                             shape=matrix.matrix.shape)[rows]
+    model = RotationRecommender().fit(matrix.matrix)
+    recommended, _ = model.recommend(matrix.matrix, rows, k)
+    figures = ranking_metrics(recommended, test_csr, k, matrix.matrix.shape[1])
+    return {name.replace("_at_k", f"_at_{k}"): value for name, value in figures.items()}

@@ -1,0 +1,61 @@
+"""How a stage runs: directly (tests, scripts) or as a Prefect task (inside a flow)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from flows.storage import StorageError
+
+RETRY_DELAYS_S = [2, 10, 30]
+
+
+class StageRunner(Protocol):
+    """Calls `fn(*args)` as the stage called `name`, retrying transient faults if it may."""
+
+    def __call__(self, name: str, fn: Callable[..., Any], *args: Any, retry: bool = False) -> Any:
+        ...
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Return True for a database fault worth retrying (dropped connection, restart)."""
+    return isinstance(exc, StorageError) and exc.transient
+
+
+def direct(name: str, fn: Callable[..., Any], *args: Any, retry: bool = False) -> Any:
+    """Run the stage in-process, without Prefect, retrying transient faults with backoff."""
+    import time
+
+    delays = RETRY_DELAYS_S if retry else []
+    for delay in [*delays, None]:
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if delay is None or not is_transient(exc):
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _retry_condition(task, task_run, state) -> bool:
+    """Return True when the failed task's exception is transient (Prefect retry hook)."""
+    try:
+        state.result()
+    except Exception as exc:
+        return is_transient(exc)
+    return False
+
+
+def prefect_task(name: str, fn: Callable[..., Any], *args: Any, retry: bool = False) -> Any:
+    """Run the stage as a Prefect task (visible in the UI), with retries on transient faults."""
+    from prefect import task
+    from prefect.cache_policies import NONE
+
+    options: dict[str, Any] = {"name": name, "cache_policy": NONE, "persist_result": False}
+    if retry:
+        options |= {
+            "retries": len(RETRY_DELAYS_S),
+            "retry_delay_seconds": RETRY_DELAYS_S,
+            "retry_condition_fn": _retry_condition,
+        }
+    return task(fn, **options)(*args)

@@ -1,0 +1,98 @@
+"""The storage interface every backend implements, and the named-query loader."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from flows.database import Database
+
+QUERY_DIR = Path(__file__).resolve().parents[2] / "sql" / "queries"
+
+
+class StorageError(RuntimeError):
+    """A database operation that failed; its message never holds the password."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient  # a dropped connection or restart: worth retrying
+
+
+@cache
+def load_query(name: str) -> str:
+    """Return the text of sql/queries/NAME.sql (a named query with $1.. placeholders)."""
+    path = QUERY_DIR / f"{name}.sql"
+    if not path.is_file():
+        raise StorageError(f"no named query {name!r} in {QUERY_DIR}")
+    return path.read_text()
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """Rows to delete (a trusted statement and its parameters) and the frame that replaces them."""
+
+    table: str
+    delete_sql: str
+    params: tuple
+    frame: pl.DataFrame
+
+    @classmethod
+    def whole(cls, table: str, frame: pl.DataFrame) -> Replacement:
+        """Return a replacement of every row of `table`."""
+        return cls(table, f"DELETE FROM {table}", (), frame)
+
+    @classmethod
+    def metrics(cls, frame: pl.DataFrame, dates: Sequence, types: Sequence[str]) -> Replacement:
+        """Return a replacement of the daily_metrics slice `dates` × `types`."""
+        return cls("daily_metrics", load_query("delete_daily_metrics"),
+                   (list(dates), list(types)), frame)
+
+
+class Storage(ABC):
+    """Reads named queries as polars frames and publishes frames, on one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @abstractmethod
+    def read(self, query: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        """Return the rows of named query `query` as a polars frame (columnar, via Arrow)."""
+
+    @abstractmethod
+    def execute(self, query: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run named statement `query` in its own committed transaction; return any rows."""
+
+    @abstractmethod
+    def publish(self, replacements: Sequence[Replacement]) -> dict[str, int]:
+        """Apply every replacement in ONE transaction; return rows written per table."""
+
+    def replace_table(self, table: str, frame: pl.DataFrame) -> int:
+        """Atomically replace every row of `table` with `frame`; return the rows written."""
+        return self.publish([Replacement.whole(table, frame)])[table]
+
+    def replace_daily_metrics(self, frame: pl.DataFrame, dates: Sequence, types: Sequence[str]) -> int:
+        """Replace daily_metrics rows of `dates` × `types` with `frame` in one transaction."""
+        return self.publish([Replacement.metrics(frame, dates, types)])["daily_metrics"]
+
+    @abstractmethod
+    def cleanup(self, retention_days: int, now) -> dict[str, int]:
+        """Remove expired outputs and aggregated raw events; return rows deleted per table."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Raise StorageError with one clear line when the database cannot be used."""
+
+    def close(self) -> None:
+        """Close any open connection."""
+
+    def __enter__(self) -> Storage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

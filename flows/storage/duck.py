@@ -1,0 +1,109 @@
+"""DuckDB backend: the embedded default, one file, one connection per run."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from flows.database import Database
+from flows.storage.base import Replacement, Storage, StorageError, load_query
+
+
+CLEANUP_SQL = Path(__file__).resolve().parents[2] / "sql" / "duckdb" / "cleanup.sql"
+
+
+class DuckStorage(Storage):
+    """Storage on a DuckDB file; writes are serialised through one connection."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self._conn = None
+        self._lock = threading.RLock()
+
+    def _connection(self):
+        if self._conn is None:
+            import duckdb
+
+            if self.db.path is None:
+                raise StorageError("duckdb: needs a file path")
+            self.db.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._conn = duckdb.connect(str(self.db.path))
+                self._conn.execute("SET TimeZone = 'UTC'")
+            except Exception as exc:
+                raise StorageError(f"{self.db.display}: {str(exc).splitlines()[0]}") from None
+        return self._conn
+
+    def close(self) -> None:
+        """Close the connection (DuckDB checkpoints the file)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def check(self) -> None:
+        """Raise StorageError when the file is missing or holds no Rotation schema."""
+        if self.db.path is None or not self.db.path.exists():
+            raise StorageError(f"{self.db.display} does not exist; run `rotation db migrate` first")
+        rows = self.execute_sql(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'play_history'"
+        )
+        if rows[0][0] == 0:
+            raise StorageError(f"{self.db.display} has no Rotation schema; run `rotation db migrate`")
+
+    def read(self, query: str, params: Sequence[Any] = ()) -> pl.DataFrame:
+        """Return the named query's rows as a polars frame (DuckDB → Arrow → polars)."""
+        with self._lock:
+            try:
+                table = self._connection().execute(load_query(query), list(params)).to_arrow_table()
+            except StorageError:
+                raise
+            except Exception as exc:
+                raise StorageError(f"{query}: {str(exc).splitlines()[0]}") from None
+        return pl.from_arrow(table)
+
+    def execute(self, query: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run a named statement and return its rows, if any."""
+        return self.execute_sql(load_query(query), params)
+
+    def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run one trusted SQL text and return its rows, if any."""
+        with self._lock:
+            try:
+                cur = self._connection().execute(sql, list(params))
+                return cur.fetchall() if cur.description else []
+            except Exception as exc:
+                raise StorageError(f"{self.db.display}: {str(exc).splitlines()[0]}") from None
+
+    def cleanup(self, retention_days: int, now) -> dict[str, int]:
+        """Run sql/duckdb/cleanup.sql's statements and return rows deleted per table."""
+        counts: dict[str, int] = {}
+        for statement in CLEANUP_SQL.read_text().split(";"):
+            body = "\n".join(l for l in statement.splitlines() if not l.startswith("--")).strip()
+            if body:
+                rows = self.execute_sql(body, (retention_days, now))
+                table = body.split()[2]
+                counts[table] = len(rows)
+        return counts
+
+    def publish(self, replacements: Sequence[Replacement]) -> dict[str, int]:
+        """Delete and insert every table in one transaction: old rows or new, never a mix."""
+        from flows.bulk import copy_frame
+
+        written = {}
+        with self._lock:
+            conn = self._connection()
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                for rep in replacements:
+                    conn.execute(rep.delete_sql, list(rep.params))
+                    written[rep.table] = copy_frame(conn, rep.table, rep.frame)
+                conn.execute("COMMIT")
+            except Exception as exc:
+                conn.execute("ROLLBACK")
+                raise StorageError(f"publish: {str(exc).splitlines()[0]}") from None
+        return written

@@ -1,0 +1,116 @@
+"""Run tracking: the job row, its logs, stage timings and the progress line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from flows.storage import Storage
+
+log = logging.getLogger("rotation")
+progress_log = logging.getLogger("rotation.progress")  # the CLI draws its status line from it
+STALE_AFTER = timedelta(hours=2)
+
+
+def utcnow() -> datetime:
+    """Return the current time, timezone-aware UTC, to the microsecond."""
+    return datetime.now(UTC)
+
+
+def peak_rss_bytes() -> int:
+    """Return the peak resident memory of this process and its finished children, in bytes."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) * 1024
+
+
+@dataclass
+class StageTiming:
+    """One stage's measured figures, filled while it runs."""
+
+    name: str
+    started_at: datetime
+    rows_in: int | None = None
+    rows_out: int | None = None
+    seconds: float = 0.0
+    peak_rss: int = 0
+
+
+@dataclass
+class JobTracker:
+    """Keeps one `jobs` row current for a flow run and records its logs and timings."""
+
+    storage: Storage
+    job_type: str
+    run_id: str
+    payload: dict
+    flow_run_id: str | None = None
+    job_id: int | None = None
+    processed: int = 0
+    quarantined: int = 0
+    timings: list[StageTiming] = field(default_factory=list)
+
+    def start(self) -> int:
+        """Insert the running job row (after failing stale ones) and return its id."""
+        now = utcnow()
+        stale = self.storage.execute(
+            "fail_stale_jobs",
+            (now - STALE_AFTER, "process died: no heartbeat (marked by a later run)", now),
+        )
+        self.job_id = self.storage.execute(
+            "insert_job",
+            (self.job_type, json.dumps(self.payload, default=str), self.run_id,
+             self.flow_run_id, 3, now),
+        )[0][0]
+        for (job_id,) in stale:
+            self.log("warning", "start", f"job {job_id} was left running; marked failed")
+        return self.job_id
+
+    def progress(self, percent: float, message: str) -> None:
+        """Record progress on the job row and show it to whoever watches."""
+        self.storage.execute(
+            "update_job_progress",
+            (self.job_id, round(percent, 1), message, self.processed, self.quarantined, utcnow()),
+        )
+        progress_log.info("%s", message, extra={"percent": percent, "job_type": self.job_type})
+
+    def log(self, level: str, stage: str, message: str, details: dict | None = None) -> None:
+        """Write one job_logs row and the same line to the Python log."""
+        log.log(logging.getLevelName(level.upper()), "%s: %s", stage, message)
+        self.storage.execute(
+            "insert_job_log",
+            (self.job_id, level, stage, message,
+             json.dumps(details, default=str) if details else None, utcnow()),
+        )
+
+    @contextmanager
+    def stage(self, name: str, percent_after: float) -> Iterator[StageTiming]:
+        """Time a stage, record it in performance_metrics, then advance the progress."""
+        timing = StageTiming(name, utcnow())
+        self.progress(max(percent_after - 10, 0), f"{name}…")
+        start = time.perf_counter()
+        yield timing
+        timing.seconds = time.perf_counter() - start
+        timing.peak_rss = peak_rss_bytes()
+        self.timings.append(timing)
+        self.storage.execute(
+            "insert_performance_metric",
+            (self.job_id, self.run_id, name, timing.started_at, timing.seconds * 1000,
+             timing.rows_in, timing.rows_out, timing.peak_rss, utcnow()),
+        )
+        self.progress(percent_after, f"{name} done in {timing.seconds:.1f} s")
+
+    def finish(self, status: str, result: dict, error: str | None = None) -> None:
+        """Close the job row with its final status, result summary and any error."""
+        message = {"completed": "done", "failed": "failed"}.get(status, status)
+        self.storage.execute(
+            "finish_job",
+            (self.job_id, status, 100.0 if status != "failed" else None, message,
+             json.dumps(result, default=str), error, self.processed, self.quarantined, utcnow()),
+        )

@@ -1,0 +1,2 @@
+SELECT id, artist, title, label, release_year, country, genres, styles
+FROM records

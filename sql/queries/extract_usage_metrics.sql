@@ -1,0 +1,12 @@
+-- Usage events in the run's window [$1, $2).
+SELECT
+    id,
+    user_id,
+    CAST(session_id AS TEXT)   AS session_id,
+    event_type,
+    entity_type,
+    entity_id,
+    CAST(properties AS TEXT)   AS properties,
+    occurred_at
+FROM usage_metrics
+WHERE occurred_at >= $1 AND occurred_at < $2

@@ -1,0 +1,1 @@
+SELECT id, artist, title FROM records WHERE id = ANY($1)

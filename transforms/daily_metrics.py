@@ -1,0 +1,275 @@
+"""Daily metrics: every metric of transforms/columns.py for many dates in one vectorised pass.
+
+The definitions are the comments of columns.py, read literally (the Postgres function
+`aggregate_daily_metrics(date)` implements the same ones and is compared with this):
+
+- A row's date is the UTC calendar date of its event time (played_at, occurred_at,
+  created_at, added_at). Rows with a null event time count nowhere.
+- 'platform' rows (entity 'platform' / 'all'): every PLATFORM_METRICS name for every
+  requested date, 0 when nothing happened. active_users = distinct non-null users with a
+  play_history row (any action) or a usage_metrics event; listeners = distinct non-null users
+  with a play_history row; plays / completes / skips = rows with that action; rates divide
+  by plays (0 without plays); listening_seconds = sum(duration_played_ms, null as 0) / 1000
+  over all rows; sessions = distinct non-null session_id; avg_session_seconds =
+  listening_seconds / sessions (0 without sessions).
+- Entity rows ('track', 'record', 'store', 'device', 'recommendation') exist only for an
+  entity with activity that day, i.e. at least one row feeding one of its metrics (any
+  play_history row for track, record, device and recommendation play metrics; an action
+  'play' row for store plays; a page view, favourite or follow). Such an entity gets ALL the
+  metrics of its kind, 0 where nothing happened. entity_id is the id as text (the
+  device_type for devices; 'recommendation' for the recommendation row, entity 'source').
+  Rows with a null entity id (track_id, record via tracks, device_type, ...) are left out.
+- Store plays: action 'play' rows of tracks whose record the store has in store_inventory
+  with record_status 'for_sale' (several listings of one record count the play once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+import polars.selectors as cs
+
+from transforms import coerce as co
+from transforms.columns import (
+    DEVICE_METRICS,
+    PAGE_VIEW,
+    PLATFORM,
+    PLATFORM_METRICS,
+    RECOMMENDATION_METRICS,
+    RECOMMENDATION_SOURCE,
+    RECORD_METRICS,
+    STORE_METRICS,
+    TRACK_METRICS,
+)
+
+DATE = "metric_date"
+ENTITY = "entity_id"
+OUTPUT_SCHEMA = {
+    "metric_date": pl.Date,
+    "metric_type": pl.String,
+    "entity_type": pl.String,
+    "entity_id": pl.String,
+    "metric_name": pl.String,
+    "metric_value": pl.Float64,
+}
+SORT_KEY = ["metric_date", "metric_type", "entity_type", "entity_id", "metric_name"]
+FOR_SALE = "for_sale"
+RECOMMENDATION_ENTITY = ("recommendation", "source", RECOMMENDATION_SOURCE)
+_INVENTORY_USED = ["store_id", "record_id", "record_status"]
+
+
+@dataclass(frozen=True)
+class MetricInputs:
+    """The tables daily metrics are computed from (columns as in sql/duckdb/schema.sql)."""
+
+    plays: pl.DataFrame  # play_history
+    usage: pl.DataFrame  # usage_metrics
+    users: pl.DataFrame
+    tracks: pl.DataFrame
+    favorites: pl.DataFrame
+    collection_items: pl.DataFrame  # user_collection_items
+    follows: pl.DataFrame  # user_follows
+    inventory: pl.DataFrame  # store_inventory
+
+
+@dataclass(frozen=True)
+class _Dated:
+    """The inputs cast, each event table with a metric_date column, kept to the wanted days."""
+
+    plays: pl.DataFrame
+    usage: pl.DataFrame
+    users: pl.DataFrame
+    favorites: pl.DataFrame
+    collection_items: pl.DataFrame
+    follows: pl.DataFrame
+    tracks: pl.DataFrame
+    inventory: pl.DataFrame
+
+
+def _dated(frame: pl.DataFrame, kinds: dict, time_column: str, days: pl.DataFrame, table: str):
+    """Return `frame` cast, with its UTC metric_date, restricted to `days`."""
+    used = [c for c in kinds if c not in ("id", "created_at")]
+    co.require_columns(frame, [time_column, *used], table)
+    cast = co.coerce(frame, kinds).with_columns(co.utc_date(time_column).alias(DATE))
+    return cast.join(days, on=DATE, how="semi")
+
+
+def _prepare(inputs: MetricInputs, days: pl.DataFrame) -> _Dated:
+    co.require_columns(inputs.tracks, co.TRACKS, "tracks")
+    co.require_columns(inputs.inventory, _INVENTORY_USED, "store_inventory")
+    tracks = co.coerce(inputs.tracks.select(list(co.TRACKS)), co.TRACKS)
+    return _Dated(
+        plays=_dated(inputs.plays, co.PLAY_HISTORY, "played_at", days, "play_history"),
+        usage=_dated(inputs.usage, co.USAGE_METRICS, "occurred_at", days, "usage_metrics"),
+        users=_dated(inputs.users, co.USERS, "created_at", days, "users"),
+        favorites=_dated(inputs.favorites, co.FAVORITES, "created_at", days, "favorites"),
+        collection_items=_dated(
+            inputs.collection_items, co.COLLECTION_ITEMS, "added_at", days, "collection_items"
+        ),
+        follows=_dated(inputs.follows, co.FOLLOWS, "created_at", days, "user_follows"),
+        tracks=tracks.filter(pl.col("id").is_not_null()).unique("id", keep="first"),
+        inventory=co.coerce(inputs.inventory.select(_INVENTORY_USED), co.INVENTORY),
+    )
+
+
+def _play_stats(plays: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """Return plays, completes, skips, listeners, listening_seconds and sessions per group."""
+    action = pl.col("action")
+    return plays.group_by(by).agg(
+        (action == "play").sum().alias("plays"),
+        (action == "complete").sum().alias("completes"),
+        (action == "skip").sum().alias("skips"),
+        pl.col("user_id").drop_nulls().n_unique().alias("listeners"),
+        (pl.col("duration_played_ms").fill_null(0).sum() / 1000).alias("listening_seconds"),
+        pl.col("session_id").drop_nulls().n_unique().alias("sessions"),
+    )
+
+
+def _count(frame: pl.DataFrame, by: list[str], name: str) -> pl.DataFrame:
+    """Return the number of rows per group as column `name`."""
+    return frame.group_by(by).agg(pl.len().alias(name))
+
+
+def _long(wide: pl.DataFrame, kind: tuple[str, str], metrics: Sequence[str]) -> pl.DataFrame:
+    """Return the wide per-(date, entity) frame as output rows of one metric_type/entity_type."""
+    metric_type, entity_type = kind
+    values = [pl.col(m).cast(pl.Float64).fill_null(0.0) for m in metrics]
+    return (
+        wide.select(DATE, pl.col(ENTITY).cast(pl.String), *values)
+        .unpivot(on=list(metrics), index=[DATE, ENTITY], variable_name="metric_name")
+        .rename({"value": "metric_value"})
+        .with_columns(metric_type=pl.lit(metric_type), entity_type=pl.lit(entity_type))
+        .select(list(OUTPUT_SCHEMA))
+    )
+
+
+def _outer(frames: list[pl.DataFrame], on: list[str]) -> pl.DataFrame:
+    """Return the full outer join of per-(date, entity) frames, missing values as 0."""
+    joined = frames[0]
+    for frame in frames[1:]:
+        joined = joined.join(frame, on=on, how="full", coalesce=True)
+    return joined.with_columns(cs.numeric().fill_null(0))
+
+
+def _ratio(numerator: str, denominator: str) -> pl.Expr:
+    den = pl.col(denominator).cast(pl.Float64)
+    return pl.when(den > 0).then(pl.col(numerator).cast(pl.Float64) / den).otherwise(0.0)
+
+
+def _page_views(usage: pl.DataFrame, entity_type: str) -> pl.DataFrame:
+    views = usage.filter(
+        (pl.col("event_type") == PAGE_VIEW)
+        & (pl.col("entity_type") == entity_type)
+        & pl.col("entity_id").is_not_null()
+    )
+    return _count(views.rename({"entity_id": ENTITY}), [DATE, ENTITY], "page_views")
+
+
+def _platform(d: _Dated, days: pl.DataFrame) -> pl.DataFrame:
+    users = pl.concat(
+        [d.plays.select(DATE, "user_id"), d.usage.select(DATE, "user_id")]
+    ).drop_nulls("user_id")
+    parts = [
+        _play_stats(d.plays, [DATE]),
+        users.group_by(DATE).agg(pl.col("user_id").n_unique().alias("active_users")),
+        _count(d.users, [DATE], "new_users"),
+        _count(d.favorites, [DATE], "favorites"),
+        _count(d.collection_items, [DATE], "collection_adds"),
+        _count(d.follows, [DATE], "follows"),
+        _count(d.usage.filter(pl.col("event_type") == PAGE_VIEW), [DATE], "page_views"),
+    ]
+    wide = days
+    for part in parts:
+        wide = wide.join(part, on=DATE, how="left")
+    wide = wide.with_columns(cs.numeric().fill_null(0)).with_columns(
+        completion_rate=_ratio("completes", "plays"),
+        skip_rate=_ratio("skips", "plays"),
+        avg_session_seconds=_ratio("listening_seconds", "sessions"),
+        entity_id=pl.lit(PLATFORM[2]),
+    )
+    return _long(wide, PLATFORM[:2], PLATFORM_METRICS)
+
+
+def _with_records(plays: pl.DataFrame, tracks: pl.DataFrame) -> pl.DataFrame:
+    mapping = tracks.select(pl.col("id").alias("track_id"), "record_id")
+    return plays.join(mapping, on="track_id", how="inner").filter(pl.col("record_id").is_not_null())
+
+
+def _tracks(d: _Dated) -> pl.DataFrame:
+    plays = d.plays.filter(pl.col("track_id").is_not_null()).rename({"track_id": ENTITY})
+    return _long(_play_stats(plays, [DATE, ENTITY]), ("track", "track"), TRACK_METRICS)
+
+
+def _records(d: _Dated) -> pl.DataFrame:
+    plays = _with_records(d.plays, d.tracks).rename({"record_id": ENTITY})
+    favorites = d.favorites.filter(
+        (pl.col("favoritable_type") == "record") & pl.col("favoritable_id").is_not_null()
+    ).rename({"favoritable_id": ENTITY})
+    wide = _outer(
+        [
+            _play_stats(plays, [DATE, ENTITY]),
+            _page_views(d.usage, "record"),
+            _count(favorites, [DATE, ENTITY], "favorites"),
+        ],
+        [DATE, ENTITY],
+    )
+    return _long(wide, ("record", "record"), RECORD_METRICS)
+
+
+def _stores(d: _Dated) -> pl.DataFrame:
+    for_sale = (
+        d.inventory.filter(pl.col("record_status") == FOR_SALE)
+        .select("store_id", "record_id")
+        .drop_nulls()
+        .unique()
+    )
+    plays = _with_records(d.plays.filter(pl.col("action") == "play"), d.tracks)
+    store_plays = plays.join(for_sale, on="record_id", how="inner").rename({"store_id": ENTITY})
+    follows = d.follows.filter(pl.col("store_id").is_not_null()).rename({"store_id": ENTITY})
+    wide = _outer(
+        [
+            _count(store_plays, [DATE, ENTITY], "plays"),
+            _page_views(d.usage, "store"),
+            _count(follows, [DATE, ENTITY], "new_followers"),
+        ],
+        [DATE, ENTITY],
+    )
+    return _long(wide, ("store", "store"), STORE_METRICS)
+
+
+def _devices(d: _Dated) -> pl.DataFrame:
+    plays = d.plays.filter(pl.col("device_type").is_not_null()).rename({"device_type": ENTITY})
+    return _long(_play_stats(plays, [DATE, ENTITY]), ("device", "device"), DEVICE_METRICS)
+
+
+def _recommendation(d: _Dated) -> pl.DataFrame:
+    all_plays = _count(d.plays.filter(pl.col("action") == "play"), [DATE], "all_plays")
+    wide = (
+        _play_stats(d.plays.filter(pl.col("source") == RECOMMENDATION_SOURCE), [DATE])
+        .join(all_plays, on=DATE, how="left")
+        .with_columns(
+            share_of_plays=_ratio("plays", "all_plays"),
+            entity_id=pl.lit(RECOMMENDATION_ENTITY[2]),
+        )
+    )
+    return _long(wide, RECOMMENDATION_ENTITY[:2], RECOMMENDATION_METRICS)
+
+
+def daily_metrics(inputs: MetricInputs, dates: Sequence[date]) -> pl.DataFrame:
+    """Return the daily_metrics rows (without run_id / computed_at) of every given date."""
+    days = pl.DataFrame({DATE: sorted(set(dates))}, schema={DATE: pl.Date})
+    if days.is_empty():
+        return pl.DataFrame(schema=OUTPUT_SCHEMA)
+    d = _prepare(inputs, days)
+    parts = [
+        _platform(d, days),
+        _tracks(d),
+        _records(d),
+        _stores(d),
+        _devices(d),
+        _recommendation(d),
+    ]
+    return pl.concat(parts).cast(OUTPUT_SCHEMA).sort(SORT_KEY)

@@ -1,0 +1,175 @@
+"""Validation of the raw event tables: split each into valid rows and quarantined rows.
+
+Every input row ends up in exactly one of `Validated.valid` and `Validated.quarantined`, so
+`len(valid) + len(quarantined) == len(input)` always. A quarantined row carries exactly one
+`reason`: the first check that fails, in the order of the `*_REASONS` tuples below.
+
+Both outputs keep the input's columns (in order), cast to the table contract's dtypes (ids
+Int64, timestamps Datetime(us, UTC), naive timestamps taken as UTC; values that cannot be
+cast become null and are then judged like nulls). Row order is the input order.
+
+play_history: a null `duration_played_ms` or `completion_percentage` is valid; downstream
+transforms count it as 0. Duplicates are rows equal on every column except `id` and
+`created_at`; the one with the smallest id (then the earliest position) is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import polars as pl
+
+from transforms import coerce as co
+from transforms.columns import EVENT_TYPES, PLAY_ACTIONS
+
+PLATFORM_START = datetime(2015, 1, 1, tzinfo=UTC)
+MAX_DURATION_MS = 6 * 3600 * 1000
+
+PLAY_HISTORY_REASONS = (
+    "missing_user",  # user_id is null
+    "unknown_user",  # user_id not in users.id
+    "missing_track",  # track_id is null
+    "unknown_track",  # track_id not in tracks.id
+    "unknown_action",  # action null or not in PLAY_ACTIONS
+    "missing_timestamp",  # played_at is null
+    "timestamp_in_future",  # played_at > now
+    "timestamp_before_platform",  # played_at < platform_start
+    "negative_duration",  # duration_played_ms < 0
+    "absurd_duration",  # duration_played_ms > max_duration_ms
+    "completion_out_of_range",  # completion_percentage outside 0..100, NaN or ±inf
+    "duplicate",  # same values as a row with a smaller id (all columns but id, created_at)
+)
+USAGE_METRICS_REASONS = (
+    "unknown_user",  # user_id not null and not in users.id (null user = anonymous: valid)
+    "missing_event_type",  # event_type is null
+    "unknown_event_type",  # event_type not in EVENT_TYPES
+    "missing_timestamp",  # occurred_at is null
+    "timestamp_in_future",  # occurred_at > now
+    "timestamp_before_platform",  # occurred_at < platform_start
+    "duplicate",  # same values as a row with a smaller id (all columns but id, created_at)
+)
+REASON = "reason"
+_DEDUP_IGNORED = ("id", "created_at")
+_ROW = "__row"
+_COUNTS_SCHEMA = {"table": pl.String, "reason": pl.String, "rows": pl.Int64}
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The rows kept and the rows rejected (input columns plus `reason`)."""
+
+    valid: pl.DataFrame
+    quarantined: pl.DataFrame
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _ids(frame: pl.DataFrame) -> pl.Series:
+    """Return the distinct non-null Int64 ids of a reference table, imploded for is_in."""
+    ids = co.coerce(frame.select("id"), {"id": co.ID}).get_column("id")
+    return ids.drop_nulls().unique().implode()
+
+
+def _required(kinds: dict[str, str]) -> list[str]:
+    """Return the columns validation needs (created_at is optional: it is never checked)."""
+    return [c for c in kinds if c != "created_at"]
+
+
+def _reason(checks: list[tuple[str, pl.Expr]]) -> pl.Expr:
+    """Return a when/then chain giving the first failing check's reason (null when valid)."""
+    chain = pl.when(checks[0][1].fill_null(False)).then(pl.lit(checks[0][0]))
+    for reason, failed in checks[1:]:
+        chain = chain.when(failed.fill_null(False)).then(pl.lit(reason))
+    return chain.otherwise(pl.lit(None, dtype=pl.String)).alias(REASON)
+
+
+def _split(frame: pl.DataFrame, checks: list[tuple[str, pl.Expr]]) -> Validated:
+    """Return the frame split by the checks plus the duplicate check (applied last)."""
+    columns = frame.columns
+    keys = [c for c in columns if c not in _DEDUP_IGNORED]
+    indexed = frame.with_row_index(_ROW)
+    if keys:
+        ordered = indexed.sort(["id", _ROW], nulls_last=True) if "id" in columns else indexed
+        first = ordered.select(_ROW, pl.struct(keys).is_first_distinct().alias("__first"))
+        indexed = indexed.join(first, on=_ROW, how="left")
+        checks = [*checks, ("duplicate", ~pl.col("__first"))]
+    marked = indexed.with_columns(_reason(checks)).sort(_ROW)
+    valid = marked.filter(pl.col(REASON).is_null()).select(columns)
+    quarantined = marked.filter(pl.col(REASON).is_not_null()).select(*columns, REASON)
+    return Validated(valid=valid, quarantined=quarantined)
+
+
+def _time_checks(column: str, now: datetime, platform_start: datetime) -> list:
+    ts = pl.col(column)
+    return [
+        ("missing_timestamp", ts.is_null()),
+        ("timestamp_in_future", ts > pl.lit(_as_utc(now), dtype=co.UTC_DATETIME)),
+        ("timestamp_before_platform", ts < pl.lit(_as_utc(platform_start), dtype=co.UTC_DATETIME)),
+    ]
+
+
+def validate_play_history(
+    plays: pl.DataFrame,
+    users: pl.DataFrame,
+    tracks: pl.DataFrame,
+    *,
+    now: datetime,
+    platform_start: datetime = PLATFORM_START,
+    max_duration_ms: int = MAX_DURATION_MS,
+) -> Validated:
+    """Return play_history split into valid rows and rows quarantined with one reason each."""
+    co.require_columns(plays, _required(co.PLAY_HISTORY), "play_history")
+    frame = co.coerce(plays, co.PLAY_HISTORY)
+    duration = pl.col("duration_played_ms")
+    completion = pl.col("completion_percentage")
+    checks = [
+        ("missing_user", pl.col("user_id").is_null()),
+        ("unknown_user", ~pl.col("user_id").is_in(_ids(users))),
+        ("missing_track", pl.col("track_id").is_null()),
+        ("unknown_track", ~pl.col("track_id").is_in(_ids(tracks))),
+        ("unknown_action", pl.col("action").is_null() | ~pl.col("action").is_in(PLAY_ACTIONS)),
+        *_time_checks("played_at", now, platform_start),
+        ("negative_duration", duration < 0),
+        ("absurd_duration", duration > max_duration_ms),
+        (
+            "completion_out_of_range",
+            ~completion.is_finite() | (completion < 0) | (completion > 100),
+        ),
+    ]
+    return _split(frame, checks)
+
+
+def validate_usage_metrics(
+    events: pl.DataFrame,
+    users: pl.DataFrame,
+    *,
+    now: datetime,
+    platform_start: datetime = PLATFORM_START,
+) -> Validated:
+    """Return usage_metrics split into valid rows and rows quarantined with one reason each."""
+    co.require_columns(events, _required(co.USAGE_METRICS), "usage_metrics")
+    frame = co.coerce(events, co.USAGE_METRICS)
+    event_type = pl.col("event_type")
+    checks = [
+        ("unknown_user", pl.col("user_id").is_not_null() & ~pl.col("user_id").is_in(_ids(users))),
+        ("missing_event_type", event_type.is_null()),
+        ("unknown_event_type", ~event_type.is_in(EVENT_TYPES)),
+        *_time_checks("occurred_at", now, platform_start),
+    ]
+    return _split(frame, checks)
+
+
+def quarantine_counts(**named: Validated) -> pl.DataFrame:
+    """Return (table, reason, rows) counts of quarantined rows, sorted by table and reason."""
+    parts = [
+        result.quarantined.group_by(REASON)
+        .agg(pl.len().cast(pl.Int64).alias("rows"))
+        .select(pl.lit(table).alias("table"), pl.col(REASON).alias("reason"), "rows")
+        for table, result in named.items()
+    ]
+    if not parts:
+        return pl.DataFrame(schema=_COUNTS_SCHEMA)
+    return pl.concat(parts).cast(_COUNTS_SCHEMA).sort("table", "reason")
