@@ -14,7 +14,7 @@ from flows.pipeline import NightlyParams
 from models.matrix import InteractionMatrix
 from models.metrics import ranking_metrics
 from models.recommender import MODEL_VERSION, RotationRecommender
-from models.similarity import ContentSimilarity, ItemKNN
+from models.neighbors import ItemKNN
 from transforms.content_features import record_tokens, store_stock
 from transforms.interactions import (
     InteractionParams,
@@ -53,12 +53,14 @@ class Similarity:
 
 def build_interactions(inputs: Inputs, as_of: datetime, params: InteractionParams) -> Interactions:
     """Return the weighted interactions and seen-item history of validated inputs."""
-    records = record_interactions(inputs.plays, inputs.usage, inputs.favorites,
-                                  inputs.collections, inputs.collection_items, inputs.tracks,
-                                  as_of=as_of, params=params)
+    records = record_interactions(
+        plays=inputs.plays, usage=inputs.usage, favorites=inputs.favorites,
+        collection_items=inputs.collection_items, tracks=inputs.tracks,
+        collections=inputs.collections, as_of=as_of, params=params)
     tracks = track_interactions(inputs.plays, inputs.favorites, as_of=as_of, params=params)
-    history = user_history(inputs.plays, inputs.favorites, inputs.collections,
-                           inputs.collection_items, inputs.tracks)
+    history = user_history(plays=inputs.plays, favorites=inputs.favorites,
+                           collections=inputs.collections,
+                           collection_items=inputs.collection_items, tracks=inputs.tracks)
     return Interactions(records, tracks, history, user_track_history(inputs.plays))
 
 
@@ -121,6 +123,8 @@ def collaborative_neighbors(matrix: InteractionMatrix, k: int) -> pl.DataFrame:
 
 def content_neighbors(records: pl.DataFrame, k: int) -> pl.DataFrame:
     """Return record-record content neighbours from metadata (every record, played or not)."""
+    from models.content import ContentSimilarity
+
     tokens = record_tokens(records).sort("record_id")
     ids = tokens["record_id"].to_numpy()
     model = ContentSimilarity(n_neighbors=k).fit(tokens["tokens"].to_list())

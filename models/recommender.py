@@ -18,11 +18,24 @@ from models.neighbors import ItemKNN
 MODEL_VERSION = "rotation-dlae-lowpass-knn-1"
 
 
-def _zscore(scores: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Return scores standardised per row by the mean / std of ``ref`` (same rows)."""
-    mean = ref.mean(axis=1, keepdims=True, dtype=np.float64)
-    std = ref.std(axis=1, keepdims=True, dtype=np.float64)
-    return ((scores - mean) / np.maximum(std, 1e-12)).astype(np.float32)
+def _zscore(scores: np.ndarray, ref: np.ndarray, seen: sp.csr_matrix | None = None) -> np.ndarray:
+    """Return scores standardised per row by the mean / std of ``ref``'s unseen entries.
+
+    ``seen`` (rows × ref columns, optional) marks entries left out of the statistics.
+    """
+    total = ref.sum(axis=1, dtype=np.float64)
+    total_sq = np.square(ref, dtype=np.float64).sum(axis=1)
+    count = np.full(ref.shape[0], ref.shape[1], dtype=np.float64)
+    if seen is not None and seen.nnz:
+        rows = np.repeat(np.arange(ref.shape[0]), np.diff(seen.indptr))
+        vals = ref[rows, seen.indices].astype(np.float64)
+        total -= np.bincount(rows, vals, minlength=ref.shape[0])
+        total_sq -= np.bincount(rows, vals * vals, minlength=ref.shape[0])
+        count -= np.diff(seen.indptr)
+    count = np.maximum(count, 1.0)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+    return ((scores - mean[:, None]) / np.maximum(std, 1e-12)[:, None]).astype(np.float32)
 
 
 def dense_item_set(counts: np.ndarray, max_items: int) -> np.ndarray:
@@ -36,11 +49,13 @@ def dense_item_set(counts: np.ndarray, max_items: int) -> np.ndarray:
 class RotationRecommender(Recommender):
     """DLAE on the head items, blended with a low-rank filter and an ItemKNN long tail.
 
-    Score of user u, item j (each part z-scored per user over the head items' scores):
+    Score of user u, item j (each part z-scored per user over the head items' scores,
+    the user's own items left out of the statistics):
       head j:  z(x_u · B)_j + lowrank_weight · z(lowpass)_j
       tail j:  tail_weight · z(x_u · S)_j + lowrank_weight · z(lowpass)_j
-    B = DLAE (Steck 2020) on the ``max_dense_items`` most-interacted items with
-    λ = l2 · mean(diag XᵀX) and dropout emphasis p; lowpass = x_u D⁻ᵇ V Vᵀ Dᵇ with V the top
+    B = DLAE (Steck 2020) on the ``max_dense_items`` most-interacted items, fitted on the
+    popularity-normalised input X·D^-c (c = ``input_exponent``) with ridge λ = l2 and
+    dropout emphasis p, scored as (x_u D^-c) B; lowpass = x_u D⁻ᵇ V Vᵀ Dᵇ with V the top
     ``rank`` right singular vectors of Du^-½ X D^-b (D = item counts, Du = user counts);
     S = ItemKNN cosine top-``tail_k``. Users with no history get popularity.
 
@@ -51,8 +66,9 @@ class RotationRecommender(Recommender):
 
     def __init__(
         self,
-        l2: float = 8.0,
-        dropout: float = 0.25,
+        l2: float = 450.0,
+        dropout: float = 0.5,
+        input_exponent: float = 0.1,
         rank: int = 24,
         lowrank_weight: float = 0.4,
         item_exponent: float = 0.3,
@@ -63,6 +79,7 @@ class RotationRecommender(Recommender):
     ):
         self.l2 = l2
         self.dropout = dropout
+        self.input_exponent = input_exponent
         self.rank = rank
         self.lowrank_weight = lowrank_weight
         self.item_exponent = item_exponent
@@ -78,9 +95,11 @@ class RotationRecommender(Recommender):
         self.item_counts_ = np.diff(X.tocsc().indptr).astype(np.float64)
         self.dense_items_ = dense_item_set(self.item_counts_, self.max_dense_items)
         self.n_items_ = n_items
-        G = gram(X[:, self.dense_items_])
-        self.l2_abs_ = float(self.l2 * max(np.diag(G).mean(), 1.0)) if G.size else 0.0
-        self.weights_ = dlae_weights(G, self.l2_abs_, self.dropout)
+        self.input_scale_ = (np.maximum(self.item_counts_, 1.0) ** -self.input_exponent)[
+            self.dense_items_
+        ].astype(np.float32)
+        G = gram(X[:, self.dense_items_] @ sp.diags(self.input_scale_))
+        self.weights_ = dlae_weights(G, self.l2, self.dropout)
         del G
         self._fit_lowrank(X)
         self.tail_items_ = np.setdiff1d(np.arange(n_items), self.dense_items_)
@@ -107,15 +126,16 @@ class RotationRecommender(Recommender):
         rows = as_csr(X)[np.asarray(user_rows, dtype=np.int64)]
         dense = self.dense_items_
         low = np.asarray(rows @ self.item_factors_, dtype=np.float32) @ self.item_loadings_.T
-        scores = self.lowrank_weight * _zscore(low, low[:, dense])
+        seen = rows[:, dense]
+        scores = self.lowrank_weight * _zscore(low, low[:, dense], seen)
         del low
-        head = np.asarray(rows[:, dense] @ self.weights_, dtype=np.float32)
-        scores[:, dense] += _zscore(head, head)
+        head = np.asarray((seen @ sp.diags(self.input_scale_)) @ self.weights_, dtype=np.float32)
+        scores[:, dense] += _zscore(head, head, seen)
         del head
         if self.tail_items_.size:
             knn = self.knn_.score_users(rows, np.arange(rows.shape[0]))
             tail = self.tail_items_
-            scores[:, tail] += self.tail_weight * _zscore(knn[:, tail], knn[:, dense])
+            scores[:, tail] += self.tail_weight * _zscore(knn[:, tail], knn[:, dense], seen)
         empty = np.diff(rows.indptr) == 0
         if empty.any():
             scores[empty] = self.popularity_

@@ -381,3 +381,137 @@ def test_everything_deterministic_and_inputs_untouched():
     assert_frame_equal(run(), run())
     for frame, copy in zip(frames, before, strict=True):
         assert_frame_equal(frame, copy)
+
+
+# reference implementations (plain Python, tiny inputs) ---------------------------------------
+
+
+def _greedy(ordered: list[int], artist: dict[int, str], top_n: int, cap: int) -> list[int]:
+    picked: list[int] = []
+    for item in ordered:
+        if sum(artist[p] == artist[item] for p in picked) < cap and len(picked) < top_n:
+            picked.append(item)
+    return picked
+
+
+ARTIST = dict(zip(RECORDS["id"], RECORDS["artist"], strict=True))
+GENRES = {i: set(g or []) for i, g in zip(RECORDS["id"], RECORDS["genres"].to_list(), strict=True)}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 2), st.integers(1, 8), st.sampled_from([0.1, 0.5, 0.9])),
+        max_size=25,
+    ),
+    st.lists(st.tuples(st.integers(1, 2), st.integers(1, 7)), max_size=5),
+    st.integers(1, 5),
+    st.integers(1, 2),
+)
+def test_record_lists_match_reference(cands, hist, top_n, cap):
+    candidates = pl.DataFrame(cands, schema=["user_id", "item_id", "score"], orient="row")
+    history = pl.DataFrame(hist, schema=["user_id", "record_id"], orient="row")
+    out = record_lists(
+        candidates, history, RECORDS, INVENTORY, STORES, top_n=top_n, max_per_artist=cap
+    )
+    for user in (1, 2):
+        best: dict[int, float] = {}
+        for u, i, s in cands:
+            if u == user and i in ARTIST and (u, i) not in set(hist):
+                best[i] = max(best.get(i, s), s)
+        ordered = sorted(best, key=lambda i: (-best[i], i))
+        assert _items(out, user, "records") == _greedy(ordered, ARTIST, top_n, cap)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 6), st.integers(1, 7)), max_size=25),
+    st.lists(st.tuples(st.integers(1, 6), st.integers(1, 7)), max_size=8),
+    st.integers(1, 4),
+    st.integers(1, 2),
+    st.integers(1, 4),
+)
+def test_fallback_matches_reference(pairs, hist, top_n, cap, min_history):
+    interactions = pl.DataFrame(
+        [(u, i, 1.0) for u, i in pairs], schema=["user_id", "item_id", "weight"], orient="row"
+    )
+    history = pl.DataFrame(hist, schema=["user_id", "record_id"], orient="row")
+    popularity = record_popularity(interactions)
+    users = pl.DataFrame({"user_id": list(range(1, 7))})
+    out = fallback_lists(
+        users, interactions, RECORDS, popularity, history,
+        min_history=min_history, top_n=top_n, max_per_artist=cap,
+    )  # fmt: skip
+    assert_valid_lists(out)
+    position = {i: p for p, i in enumerate(popularity["item_id"])}
+    for user in range(1, 7):
+        mine = {i for u, i in pairs if u == user}
+        if len(mine) >= min_history:
+            assert _items(out, user, "records") == []
+            continue
+        known = set().union(*(GENRES[i] for i in mine)) if mine else set()
+        seen = {i for u, i in hist if u == user}
+        pool = [i for i in position if i not in seen]
+        ordered = sorted(pool, key=lambda i: (not (GENRES[i] & known), position[i]))
+        assert _items(out, user, "records") == _greedy(ordered, ARTIST, top_n, cap)
+
+
+def test_empty_candidates_give_empty_typed_frames():
+    empty = CANDIDATES.clear()
+    out = record_lists(empty, HISTORY, RECORDS, INVENTORY, STORES)
+    assert out.is_empty() and out.schema == pl.Schema(OUTPUT_SCHEMA)
+    played = pl.DataFrame(schema={"user_id": pl.Int64, "track_id": pl.Int64})
+    tracks = track_list(empty, played, TRACKS, AUDIO, RECORDS)
+    assert tracks.is_empty() and tracks.schema == pl.Schema(OUTPUT_SCHEMA)
+    explained = explain(out, CANDIDATES.clear().rename({"score": "weight"}), NEIGHBORS, RECORDS)
+    assert explained.is_empty() and explained.schema == pl.Schema(OUTPUT_SCHEMA)
+
+
+def test_store_ties_go_to_lower_store_id():
+    records, _, _ = _store_setup()
+    stores = pl.DataFrame({"id": [7, 5, 6], "store_status": ["active"] * 3})
+    inventory = pl.DataFrame(
+        {"store_id": [7, 5, 6], "record_id": [1, 2, 1], "record_status": ["for_sale"] * 3}
+    )
+    affinity = pl.DataFrame({"user_id": [1], "genre": ["Jazz"], "affinity": [1.0], "events": [1]})
+    out = store_list(affinity, inventory, stores, records, NO_FOLLOWS, top_n=2)
+    assert _items(out, 1, "stores") == [5, 6]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 4), st.sampled_from(["Jazz", "Rock"]), st.integers(1, 3))),
+    st.lists(st.tuples(st.integers(1, 6), st.integers(1, 5)), max_size=15),
+    st.lists(st.tuples(st.integers(1, 4), st.integers(1, 6)), max_size=4),
+    st.integers(1, 3),
+)
+def test_store_list_matches_reference(taste, stock, follows, top_n):
+    records, _, _ = _store_setup()
+    stores = pl.DataFrame({"id": list(range(1, 7)), "store_status": ["active"] * 6})
+    affinity = (
+        pl.DataFrame(taste, schema=["user_id", "genre", "affinity"], orient="row")
+        .group_by("user_id", "genre")
+        .agg(pl.col("affinity").sum().cast(pl.Float64), pl.len().alias("events"))
+    )
+    inventory = pl.DataFrame(stock, schema=["store_id", "record_id"], orient="row").with_columns(
+        record_status=pl.lit("for_sale")
+    )
+    followed = pl.DataFrame(follows, schema=["user_id", "store_id"], orient="row")
+    out = store_list(affinity, inventory, stores, records, followed, top_n=top_n)
+    assert_valid_lists(out)
+    genres = {1: ["Jazz"], 2: ["Jazz"], 3: ["Rock"], 4: ["Rock"], 5: ["Jazz", "Rock"]}
+    stocked = {(s, r) for s, r in stock}
+    for user in range(1, 5):
+        mine = {g for u, g, _ in taste if u == user}
+        weights = {g: sum(a for u, gg, a in taste if u == user and gg == g) for g in mine}
+        total = sum(weights.values()) or 1.0  # no taste: every score is 0
+        expected = []
+        for store in range(1, 7):
+            counts = [g for s, r in stocked if s == store for g in genres[r]]
+            score = sum(weights.get(g, 0) / total * counts.count(g) for g in set(counts))
+            score = score / (len(counts) + 10.0) if counts else 0.0
+            if score > 0 and (user, store) not in set(follows):
+                expected.append((-round(score, 12), store))
+        got = out.filter(user_id=user).sort("rank")
+        assert got["item_id"].to_list() == [s for _, s in sorted(expected)[:top_n]]
+        assert got["score"].to_list() == pytest.approx([-x for x, _ in sorted(expected)[:top_n]])

@@ -1,5 +1,8 @@
 """Daily metrics: every metric of transforms/columns.py for many dates in one vectorised pass.
 
+Output rows are unique on KEY_COLUMNS and sorted by metric_date, metric_type, entity_type,
+entity (ids in numeric order, device types alphabetically), metric_name.
+
 The definitions are the comments of columns.py, read literally (the Postgres function
 `aggregate_daily_metrics(date)` implements the same ones and is compared with this):
 
@@ -55,7 +58,7 @@ OUTPUT_SCHEMA = {
     "metric_name": pl.String,
     "metric_value": pl.Float64,
 }
-SORT_KEY = ["metric_date", "metric_type", "entity_type", "entity_id", "metric_name"]
+KEY_COLUMNS = ["metric_date", "metric_type", "entity_type", "entity_id", "metric_name"]
 FOR_SALE = "for_sale"
 RECOMMENDATION_ENTITY = ("recommendation", "source", RECOMMENDATION_SOURCE)
 _INVENTORY_USED = ["store_id", "record_id", "record_status"]
@@ -93,7 +96,8 @@ def _dated(frame: pl.DataFrame, kinds: dict, time_column: str, days: pl.DataFram
     """Return `frame` cast, with its UTC metric_date, restricted to `days`."""
     used = [c for c in kinds if c not in ("id", "created_at")]
     co.require_columns(frame, [time_column, *used], table)
-    cast = co.coerce(frame, kinds).with_columns(co.utc_date(time_column).alias(DATE))
+    kept = frame.select([c for c in kinds if c in frame.columns])
+    cast = co.coerce(kept, kinds).with_columns(co.utc_date(time_column).alias(DATE))
     return cast.join(days, on=DATE, how="semi")
 
 
@@ -134,15 +138,25 @@ def _count(frame: pl.DataFrame, by: list[str], name: str) -> pl.DataFrame:
 
 
 def _long(wide: pl.DataFrame, kind: tuple[str, str], metrics: Sequence[str]) -> pl.DataFrame:
-    """Return the wide per-(date, entity) frame as output rows of one metric_type/entity_type."""
+    """Return the wide per-(date, entity) frame as output rows, in output order.
+
+    Rows come out sorted by date, entity (its native order) and metric name without sorting
+    the long frame: the wide frame is sorted and each row exploded into its metrics.
+    """
     metric_type, entity_type = kind
-    values = [pl.col(m).cast(pl.Float64).fill_null(0.0) for m in metrics]
+    names = sorted(metrics)
+    values = pl.concat_list([pl.col(m).cast(pl.Float64).fill_null(0.0) for m in names])
     return (
-        wide.select(DATE, pl.col(ENTITY).cast(pl.String), *values)
-        .unpivot(on=list(metrics), index=[DATE, ENTITY], variable_name="metric_name")
-        .rename({"value": "metric_value"})
-        .with_columns(metric_type=pl.lit(metric_type), entity_type=pl.lit(entity_type))
-        .select(list(OUTPUT_SCHEMA))
+        wide.sort(DATE, ENTITY)
+        .select(
+            DATE,
+            pl.lit(metric_type).alias("metric_type"),
+            pl.lit(entity_type).alias("entity_type"),
+            pl.col(ENTITY).cast(pl.String),
+            pl.lit(names, dtype=pl.List(pl.String)).alias("metric_name"),
+            values.alias("metric_value"),
+        )
+        .explode("metric_name", "metric_value")
     )
 
 
@@ -264,12 +278,12 @@ def daily_metrics(inputs: MetricInputs, dates: Sequence[date]) -> pl.DataFrame:
     if days.is_empty():
         return pl.DataFrame(schema=OUTPUT_SCHEMA)
     d = _prepare(inputs, days)
-    parts = [
+    parts = [  # in (metric_type, entity_type) order: a stable sort by date finishes the job
+        _devices(d),
         _platform(d, days),
-        _tracks(d),
+        _recommendation(d),  # 'recommendation' < 'record'
         _records(d),
         _stores(d),
-        _devices(d),
-        _recommendation(d),
+        _tracks(d),
     ]
-    return pl.concat(parts).cast(OUTPUT_SCHEMA).sort(SORT_KEY)
+    return pl.concat(parts).cast(OUTPUT_SCHEMA).sort(DATE, maintain_order=True)

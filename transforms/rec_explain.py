@@ -8,7 +8,9 @@ user's weight on s (ties by seed id) and the first `max_seeds` kept, with their 
 explained by its genres: {"kind":"popular_in_genre","genres":["Jazz"]}.
 
 Cost: one join of the rows to explain with the neighbour pairs on the item, then with the
-user's interactions on (user, seed) — rows × K intermediate rows, no per-user loop.
+user's interactions on (user, seed), streamed so that the rows × K intermediate is not held
+in memory; no per-user loop. The result is sorted with full tie-breaks, so the streaming
+engine's row order does not matter.
 """
 
 from __future__ import annotations
@@ -53,12 +55,17 @@ def _seed_reasons(
     todo: pl.DataFrame, pairs: pl.DataFrame, liked: pl.DataFrame, titles: pl.DataFrame, k: int
 ) -> pl.DataFrame:
     strength = (pl.col("similarity") * pl.col("weight")).alias("strength")
-    seeds = (
-        todo.join(pairs, on="item_id", how="inner")
-        .join(liked, on=["user_id", "seed_id"], how="inner")
+    # streamed: the (rows × neighbours) intermediate of the first join is never materialised
+    matches = (
+        todo.lazy()
+        .join(pairs.lazy(), on="item_id", how="inner")
+        .join(liked.lazy(), on=["user_id", "seed_id"], how="inner")
         .with_columns(strength)
         .filter(pl.col("strength") > 0)
-        .sort([*_KEY, "strength", "seed_id"], descending=[False, False, True, False])
+        .collect(engine="streaming")
+    )
+    seeds = (
+        matches.sort([*_KEY, "strength", "seed_id"], descending=[False, False, True, False])
         .filter(pl.int_range(pl.len()).over(_KEY) < k)
         .join(titles, on="seed_id", how="left", maintain_order="left")
         .group_by(_KEY, maintain_order=True)

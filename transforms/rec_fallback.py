@@ -13,10 +13,9 @@ first) and lie in (0, 1];
 confidence = FALLBACK_CONFIDENCE (0.2); reason {"kind":"fallback","scope":"genres",
 "genres":[the user's known genres the record has]} or {"kind":"fallback","scope":"overall"}.
 
-Only a bounded pool per genre is joined to users: the top (top_n + longest cold history)
-records of each genre, artist-capped within the genre. That pool provably yields the same
-list as scanning every record of the genre, since removing the history still leaves top_n
-capped records in it.
+Only a bounded pool per genre (and overall) is joined to users (see `_pools`); it provably
+gives the same lists as scanning every record, and grows with the longest history H among
+the cold users (about top_n (cap + H) / cap records per genre).
 """
 
 from __future__ import annotations
@@ -84,24 +83,33 @@ def _known_genres(cold: pl.DataFrame, interactions: pl.DataFrame, records: pl.Da
     return known.explode("genre").select("user_id", "genre").drop_nulls().unique()
 
 
-def _pools(popular: pl.DataFrame, size: int, max_per_artist: int):
-    """Return (genre pool, overall pool): top `size` artist-capped records per genre / overall."""
+def _pools(popular: pl.DataFrame, top_n: int, cap: int, longest: int):
+    """Return (genre pool, overall pool): the records a cold user's list can come from.
+
+    With H = `longest` history, a record with cap + H more popular records of its artist (in
+    its genre), or behind ceil(top_n (cap + H) / cap) + H records that pass that filter,
+    can never make a list: enough of those ahead survive the history and the cap.
+    """
+    per_artist = cap + longest
+    size = -(-top_n * (cap + longest) // cap) + longest
     by_genre = (
         popular.rename({"genres": "genre"})
         .explode("genre")
         .drop_nulls("genre")
         .unique(["genre", "item_id"])
         .sort(["genre", "position"])
-        .filter(pl.int_range(pl.len()).over(["genre", "artist"]) < max_per_artist)
+        .filter(pl.int_range(pl.len()).over(["genre", "artist"]) < per_artist)
         .filter(pl.int_range(pl.len()).over("genre") < size)
     )
     ordered = popular.sort("position")
-    overall = ordered.filter(pl.int_range(pl.len()).over("artist") < max_per_artist).head(size)
+    overall = ordered.filter(pl.int_range(pl.len()).over("artist") < per_artist).head(size)
     return by_genre, overall.drop("genres")
 
 
-def _candidates(cold, known, popular, history, size, max_per_artist) -> pl.DataFrame:
-    by_genre, overall = _pools(popular, size, max_per_artist)
+def _candidates(cold, known, popular, history, top_n, max_per_artist) -> pl.DataFrame:
+    seen = history.join(popular.select("item_id"), on="item_id", how="semi")
+    longest = int(seen.group_by("user_id").len().get_column("len").max() or 0)
+    by_genre, overall = _pools(popular, top_n, max_per_artist, longest)
     matched = (
         known.join(by_genre, on="genre")
         .group_by(["user_id", "item_id"])
@@ -123,9 +131,7 @@ def _candidates(cold, known, popular, history, size, max_per_artist) -> pl.DataF
 
 
 def _fallback_list(cold, known, popular, history, list_name, top_n, max_per_artist):
-    longest = history.group_by("user_id").len().get_column("len").max() or 0
-    size = top_n + int(longest)
-    pool = _candidates(cold, known, popular, history, size, max_per_artist)
+    pool = _candidates(cold, known, popular, history, top_n, max_per_artist)
     ranked = top_with_artist_cap(
         pool, top_n=top_n, max_per_artist=max_per_artist, order=_ORDER, descending=(False, False)
     )

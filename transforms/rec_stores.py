@@ -82,19 +82,26 @@ def _dense(long: pl.DataFrame, rows: str, cols: str, values: str, shape) -> np.n
 
 
 def _top_batch(scores: np.ndarray, lo: int, follows: pl.DataFrame, top_n: int) -> pl.DataFrame:
-    """Return (u, s, score, rank) of the best `top_n` positive stores of users lo..lo+len."""
+    """Return (u, s, score) of users lo..lo+len: every positive score >= their top_n-th best.
+
+    Ties at the boundary are all kept (ranking by store_id happens afterwards), so the
+    selection is exact without a full sort of each row.
+    """
     inside = follows.filter(pl.col("u").is_between(lo, lo + len(scores) - 1))
     scores[inside["u"].to_numpy() - lo, inside["s"].to_numpy()] = -np.inf
     scores = np.round(scores, 12)  # ignore float noise so that ties fall to store_id
     k = min(top_n, scores.shape[1])
-    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    best = np.take_along_axis(scores, order, axis=1)
-    rows = np.repeat(np.arange(lo, lo + len(scores), dtype=np.uint32), k)
-    ranks = np.tile(np.arange(1, k + 1, dtype=np.int32), len(scores))
-    frame = pl.DataFrame(
-        {"u": rows, "s": order.ravel().astype(np.uint32), "score": best.ravel(), "rank": ranks}
+    if k == 0:
+        return pl.DataFrame(schema={"u": pl.UInt32, "s": pl.UInt32, "score": pl.Float64})
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+    rows, cols = np.nonzero((scores >= kth) & (scores > 0))
+    return pl.DataFrame(
+        {
+            "u": (rows + lo).astype(np.uint32),
+            "s": cols.astype(np.uint32),
+            "score": scores[rows, cols],
+        }
     )
-    return frame.filter(pl.col("score") > 0)
 
 
 def _top_stores(
@@ -115,8 +122,12 @@ def _top_stores(
     )
     starts = range(0, users.height, batch)
     parts = [_top_batch(taste_m[lo : lo + batch] @ share_m, lo, followed, top_n) for lo in starts]
-    empty = {"u": pl.UInt32, "s": pl.UInt32, "score": pl.Float64, "rank": pl.Int32}
-    top = pl.concat(parts) if parts else pl.DataFrame(schema=empty)
+    empty = {"u": pl.UInt32, "s": pl.UInt32, "score": pl.Float64}
+    top = (pl.concat(parts) if parts else pl.DataFrame(schema=empty)).sort(
+        ["u", "score", "s"], descending=[False, True, False]
+    )
+    rank = pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("u")
+    top = top.with_columns(rank.alias("rank")).filter(pl.col("rank") <= top_n)
     named = top.join(users, on="u").join(stores, on="s")
     return named.select("user_id", "store_id", "score", "rank")
 

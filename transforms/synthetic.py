@@ -45,9 +45,7 @@ from transforms.synthetic_catalog import (
     audio_matches_frame,
     build_catalog,
     catalog_sizes,
-    inventory_frame,
     records_frame,
-    stores_frame,
     tracks_frame,
 )
 from transforms.synthetic_common import US_PER_DAY
@@ -61,6 +59,7 @@ from transforms.synthetic_social import (
     follows_frame,
     settings_frame,
 )
+from transforms.synthetic_stores import inventory_frame, stores_frame
 
 # Input tables in foreign-key order (parents first).
 TABLE_ORDER = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,7 +16,7 @@ UTC_US = pl.Datetime("us", "UTC")
 
 def rng_for(seed: int, stream: str) -> np.random.Generator:
     """Return a Generator seeded by (seed, stream) so each table draws independently."""
-    key = int.from_bytes(stream.encode()[:8].ljust(8, b"\0"), "little")
+    key = int.from_bytes(hashlib.sha256(stream.encode()).digest()[:8], "little")
     return np.random.default_rng([int(seed) & 0xFFFFFFFF, key])
 
 

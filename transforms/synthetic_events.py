@@ -14,6 +14,8 @@ from transforms.synthetic_social import _store_draws
 from transforms.synthetic_vocab import GENRES, STYLES
 
 ANONYMOUS_SHARE = 0.15
+ANONYMOUS_VISITORS = 50_000  # anonymous session ids: a visitor number and the hour
+CHUNK = 2_000_000  # events built per chunk (bounds memory; same output for any seed)
 SIGNUP_MAX_SHARE = 0.05
 US_PER_HOUR = 3_600_000_000
 # weights over C.EVENT_TYPES (signup is emitted once per new user instead)
@@ -57,7 +59,7 @@ def _event_types(rng, people: People, rows: int, window: tuple[int, int]):
 
 
 def _entities(rng, user, etype, people: People, catalog: Catalog, n_collections: int):
-    """Return (entity type index or -1 for null, 0-based entity index) per event."""
+    """Return (entity type index, 0-based entity index) per event."""
     n = len(user)
     fixed = np.array([EVENT_ENTITY[e] for e in C.EVENT_TYPES])[etype]
     entity = np.where(fixed == -1, categorical(rng, PAGE_VIEW_ENTITIES, n), fixed)
@@ -102,6 +104,36 @@ def _properties(rng, etype: np.ndarray, n: int) -> pl.Series:
     return pick(vocab, np.where(etype == 0, page, np.where(etype == 1, search, other)))
 
 
+def _chunk(rng, user, etype, when, people: People, catalog: Catalog, n_collections: int):
+    """Return the usage_metrics columns (no id) of one time-sorted chunk of events."""
+    entity, idx = _entities(rng, user, etype, people, catalog, n_collections)
+    n = len(user)
+    anon = pl.Series(user < 0)
+    owner = pl.Series(np.where(user >= 0, user + 1, rng.integers(1, ANONYMOUS_VISITORS, n)))
+    frame = pl.DataFrame(
+        {
+            "user_id": pl.Series(user + 1, dtype=pl.Int64),
+            "session_id": concat(
+                pick(("web-", "anon-"), anon.cast(pl.Int64)),
+                owner,
+                "-",
+                pl.Series(when // US_PER_HOUR),
+            ),
+            "event_type": pick(C.EVENT_TYPES, etype),
+            "entity_type": pick(C.ENTITY_TYPES, entity),
+            "entity_id": pl.Series(idx + 1, dtype=pl.Int64),
+            "properties": _properties(rng, etype, n),
+            "occurred_at": ts(when),
+        }
+    )
+    return frame.with_columns(
+        user_id=pl.when(anon).then(None).otherwise(pl.col("user_id")),
+        entity_id=pl.when(pl.col("entity_type").is_in(["search", "home"]))
+        .then(None)
+        .otherwise(pl.col("entity_id")),
+    )
+
+
 def usage_metrics_frame(
     seed: int,
     rows: int,
@@ -114,30 +146,14 @@ def usage_metrics_frame(
     rng = rng_for(seed, "events")
     user, etype, when = _event_types(rng, people, rows, window)
     order = np.argsort(when, kind="stable")
-    user, etype, when = user[order], etype[order], when[order]
-    entity, idx = _entities(rng, user, etype, people, catalog, n_collections)
-    n = len(user)
-    visitor = rng.integers(1, max(n // 5, 2), n)
-    owner = pl.Series(np.where(user >= 0, user + 1, visitor))
-    bucket = pl.Series(when // US_PER_HOUR)
-    anon = pl.Series(user < 0)
-    frame = pl.DataFrame(
-        {
-            "user_id": pl.Series(user + 1, dtype=pl.Int64),
-            "session_id": concat(pick(("web-", "anon-"), anon.cast(pl.Int64)), owner, "-", bucket),
-            "event_type": pick(C.EVENT_TYPES, etype),
-            "entity_type": pick(C.ENTITY_TYPES, np.maximum(entity, 0)),
-            "entity_id": pl.Series(idx + 1, dtype=pl.Int64),
-            "properties": _properties(rng, etype, n),
-            "occurred_at": ts(np.minimum(when, window[1] - 1)),
-        }
-    )
-    frame = frame.with_columns(
-        user_id=pl.when(anon).then(None).otherwise(pl.col("user_id")),
-        entity_id=pl.when(pl.col("entity_type").is_in(["search", "home"]))
-        .then(None)
-        .otherwise(pl.col("entity_id")),
-    )
+    user, etype, when = user[order], etype[order], np.minimum(when[order], window[1] - 1)
+    chunks = [
+        _chunk(rng_for(seed, f"events-{start}"), user[start : start + CHUNK],
+               etype[start : start + CHUNK], when[start : start + CHUNK], people, catalog,
+               n_collections)
+        for start in range(0, len(user), CHUNK)
+    ]  # fmt: skip
+    frame = pl.concat(chunks) if chunks else _chunk(rng, user, etype, when, people, catalog, 0)
     return frame.select(
         pl.int_range(1, pl.len() + 1, dtype=pl.Int64).alias("id"),
         pl.all(),

@@ -59,7 +59,7 @@ class DuckStorage(Storage):
         """Return the named query's rows as a polars frame (DuckDB → Arrow → polars)."""
         with self._lock:
             try:
-                table = self._connection().execute(load_query(query), list(params)).to_arrow_table()
+                table = self._connection().sql(load_query(query), params=list(params)).to_arrow_table()
             except StorageError:
                 raise
             except Exception as exc:
@@ -81,11 +81,17 @@ class DuckStorage(Storage):
 
     def cleanup(self, retention_days: int, now) -> dict[str, int]:
         """Run sql/duckdb/cleanup.sql's statements and return rows deleted per table."""
+        from datetime import timedelta
+
         counts: dict[str, int] = {}
-        for statement in CLEANUP_SQL.read_text().split(";"):
-            body = "\n".join(l for l in statement.splitlines() if not l.startswith("--")).strip()
+        self.execute_sql("SET VARIABLE cleanup_now = CAST($1 AS TIMESTAMPTZ)", (now,))
+        self.execute_sql("SET VARIABLE cleanup_cutoff = CAST($1 AS TIMESTAMPTZ)",
+                         (now - timedelta(days=retention_days),))
+        text = "\n".join(ln for ln in CLEANUP_SQL.read_text().splitlines() if not ln.startswith("--"))
+        for statement in text.split(";"):
+            body = statement.strip()
             if body:
-                rows = self.execute_sql(body, (retention_days, now))
+                rows = self.execute_sql(body)
                 table = body.split()[2]
                 counts[table] = len(rows)
         return counts
