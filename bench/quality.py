@@ -53,11 +53,19 @@ def machine() -> dict:
                 mem_gb = round(int(line.split()[1]) / 1024**2, 1)
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                 if ln.startswith("model name")]
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in cpuinfo.read_text().splitlines()
+            if ln.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb,
-            "python": platform.python_version(), "os": platform.platform()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gb": mem_gb,
+        "python": platform.python_version(),
+        "os": platform.platform(),
+    }
 
 
 class ImplicitModel:
@@ -117,9 +125,16 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     train, test = load_split(args.dataset_dir, seed=args.seed)
     results = {name: evaluate(m, train, test, k=args.k) for name, m in models(args.seed).items()}
-    report = {"machine": machine(), "k": args.k, "seed": args.seed,
-              "users": int(train.shape[0]), "items": int(train.shape[1]),
-              "train_pairs": int(train.nnz), "test_pairs": int(test.nnz), "results": results}
+    report = {
+        "machine": machine(),
+        "k": args.k,
+        "seed": args.seed,
+        "users": int(train.shape[0]),
+        "items": int(train.shape[1]),
+        "train_pairs": int(train.nnz),
+        "test_pairs": int(test.nnz),
+        "results": results,
+    }
     print(f"machine: {report['machine']}")
     print(f"{train.shape[0]} users x {train.shape[1]} items, train {train.nnz}, test {test.nnz}")
     print(table(results))

@@ -5,8 +5,8 @@ Usage: python bench/tune.py DATASET_DIR [--seed 42] [--json OUT.json]
 Procedure (the test part of the protocol split is never read):
 1. Split DATASET_DIR/u.data with the DESIGN protocol (per-user random 75/25, seed 42, users
    with < 4 interactions dropped) and keep only TRAIN.
-2. Split TRAIN again with the same protocol, twice (seeds seed+1 and seed+2): FIT (75 %) and
-   VALIDATION (25 %); every metric below is the mean over the two validation splits.
+2. Split TRAIN again with the same protocol, three times (seeds seed+1, seed+2, seed+3):
+   FIT (75 %) and VALIDATION (25 %); every metric below is the mean over the three validation splits.
 3. Stage 1 — the linear head alone (lowrank_weight = 0): grid over l2 (absolute ridge, as in
    EASE: a prior count that carries across data-set sizes better than a relative one) ×
    dropout × input_exponent.
@@ -32,7 +32,11 @@ from models.evaluation import evaluate, pairs_to_csr
 from models.recommender import RotationRecommender
 from models.split import stratified_split
 
-STAGE1 = {"l2": [300.0, 450.0, 600.0, 800.0], "dropout": [0.25, 0.5], "input_exponent": [0.0, 0.1, 0.2]}
+STAGE1 = {
+    "l2": [300.0, 450.0, 600.0, 800.0],
+    "dropout": [0.25, 0.5],
+    "input_exponent": [0.0, 0.1, 0.2],
+}
 STAGE2 = {"rank": [16, 24, 32], "lowrank_weight": [0.2, 0.4, 0.6], "item_exponent": [0.3, 0.5]}
 METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "coverage")
 
@@ -60,8 +64,11 @@ def grid_search(splits, fixed: dict, grid: dict) -> tuple[dict, list[dict]]:
         params = {**fixed, **dict(zip(grid, values, strict=True))}
         metrics = mean_metrics(params, splits)
         rows.append({"params": params, **metrics})
-        print(f"  {dict(zip(grid, values, strict=True))}  ndcg {metrics['ndcg_at_k']:.4f}"
-              f"  p {metrics['precision_at_k']:.4f}  cov {metrics['coverage']:.3f}", flush=True)
+        print(
+            f"  {dict(zip(grid, values, strict=True))}  ndcg {metrics['ndcg_at_k']:.4f}"
+            f"  p {metrics['precision_at_k']:.4f}  cov {metrics['coverage']:.3f}",
+            flush=True,
+        )
     best = max(rows, key=lambda r: r["ndcg_at_k"])  # max keeps the first of equals
     return best["params"], rows
 
@@ -76,8 +83,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args(argv)
     train, _ = load_split(args.dataset_dir, seed=args.seed)  # test part discarded here
-    splits = [validation_split(train, args.seed + offset) for offset in (1, 2)]
-    print(f"fit {splits[0][0].nnz} pairs, validation {splits[0][1].nnz} pairs (x2 splits)")
+    splits = [validation_split(train, args.seed + offset) for offset in (1, 2, 3)]
+    print(f"fit {splits[0][0].nnz} pairs, validation {splits[0][1].nnz} pairs (x3 splits)")
     print("stage 1: linear head")
     head, stage1 = grid_search(splits, {"lowrank_weight": 0.0}, STAGE1)
     head = {key: head[key] for key in STAGE1}

@@ -16,15 +16,22 @@ from flows.storage import open_storage
 from flows.tracking import JobTracker, utcnow
 
 
-def run_backfill(db: Database, first: date, last: date, *, runner: StageRunner = direct,
-                 flow_run_id: str | None = None) -> RunResult:
+def run_backfill(
+    db: Database,
+    first: date,
+    last: date,
+    *,
+    runner: StageRunner = direct,
+    flow_run_id: str | None = None,
+) -> RunResult:
     """Recompute and replace daily_metrics for every date from `first` to `last`."""
     dates = date_range(first, last)
     with open_storage(db) as storage:
         storage.check()
         payload = {"database": db.display, "from": first, "to": last, "dates": len(dates)}
-        tracker = JobTracker(storage, "backfill", str(uuid.uuid4()), payload,
-                             flow_run_id=flow_run_id)
+        tracker = JobTracker(
+            storage, "backfill", str(uuid.uuid4()), payload, flow_run_id=flow_run_id
+        )
         result = RunResult(run_id=tracker.run_id, job_id=tracker.start())
         try:
             _stages(storage, tracker, runner, dates, result)
@@ -39,8 +46,9 @@ def run_backfill(db: Database, first: date, last: date, *, runner: StageRunner =
         return result
 
 
-def _stages(storage, tracker: JobTracker, runner: StageRunner, dates: list[date],
-            result: RunResult) -> None:
+def _stages(
+    storage, tracker: JobTracker, runner: StageRunner, dates: list[date], result: RunResult
+) -> None:
     now = utcnow()
     with tracker.stage("extract", 30) as timing:
         inputs = runner("extract", extract_inputs, storage, dates[-1], len(dates), retry=True)
@@ -54,9 +62,14 @@ def _stages(storage, tracker: JobTracker, runner: StageRunner, dates: list[date]
         metrics = runner("daily_metrics", compute_daily_metrics, validation.inputs, dates)
         timing.rows_out = metrics.height
     with tracker.stage("publish", 100):
-        rows = runner("publish", storage.replace_daily_metrics,
-                      stamp_metrics(metrics, tracker.run_id, now), dates, EVENT_METRIC_TYPES,
-                      retry=True)
+        rows = runner(
+            "publish",
+            storage.replace_daily_metrics,
+            stamp_metrics(metrics, tracker.run_id, now),
+            dates,
+            EVENT_METRIC_TYPES,
+            retry=True,
+        )
     result.rows["daily_metrics"] = rows
 
 
@@ -65,6 +78,11 @@ def backfill(date_from: date, date_to: date, database: str | None = None) -> dic
     """Recompute daily_metrics from `date_from` to `date_to` as a Prefect flow."""
     from prefect.runtime import flow_run
 
-    result = run_backfill(resolve_database(database), date_from, date_to, runner=prefect_task,
-                          flow_run_id=flow_run.get_id())
+    result = run_backfill(
+        resolve_database(database),
+        date_from,
+        date_to,
+        runner=prefect_task,
+        flow_run_id=flow_run.get_id(),
+    )
     return result.summary()

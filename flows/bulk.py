@@ -5,9 +5,10 @@ column's receive function accepts (int32 for integer, decimal for numeric, a ver
 before jsonb text, Utf8 for enums, ...) and sent with ADBC's `adbc_ingest(mode="append")`,
 which COPYs only the frame's columns. A column of a type not in that map (uuid, inet, ...)
 sends the whole frame through a temporary staging table and one INSERT ... SELECT with casts
-instead (measured by bench/generate.py: about half the speed). DuckDB: `INSERT INTO t BY NAME
-SELECT * FROM <registered Arrow table>`. Table and column names come from the frames the
-pipeline builds and are checked against the catalogue, never from user input.
+instead (bench/generate.py, 2M play_history rows on 2 busy cores: direct 3.0M rows/min,
+staged 2.5M rows/min). DuckDB: `INSERT INTO t BY NAME SELECT * FROM <registered Arrow
+table>`. Table and column names come from the frames the pipeline builds and are checked
+against the catalogue, never from user input.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from flows.database import ENV_VAR, DatabaseUrlError, parse_database, redact
 
@@ -43,9 +43,9 @@ def positive(value: str) -> int:
     return number
 
 
-def today_utc() -> date:
-    """Return today's date in UTC (the default run date)."""
-    return datetime.now(UTC).date()
+def last_complete_day() -> date:
+    """Return yesterday in UTC: the last complete day, the default run date."""
+    return datetime.now(UTC).date() - timedelta(days=1)
 
 
 def add_database(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     from flows import commands
 
     parser = argparse.ArgumentParser(
-        prog="rotation", description="Rotation analytics and recommendation pipeline.")
+        prog="rotation", description="Rotation analytics and recommendation pipeline."
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.register(sub)

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from flows.cli import add_database, iso_date, non_negative, positive, today_utc
+from flows.cli import add_database, iso_date, last_complete_day, non_negative, positive
 from flows.database import ENV_VAR
 
 
@@ -21,10 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _db(sub) -> None:
-    db = sub.add_parser("db", help="schema management").add_subparsers(dest="db_command",
-                                                                        required=True)
-    migrate = db.add_parser("migrate", help="apply pending migrations (Postgres) or create the "
-                                            "replay schema (DuckDB)")
+    db = sub.add_parser("db", help="schema management").add_subparsers(
+        dest="db_command", required=True
+    )
+    migrate = db.add_parser(
+        "migrate", help="apply pending migrations (Postgres) or create the replay schema (DuckDB)"
+    )
     add_database(migrate)
     migrate.set_defaults(handler=cmd_migrate)
 
@@ -36,7 +38,12 @@ def _generate(sub) -> None:
     gen.add_argument("--tracks", type=positive, default=20000)
     gen.add_argument("--days", type=positive, default=90)
     gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--end", type=iso_date, default=None, help="last day of data (default today)")
+    gen.add_argument(
+        "--end",
+        type=iso_date,
+        default=None,
+        help="events fall in the DAYS days before this date (default today, UTC)",
+    )
     gen.add_argument("--plays", type=positive, default=None, help="exact play_history rows")
     gen.add_argument("--events", type=positive, default=None, help="exact usage_metrics rows")
     gen.set_defaults(handler=cmd_generate)
@@ -44,9 +51,18 @@ def _generate(sub) -> None:
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """Add the nightly run's parameters to a parser."""
-    parser.add_argument("--date", type=iso_date, default=None, help="run date (default today, UTC)")
-    parser.add_argument("--window-days", type=non_negative, default=180,
-                        help="days of events read; 0 = all history (default 180)")
+    parser.add_argument(
+        "--date",
+        type=iso_date,
+        default=None,
+        help="run date (default yesterday, UTC: the last complete day)",
+    )
+    parser.add_argument(
+        "--window-days",
+        type=non_negative,
+        default=180,
+        help="days of events read; 0 = all history (default 180)",
+    )
     parser.add_argument("--top-n", type=positive, default=20)
     parser.add_argument("--similar-k", type=positive, default=20)
     parser.add_argument("--max-per-artist", type=positive, default=2)
@@ -84,8 +100,12 @@ def _similar(sub) -> None:
     sim.add_argument("source_type", choices=["record", "track", "store"])
     sim.add_argument("source_id", type=int)
     add_database(sim)
-    sim.add_argument("--type", dest="similarity_type", default=None,
-                     choices=["collaborative", "content", "hybrid"])
+    sim.add_argument(
+        "--type",
+        dest="similarity_type",
+        default=None,
+        choices=["collaborative", "content", "hybrid"],
+    )
     sim.add_argument("--limit", type=positive, default=10)
     sim.set_defaults(handler=cmd_similar)
 
@@ -114,9 +134,17 @@ def cmd_generate(args) -> int:
     """Generate synthetic data and print the row counts."""
     from flows.generate import generate_into
 
-    counts = generate_into(args.db, users=args.users, tracks=args.tracks, days=args.days,
-                           seed=args.seed, end=args.end, plays=args.plays, events=args.events,
-                           progress=lambda line: print(line, flush=True))
+    counts = generate_into(
+        args.db,
+        users=args.users,
+        tracks=args.tracks,
+        days=args.days,
+        seed=args.seed,
+        end=args.end,
+        plays=args.plays,
+        events=args.events,
+        progress=lambda line: print(line, flush=True),
+    )
     for table, rows in counts.items():
         print(f"{table:<24}{rows:>12,}")
     return 0
@@ -125,22 +153,32 @@ def cmd_generate(args) -> int:
 def nightly_kwargs(args) -> dict:
     """Return the nightly flow's keyword arguments from parsed options."""
     return {
-        "run_date": args.date or today_utc(), "window_days": args.window_days,
-        "top_n": args.top_n, "similar_k": args.similar_k, "max_per_artist": args.max_per_artist,
-        "half_life_days": args.half_life_days, "holdout_days": args.holdout_days,
-        "expires_hours": args.expires_hours, "quality_gate_drop": args.quality_gate_drop,
+        "run_date": args.date or last_complete_day(),
+        "window_days": args.window_days,
+        "top_n": args.top_n,
+        "similar_k": args.similar_k,
+        "max_per_artist": args.max_per_artist,
+        "half_life_days": args.half_life_days,
+        "holdout_days": args.holdout_days,
+        "expires_hours": args.expires_hours,
+        "quality_gate_drop": args.quality_gate_drop,
         "force_publish": args.force_publish,
     }
 
 
 def cmd_nightly(args) -> int:
-    """Run the nightly flow through Prefect; the URL travels by environment, never as a parameter."""
+    """Run the nightly flow through Prefect; the URL travels by environment, not as a parameter."""
     from flows.nightly import nightly
 
     os.environ[ENV_VAR] = args.db.url
     summary = nightly(**nightly_kwargs(args))
-    print(json.dumps({k: summary[k] for k in ("status", "published", "warning", "rows",
-                                              "quality")}, indent=2, default=str))
+    print(
+        json.dumps(
+            {k: summary[k] for k in ("status", "published", "warning", "rows", "quality")},
+            indent=2,
+            default=str,
+        )
+    )
     return 0 if summary["status"] != "failed" else 1
 
 
@@ -167,8 +205,9 @@ def cmd_similar(args) -> int:
     """Print an item's published neighbours."""
     from flows.lookups import format_similar, read_similar
 
-    frame = read_similar(args.db, args.source_type, args.source_id, args.similarity_type,
-                         args.limit)
+    frame = read_similar(
+        args.db, args.source_type, args.source_id, args.similarity_type, args.limit
+    )
     print(format_similar(frame, args.source_type, args.source_id))
     return 0 if frame.height else 1
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from flows.database import ENV_VAR, parse_database
@@ -25,17 +26,26 @@ def run_demo(directory: str, *, users: int, tracks: int, days: int = 90, seed: i
     db = parse_database(f"duckdb:{path}")
     today = utcnow().date()
     print(f"generating {users:,} users and {tracks:,} tracks over {days} days into {path}")
-    generate_into(db, users=users, tracks=tracks, days=days, seed=seed, end=today,
-                  progress=lambda line: print(f"  {line}", flush=True))
+    generate_into(
+        db,
+        users=users,
+        tracks=tracks,
+        days=days,
+        seed=seed,
+        end=today,
+        progress=lambda line: print(f"  {line}", flush=True),
+    )
     print("running the nightly flow (Prefect, embedded)")
     os.environ[ENV_VAR] = db.url
-    summary = nightly(run_date=today)
+    summary = nightly(run_date=today - timedelta(days=1))  # the last complete day
     with open_storage(db) as storage:
         counts = storage.read("output_counts")
         sample = storage.read("sample_user")
     print(f"\nnightly run: {summary['status']}, published {summary['published']}")
-    print("quality on the temporal holdout: " + ", ".join(
-        f"{k} {v:.3f}" for k, v in summary["quality"].items() if isinstance(v, float)))
+    print(
+        "quality on the temporal holdout: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in summary["quality"].items() if isinstance(v, float))
+    )
     print("\noutput tables")
     for name, rows in counts.iter_rows():
         print(f"  {name:<22}{rows:>10,}")

@@ -23,8 +23,9 @@ def _labels(storage, item_type: str, ids: list[int]) -> dict[int, str]:
     return dict(zip(frame["id"], frame["name"], strict=True))
 
 
-def read_recommendations(db: Database, user_id: int, list_name: str | None,
-                         limit: int) -> pl.DataFrame:
+def read_recommendations(
+    db: Database, user_id: int, list_name: str | None, limit: int
+) -> pl.DataFrame:
     """Return a user's unexpired published rows with a readable label per item."""
     with open_storage(db) as storage:
         storage.check()
@@ -34,9 +35,13 @@ def read_recommendations(db: Database, user_id: int, list_name: str | None,
             ids = frame.filter(pl.col("item_type") == item_type)["item_id"].drop_nulls().to_list()
             labels |= {(item_type, k): v for k, v in _labels(storage, item_type, ids).items()}
     return frame.with_columns(
-        pl.struct("item_type", "item_id", "item_key").map_elements(
+        pl.struct("item_type", "item_id", "item_key")
+        .map_elements(
             lambda r: labels.get((r["item_type"], r["item_id"])) or r["item_key"] or "",
-            return_dtype=pl.Utf8).alias("label"))
+            return_dtype=pl.Utf8,
+        )
+        .alias("label")
+    )
 
 
 def describe_reason(reason: str | None) -> str:
@@ -47,9 +52,13 @@ def describe_reason(reason: str | None) -> str:
         return ""
     kind = data.get("kind", "")
     if kind == "similar_to":
-        return "because you played " + ", ".join(map(str, data.get("seed_titles") or data.get("seeds", [])))
+        return "because you played " + ", ".join(
+            map(str, data.get("seed_titles") or data.get("seeds", []))
+        )
     if kind == "fallback":
-        return "popular" + (" in " + ", ".join(data["genres"]) if data.get("genres") else " overall")
+        return "popular" + (
+            " in " + ", ".join(data["genres"]) if data.get("genres") else " overall"
+        )
     if kind in ("popular_in_genre", "taste_match", "store_taste"):
         return "matches your taste: " + ", ".join(map(str, data.get("genres", [])))
     if kind == "affinity":
@@ -65,20 +74,24 @@ def format_recommendations(frame: pl.DataFrame, user_id: int) -> str:
     for (list_name,), rows in frame.group_by(["list_name"], maintain_order=True):
         out.append(f"\n{list_name}")
         for r in rows.iter_rows(named=True):
-            out.append(f"  {r['rank']:>2}. {r['label'][:48]:<48} score {r['score']:.3f} "
-                       f"conf {r['confidence']:.2f}  {describe_reason(r['reason'])[:60]}")
+            out.append(
+                f"  {r['rank']:>2}. {r['label'][:48]:<48} score {r['score']:.3f} "
+                f"conf {r['confidence']:.2f}  {describe_reason(r['reason'])[:60]}"
+            )
     return f"user {user_id}" + "\n".join(out)
 
 
-def read_similar(db: Database, source_type: str, source_id: int, similarity_type: str | None,
-                 limit: int) -> pl.DataFrame:
+def read_similar(
+    db: Database, source_type: str, source_id: int, similarity_type: str | None, limit: int
+) -> pl.DataFrame:
     """Return an item's unexpired published neighbours with labels."""
     with open_storage(db) as storage:
         storage.check()
         frame = storage.read("item_similar", (source_type, source_id, similarity_type, limit))
         labels = _labels(storage, source_type, frame["target_id"].unique().to_list())
     return frame.with_columns(
-        pl.col("target_id").replace_strict(labels, default="", return_dtype=pl.Utf8).alias("label"))
+        pl.col("target_id").replace_strict(labels, default="", return_dtype=pl.Utf8).alias("label")
+    )
 
 
 def format_similar(frame: pl.DataFrame, source_type: str, source_id: int) -> str:
@@ -88,6 +101,8 @@ def format_similar(frame: pl.DataFrame, source_type: str, source_id: int) -> str
     out = [f"{source_type} {source_id}"]
     for (kind,), rows in frame.group_by(["similarity_type"], maintain_order=True):
         out.append(f"\n{kind}")
-        out += [f"  {r['rank']:>2}. {r['label'][:56]:<56} {r['score']:.3f}"
-                for r in rows.iter_rows(named=True)]
+        out += [
+            f"  {r['rank']:>2}. {r['label'][:56]:<56} {r['score']:.3f}"
+            for r in rows.iter_rows(named=True)
+        ]
     return "\n".join(out)

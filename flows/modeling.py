@@ -13,8 +13,8 @@ from flows.extract import Inputs, day_end
 from flows.pipeline import NightlyParams
 from models.matrix import InteractionMatrix
 from models.metrics import ranking_metrics
-from models.recommender import MODEL_VERSION, RotationRecommender
 from models.neighbors import ItemKNN
+from models.recommender import MODEL_VERSION, RotationRecommender
 from transforms.content_features import record_tokens, store_stock
 from transforms.interactions import (
     InteractionParams,
@@ -54,13 +54,23 @@ class Similarity:
 def build_interactions(inputs: Inputs, as_of: datetime, params: InteractionParams) -> Interactions:
     """Return the weighted interactions and seen-item history of validated inputs."""
     records = record_interactions(
-        plays=inputs.plays, usage=inputs.usage, favorites=inputs.favorites,
-        collection_items=inputs.collection_items, tracks=inputs.tracks,
-        collections=inputs.collections, as_of=as_of, params=params)
+        plays=inputs.plays,
+        usage=inputs.usage,
+        favorites=inputs.favorites,
+        collection_items=inputs.collection_items,
+        tracks=inputs.tracks,
+        collections=inputs.collections,
+        as_of=as_of,
+        params=params,
+    )
     tracks = track_interactions(inputs.plays, inputs.favorites, as_of=as_of, params=params)
-    history = user_history(plays=inputs.plays, favorites=inputs.favorites,
-                           collections=inputs.collections,
-                           collection_items=inputs.collection_items, tracks=inputs.tracks)
+    history = user_history(
+        plays=inputs.plays,
+        favorites=inputs.favorites,
+        collections=inputs.collections,
+        collection_items=inputs.collection_items,
+        tracks=inputs.tracks,
+    )
     return Interactions(records, tracks, history, user_track_history(inputs.plays))
 
 
@@ -68,43 +78,60 @@ def to_matrix(pairs: pl.DataFrame, all_items: np.ndarray | None = None) -> Inter
     """Return the user×item matrix of the positive pairs (ID maps travel with it)."""
     positive = pairs.filter(pl.col("weight") > 0)
     return InteractionMatrix.from_arrays(
-        positive["user_id"].to_numpy(), positive["item_id"].to_numpy(),
-        positive["weight"].to_numpy().astype(np.float32), all_items=all_items)
+        positive["user_id"].to_numpy(),
+        positive["item_id"].to_numpy(),
+        positive["weight"].to_numpy().astype(np.float32),
+        all_items=all_items,
+    )
 
 
-def neighbor_frame(source_ids: np.ndarray, target_ids: np.ndarray, indices: np.ndarray,
-                   scores: np.ndarray) -> pl.DataFrame:
+def neighbor_frame(
+    source_ids: np.ndarray, target_ids: np.ndarray, indices: np.ndarray, scores: np.ndarray
+) -> pl.DataFrame:
     """Return (source_id, target_id, score, rank) from a model's top-K arrays (-1 = none)."""
     k = indices.shape[1]
     rows = np.repeat(np.arange(indices.shape[0]), k)
     flat, flat_scores = indices.ravel(), scores.ravel()
     keep = (flat >= 0) & np.isfinite(flat_scores) & (flat_scores > 0)
-    frame = pl.DataFrame({
-        "source_id": source_ids[rows[keep]].astype(np.int64),
-        "target_id": target_ids[flat[keep]].astype(np.int64),
-        "score": flat_scores[keep].astype(np.float64),
-    })
+    frame = pl.DataFrame(
+        {
+            "source_id": source_ids[rows[keep]].astype(np.int64),
+            "target_id": target_ids[flat[keep]].astype(np.int64),
+            "score": flat_scores[keep].astype(np.float64),
+        }
+    )
     return frame.with_columns(
-        pl.col("score").rank("ordinal", descending=True).over("source_id").cast(pl.Int32)
-        .alias("rank"))
+        pl.col("score")
+        .rank("ordinal", descending=True)
+        .over("source_id")
+        .cast(pl.Int32)
+        .alias("rank")
+    )
 
 
 def typed(frame: pl.DataFrame, source_type: str, target_type: str, kind: str) -> pl.DataFrame:
     """Return neighbour rows labelled as content_similarity rows of one kind."""
     return frame.select(
-        pl.lit(source_type).alias("source_type"), "source_id",
-        pl.lit(target_type).alias("target_type"), "target_id",
-        pl.lit(kind).alias("similarity_type"), "score", "rank")
+        pl.lit(source_type).alias("source_type"),
+        "source_id",
+        pl.lit(target_type).alias("target_type"),
+        "target_id",
+        pl.lit(kind).alias("similarity_type"),
+        "score",
+        "rank",
+    )
 
 
 def hybrid(collab: pl.DataFrame, content: pl.DataFrame, alpha: float, k: int) -> pl.DataFrame:
     """Return the top-k of alpha × collaborative + (1 − alpha) × content over both pair sets."""
     key = ["source_id", "target_id"]
     joined = collab.select(*key, pl.col("score").alias("c")).join(
-        content.select(*key, pl.col("score").alias("t")), on=key, how="full", coalesce=True)
+        content.select(*key, pl.col("score").alias("t")), on=key, how="full", coalesce=True
+    )
     scored = joined.select(
-        *key, (alpha * pl.col("c").fill_null(0) + (1 - alpha) * pl.col("t").fill_null(0))
-        .alias("score"))
+        *key,
+        (alpha * pl.col("c").fill_null(0) + (1 - alpha) * pl.col("t").fill_null(0)).alias("score"),
+    )
     ranked = scored.sort(["source_id", "score", "target_id"], descending=[False, True, False])
     ranked = ranked.with_columns(pl.int_range(pl.len()).over("source_id").alias("rank") + 1)
     return ranked.filter(pl.col("rank") <= k).with_columns(pl.col("rank").cast(pl.Int32))
@@ -113,8 +140,12 @@ def hybrid(collab: pl.DataFrame, content: pl.DataFrame, alpha: float, k: int) ->
 def collaborative_neighbors(matrix: InteractionMatrix, k: int) -> pl.DataFrame:
     """Return item-item collaborative top-k neighbours of every item with interactions."""
     if matrix.matrix.nnz == 0:
-        return neighbor_frame(np.array([], np.int64), np.array([], np.int64),
-                              np.zeros((0, 1), np.int64), np.zeros((0, 1)))
+        return neighbor_frame(
+            np.array([], np.int64),
+            np.array([], np.int64),
+            np.zeros((0, 1), np.int64),
+            np.zeros((0, 1)),
+        )
     model = ItemKNN(k=k).fit(matrix.matrix)
     rows = np.arange(matrix.matrix.shape[1])
     indices, scores = model.similar_items(rows, k)
@@ -136,11 +167,20 @@ def store_neighbors(inputs: Inputs, k: int) -> pl.DataFrame:
     """Return store-store neighbours by what they stock (cosine over for-sale records)."""
     stock = store_stock(inputs.inventory, inputs.stores)
     if stock.height == 0:
-        return collaborative_neighbors(to_matrix(pl.DataFrame(
-            {"user_id": [], "item_id": [], "weight": []},
-            schema={"user_id": pl.Int64, "item_id": pl.Int64, "weight": pl.Float64})), k)
-    pairs = stock.select(pl.col("record_id").alias("user_id"), pl.col("store_id").alias("item_id"),
-                         pl.lit(1.0).alias("weight"))
+        return collaborative_neighbors(
+            to_matrix(
+                pl.DataFrame(
+                    {"user_id": [], "item_id": [], "weight": []},
+                    schema={"user_id": pl.Int64, "item_id": pl.Int64, "weight": pl.Float64},
+                )
+            ),
+            k,
+        )
+    pairs = stock.select(
+        pl.col("record_id").alias("user_id"),
+        pl.col("store_id").alias("item_id"),
+        pl.lit(1.0).alias("weight"),
+    )
     return collaborative_neighbors(to_matrix(pairs), k)
 
 
@@ -149,17 +189,28 @@ def compute_similarity(inputs: Inputs, inter: Interactions, params: NightlyParam
     k = params.similar_k
     record_collab = collaborative_neighbors(to_matrix(inter.records), k)
     record_content = content_neighbors(inputs.records, k)
-    rows = pl.concat([
-        typed(record_collab, "record", "record", "collaborative"),
-        typed(record_content, "record", "record", "content"),
-        typed(hybrid(record_collab, record_content, params.hybrid_alpha, k),
-              "record", "record", "hybrid"),
-        typed(collaborative_neighbors(to_matrix(inter.tracks), k), "track", "track",
-              "collaborative"),
-        typed(store_neighbors(inputs, k), "store", "store", "collaborative"),
-    ])
-    return Similarity(rows=rows, record_neighbors=record_collab.select(
-        "source_id", "target_id", "score"))
+    rows = pl.concat(
+        [
+            typed(record_collab, "record", "record", "collaborative"),
+            typed(record_content, "record", "record", "content"),
+            typed(
+                hybrid(record_collab, record_content, params.hybrid_alpha, k),
+                "record",
+                "record",
+                "hybrid",
+            ),
+            typed(
+                collaborative_neighbors(to_matrix(inter.tracks), k),
+                "track",
+                "track",
+                "collaborative",
+            ),
+            typed(store_neighbors(inputs, k), "store", "store", "collaborative"),
+        ]
+    )
+    return Similarity(
+        rows=rows, record_neighbors=record_collab.select("source_id", "target_id", "score")
+    )
 
 
 def model_candidates(pairs: pl.DataFrame, users: pl.DataFrame, n: int) -> pl.DataFrame:
@@ -172,8 +223,9 @@ def model_candidates(pairs: pl.DataFrame, users: pl.DataFrame, n: int) -> pl.Dat
     model = RotationRecommender().fit(matrix.matrix)
     indices, scores = model.recommend(matrix.matrix, rows, n)
     frame = neighbor_frame(matrix.user_ids[rows], matrix.item_ids, indices, scores)
-    return frame.select(pl.col("source_id").alias("user_id"), pl.col("target_id").alias("item_id"),
-                        "score")
+    return frame.select(
+        pl.col("source_id").alias("user_id"), pl.col("target_id").alias("item_id"), "score"
+    )
 
 
 def split_users(records: pl.DataFrame, min_history: int) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -185,26 +237,49 @@ def split_users(records: pl.DataFrame, min_history: int) -> tuple[pl.DataFrame, 
     return modelled.sort("user_id"), cold.sort("user_id")
 
 
-def compute_recommendations(inputs: Inputs, inter: Interactions, sim: Similarity,
-                            params: NightlyParams) -> pl.DataFrame:
+def compute_recommendations(
+    inputs: Inputs, inter: Interactions, sim: Similarity, params: NightlyParams
+) -> pl.DataFrame:
     """Return every recommendation_data row (lists and preferences) of the active users."""
     n, cap = params.top_n, params.max_per_artist
     modelled, cold = split_users(inter.records, params.min_history)
     candidates = model_candidates(inter.records, modelled, n * CANDIDATE_FACTOR)
-    records = record_lists(candidates, inter.history, inputs.records, inputs.inventory,
-                           inputs.stores, top_n=n, max_per_artist=cap)
+    records = record_lists(
+        candidates,
+        inter.history,
+        inputs.records,
+        inputs.inventory,
+        inputs.stores,
+        top_n=n,
+        max_per_artist=cap,
+    )
     records = explain(records, inter.records, sim.record_neighbors, inputs.records)
     track_users = inter.tracks.select("user_id").unique().sort("user_id")
-    tracks = track_list(model_candidates(inter.tracks, track_users, n * CANDIDATE_FACTOR),
-                        inter.track_history, inputs.tracks, inputs.audio_matches, inputs.records,
-                        top_n=n, max_per_artist=cap)
+    tracks = track_list(
+        model_candidates(inter.tracks, track_users, n * CANDIDATE_FACTOR),
+        inter.track_history,
+        inputs.tracks,
+        inputs.audio_matches,
+        inputs.records,
+        top_n=n,
+        max_per_artist=cap,
+    )
     affinity = genre_affinity(inter.records, inputs.records)
-    stores = store_list(affinity, inputs.inventory, inputs.stores, inputs.records,
-                        inputs.follows, top_n=min(n, 10))
-    fallback = fallback_lists(cold, inter.records, inputs.records,
-                              record_popularity(inter.records), inter.history,
-                              min_history=params.min_history, top_n=n, max_per_artist=cap,
-                              inventory=inputs.inventory, stores=inputs.stores)
+    stores = store_list(
+        affinity, inputs.inventory, inputs.stores, inputs.records, inputs.follows, top_n=min(n, 10)
+    )
+    fallback = fallback_lists(
+        cold,
+        inter.records,
+        inputs.records,
+        record_popularity(inter.records),
+        inter.history,
+        min_history=params.min_history,
+        top_n=n,
+        max_per_artist=cap,
+        inventory=inputs.inventory,
+        stores=inputs.stores,
+    )
     preferences = preference_lists(inter.records, inputs.records)
     return assemble_recommendations(fallback, records, tracks, stores, preferences)
 
@@ -237,7 +312,8 @@ def holdout_quality(inputs: Inputs, params: NightlyParams, now: datetime, k: int
     future = build_interactions(_after(inputs, cutoff), now, ip).records
     matrix = to_matrix(train)
     test = future.filter(pl.col("weight") > 0).join(
-        train.filter(pl.col("weight") > 0), on=["user_id", "item_id"], how="anti")
+        train.filter(pl.col("weight") > 0), on=["user_id", "item_id"], how="anti"
+    )
     users = matrix.user_index(test["user_id"].to_numpy())
     items = matrix.item_index(test["item_id"].to_numpy())
     keep = (users >= 0) & (items >= 0)
@@ -246,8 +322,9 @@ def holdout_quality(inputs: Inputs, params: NightlyParams, now: datetime, k: int
     import scipy.sparse as sp
 
     rows = np.unique(users[keep])
-    test_csr = sp.csr_matrix((np.ones(keep.sum(), np.float32), (users[keep], items[keep])),
-                             shape=matrix.matrix.shape)[rows]
+    test_csr = sp.csr_matrix(
+        (np.ones(keep.sum(), np.float32), (users[keep], items[keep])), shape=matrix.matrix.shape
+    )[rows]
     model = RotationRecommender().fit(matrix.matrix)
     recommended, _ = model.recommend(matrix.matrix, rows, k)
     figures = ranking_metrics(recommended, test_csr, k, matrix.matrix.shape[1])

@@ -52,9 +52,14 @@ class RunResult:
     def summary(self) -> dict:
         """Return the JSON-ready summary stored in jobs.result."""
         return {
-            "run_id": self.run_id, "status": self.status, "published": self.published,
-            "warning": self.warning, "rows": self.rows, "quality": self.quality,
-            "quarantine": self.quarantine, "stages": self.stages,
+            "run_id": self.run_id,
+            "status": self.status,
+            "published": self.published,
+            "warning": self.warning,
+            "rows": self.rows,
+            "quality": self.quality,
+            "quarantine": self.quarantine,
+            "stages": self.stages,
         }
 
 
@@ -62,60 +67,131 @@ def log_quarantine(tracker: JobTracker, validation: Validation) -> list[dict]:
     """Write one job_logs row per (table, reason) with its count; return the counts."""
     counts = validation.counts.to_dicts()
     for row in counts:
-        tracker.log("warning", "validate", f"quarantined {row['rows']} {row['table']} rows: "
-                    f"{row['reason']}", details=row)
+        tracker.log(
+            "warning",
+            "validate",
+            f"quarantined {row['rows']} {row['table']} rows: {row['reason']}",
+            details=row,
+        )
     return counts
 
 
 class NightlyRun:
     """One nightly run: its stages in order, each timed, logged and tracked on the job row."""
 
-    def __init__(self, storage: Storage, params: NightlyParams, runner: StageRunner,
-                 tracker: JobTracker) -> None:
+    def __init__(
+        self, storage: Storage, params: NightlyParams, runner: StageRunner, tracker: JobTracker
+    ) -> None:
         self.storage, self.params, self.run, self.tracker = storage, params, runner, tracker
         self.now = utcnow()
         self.result = RunResult(run_id=tracker.run_id, job_id=None)
 
-    def _stage(self, name: str, percent: float, fn: Callable, *args, retry: bool = False,
-               rows_in: int | None = None, rows_out: Callable | None = None):
+    def _stage(
+        self,
+        name: str,
+        percent: float,
+        fn: Callable,
+        *args,
+        retry: bool = False,
+        rows_in: int | None = None,
+        rows_out: Callable | None = None,
+    ):
         with self.tracker.stage(name, percent) as timing:
             value = self.run(name, fn, *args, retry=retry)
             timing.rows_in = rows_in
             timing.rows_out = rows_out(value) if rows_out else None
-        self.result.stages.append({"stage": name, "seconds": round(timing.seconds, 3),
-                                   "rows_in": timing.rows_in, "rows_out": timing.rows_out,
-                                   "peak_rss_mb": round(timing.peak_rss / 2**20)})
+        self.result.stages.append(
+            {
+                "stage": name,
+                "seconds": round(timing.seconds, 3),
+                "rows_in": timing.rows_in,
+                "rows_out": timing.rows_out,
+                "peak_rss_mb": round(timing.peak_rss / 2**20),
+            }
+        )
         return value
 
     def execute(self) -> RunResult:
         """Run every stage; publish atomically unless the quality gate refuses."""
         p, day = self.params, self.params.run_date
-        inputs: Inputs = self._stage("extract", 10, extract_inputs, self.storage, day,
-                                     p.window_days, retry=True, rows_out=Inputs.rows)
-        validation = self._stage("validate", 20, validate_inputs, inputs, self.now,
-                                 rows_in=inputs.rows(), rows_out=lambda v: v.inputs.rows())
+        inputs: Inputs = self._stage(
+            "extract",
+            10,
+            extract_inputs,
+            self.storage,
+            day,
+            p.window_days,
+            retry=True,
+            rows_out=Inputs.rows,
+        )
+        validation = self._stage(
+            "validate",
+            20,
+            validate_inputs,
+            inputs,
+            self.now,
+            rows_in=inputs.rows(),
+            rows_out=lambda v: v.inputs.rows(),
+        )
         self.tracker.processed = validation.inputs.plays.height + validation.inputs.usage.height
         self.tracker.quarantined = validation.rejected
         self.result.quarantine = log_quarantine(self.tracker, validation)
         valid = validation.inputs
-        metrics = self._stage("daily_metrics", 30, compute_daily_metrics, valid, [day],
-                              rows_in=valid.plays.height, rows_out=len)
-        self._stage("publish_metrics", 35, self.storage.replace_daily_metrics,
-                    stamp_metrics(metrics, self.tracker.run_id, self.now), [day],
-                    EVENT_METRIC_TYPES, retry=True, rows_in=metrics.height)
+        metrics = self._stage(
+            "daily_metrics",
+            30,
+            compute_daily_metrics,
+            valid,
+            [day],
+            rows_in=valid.plays.height,
+            rows_out=len,
+        )
+        self._stage(
+            "publish_metrics",
+            35,
+            self.storage.replace_daily_metrics,
+            stamp_metrics(metrics, self.tracker.run_id, self.now),
+            [day],
+            EVENT_METRIC_TYPES,
+            retry=True,
+            rows_in=metrics.height,
+        )
         self.result.rows["daily_metrics"] = metrics.height
-        inter = self._stage("interactions", 45, modeling.build_interactions, valid, self.now,
-                            p.interactions, rows_in=valid.plays.height,
-                            rows_out=lambda i: i.records.height + i.tracks.height)
-        sim = self._stage("similarity", 60, modeling.compute_similarity, valid, inter, p,
-                          rows_out=lambda s: s.rows.height)
-        recs = self._stage("recommendations", 75, modeling.compute_recommendations, valid,
-                           inter, sim, p, rows_out=len)
+        inter = self._stage(
+            "interactions",
+            45,
+            modeling.build_interactions,
+            valid,
+            self.now,
+            p.interactions,
+            rows_in=valid.plays.height,
+            rows_out=lambda i: i.records.height + i.tracks.height,
+        )
+        sim = self._stage(
+            "similarity",
+            60,
+            modeling.compute_similarity,
+            valid,
+            inter,
+            p,
+            rows_out=lambda s: s.rows.height,
+        )
+        recs = self._stage(
+            "recommendations",
+            75,
+            modeling.compute_recommendations,
+            valid,
+            inter,
+            sim,
+            p,
+            rows_out=len,
+        )
         quality = self._stage("evaluation", 85, modeling.holdout_quality, valid, p, self.now)
         self.result.quality = quality
         self._publish(sim.rows, recs, quality)
-        self._stage("retention", 98, self.storage.cleanup, p.usage_retention_days, self.now,
-                    retry=True)
+        self._stage(
+            "retention", 98, self.storage.cleanup, p.usage_retention_days, self.now, retry=True
+        )
         return self.result
 
     def _publish(self, similarity: pl.DataFrame, recs: pl.DataFrame, quality: dict) -> None:
@@ -125,34 +201,54 @@ class NightlyRun:
         refusal = gate(quality, previous_ndcg, p.quality_gate_drop)
         expires = self.now + timedelta(hours=p.expires_hours)
         version = modeling.MODEL_VERSION
-        replacements = [Replacement.metrics(
-            stamp_metrics(quality_rows(quality, p.run_date, version), run_id, self.now),
-            [p.run_date], [MODEL_QUALITY])]
+        replacements = [
+            Replacement.metrics(
+                stamp_metrics(quality_rows(quality, p.run_date, version), run_id, self.now),
+                [p.run_date],
+                [MODEL_QUALITY],
+            )
+        ]
         if refusal and not p.force_publish:
             self.result.warning = refusal
             self.tracker.log("warning", "publish", refusal, details={"previous": previous_ndcg})
         else:
             replacements += [
-                Replacement.whole("content_similarity",
-                                  stamp_similarity(similarity, run_id, self.now, version, expires)),
-                Replacement.whole("recommendation_data",
-                                  stamp_recommendations(recs, run_id, self.now, version, expires)),
+                Replacement.whole(
+                    "content_similarity",
+                    stamp_similarity(similarity, run_id, self.now, version, expires),
+                ),
+                Replacement.whole(
+                    "recommendation_data",
+                    stamp_recommendations(recs, run_id, self.now, version, expires),
+                ),
             ]
             self.result.published = True
-        written = self._stage("publish", 95, self.storage.publish, replacements, retry=True,
-                              rows_in=sum(r.frame.height for r in replacements),
-                              rows_out=lambda w: sum(w.values()))
+        written = self._stage(
+            "publish",
+            95,
+            self.storage.publish,
+            replacements,
+            retry=True,
+            rows_in=sum(r.frame.height for r in replacements),
+            rows_out=lambda w: sum(w.values()),
+        )
         self.result.rows |= {k: v for k, v in written.items() if k != "daily_metrics"}
 
 
-def run_nightly(db: Database, params: NightlyParams, *, runner: StageRunner = direct,
-                flow_run_id: str | None = None) -> RunResult:
+def run_nightly(
+    db: Database,
+    params: NightlyParams,
+    *,
+    runner: StageRunner = direct,
+    flow_run_id: str | None = None,
+) -> RunResult:
     """Run the nightly pipeline for `params.run_date` on `db`; return what it did."""
     with open_storage(db) as storage:
         storage.check()
         payload = {"database": db.display, **params.as_payload()}
-        tracker = JobTracker(storage, "nightly", str(uuid.uuid4()), payload,
-                             flow_run_id=flow_run_id)
+        tracker = JobTracker(
+            storage, "nightly", str(uuid.uuid4()), payload, flow_run_id=flow_run_id
+        )
         tracker.start()
         run = NightlyRun(storage, params, runner, tracker)
         run.result.job_id = tracker.job_id
@@ -181,12 +277,22 @@ def resolve_database(database: str | None) -> Database:
 
 
 @flow(name="nightly", log_prints=True)
-def nightly(run_date: date | None = None, database: str | None = None, window_days: int = 180,
-            top_n: int = 20, similar_k: int = 20, max_per_artist: int = 2,
-            half_life_days: float = 30.0, holdout_days: int = 7, expires_hours: int = 48,
-            quality_gate_drop: float = 0.20, force_publish: bool = False) -> dict:
+def nightly(
+    run_date: date | None = None,
+    database: str | None = None,
+    window_days: int = 180,
+    top_n: int = 20,
+    similar_k: int = 20,
+    max_per_artist: int = 2,
+    half_life_days: float = 30.0,
+    holdout_days: int = 7,
+    expires_hours: int = 48,
+    quality_gate_drop: float = 0.20,
+    force_publish: bool = False,
+) -> dict:
     """Run the nightly pipeline as a Prefect flow; return the run summary.
 
+    The run date defaults to yesterday (UTC), the last complete day when the 03:00 run starts.
     `database` should carry no password: leave it None to read ROTATION_DATABASE_URL or the
     Prefect Secret block `rotation-database-url`.
     """
@@ -195,12 +301,19 @@ def nightly(run_date: date | None = None, database: str | None = None, window_da
     from transforms.interactions import InteractionParams
 
     params = NightlyParams(
-        run_date=run_date or datetime.now(UTC).date(), window_days=window_days, top_n=top_n,
-        similar_k=similar_k, max_per_artist=max_per_artist, holdout_days=holdout_days,
-        expires_hours=expires_hours, quality_gate_drop=quality_gate_drop,
-        force_publish=force_publish, interactions=InteractionParams(half_life_days=half_life_days),
+        run_date=run_date or datetime.now(UTC).date() - timedelta(days=1),
+        window_days=window_days,
+        top_n=top_n,
+        similar_k=similar_k,
+        max_per_artist=max_per_artist,
+        holdout_days=holdout_days,
+        expires_hours=expires_hours,
+        quality_gate_drop=quality_gate_drop,
+        force_publish=force_publish,
+        interactions=InteractionParams(half_life_days=half_life_days),
     )
-    result = run_nightly(resolve_database(database), params, runner=prefect_task,
-                         flow_run_id=flow_run.get_id())
+    result = run_nightly(
+        resolve_database(database), params, runner=prefect_task, flow_run_id=flow_run.get_id()
+    )
     publish_artifacts(result, params)
     return result.summary()

@@ -26,16 +26,16 @@ class NightlyParams:
     """Every knob of a nightly run, with its documented default."""
 
     run_date: date
-    window_days: int = 180          # events read: the last N days up to run_date; 0 = all
-    top_n: int = 20                 # items per recommendation list
-    similar_k: int = 20             # neighbours kept per item in content_similarity
-    max_per_artist: int = 2         # at most this many items of one artist in a list
-    min_history: int = 3            # fewer interactions than this → popularity fallback
-    hybrid_alpha: float = 0.5       # hybrid score = alpha × collaborative + (1-alpha) × content
-    expires_hours: int = 48         # recommendation_data / content_similarity lifetime
-    holdout_days: int = 7           # temporal holdout evaluated before publishing
+    window_days: int = 180  # events read: the last N days up to run_date; 0 = all
+    top_n: int = 20  # items per recommendation list
+    similar_k: int = 20  # neighbours kept per item in content_similarity
+    max_per_artist: int = 2  # at most this many items of one artist in a list
+    min_history: int = 3  # fewer interactions than this → popularity fallback
+    hybrid_alpha: float = 0.5  # hybrid score = alpha × collaborative + (1-alpha) × content
+    expires_hours: int = 48  # recommendation_data / content_similarity lifetime
+    holdout_days: int = 7  # temporal holdout evaluated before publishing
     quality_gate_drop: float = 0.20  # refuse to publish when nDCG@10 drops more than this
-    force_publish: bool = False     # publish even when the quality gate refuses
+    force_publish: bool = False  # publish even when the quality gate refuses
     usage_retention_days: int = 365  # raw usage_metrics kept this long once aggregated
     interactions: InteractionParams = field(default_factory=InteractionParams)
 
@@ -74,9 +74,14 @@ def validate_inputs(inputs: Inputs, now: datetime) -> Validation:
 def metric_inputs(inputs: Inputs) -> MetricInputs:
     """Return the frames the daily-metrics transform reads."""
     return MetricInputs(
-        plays=inputs.plays, usage=inputs.usage, users=inputs.users, tracks=inputs.tracks,
-        favorites=inputs.favorites, collection_items=inputs.collection_items,
-        follows=inputs.follows, inventory=inputs.inventory,
+        plays=inputs.plays,
+        usage=inputs.usage,
+        users=inputs.users,
+        tracks=inputs.tracks,
+        favorites=inputs.favorites,
+        collection_items=inputs.collection_items,
+        follows=inputs.follows,
+        inventory=inputs.inventory,
     )
 
 
@@ -103,31 +108,50 @@ def stamp_metrics(frame: pl.DataFrame, run_id: str, now: datetime) -> pl.DataFra
     return stamp(frame, DAILY_METRICS_COLUMNS, run_id=run_id, computed_at=now)
 
 
-def stamp_similarity(frame: pl.DataFrame, run_id: str, now: datetime, version: str,
-                     expires: datetime) -> pl.DataFrame:
+def stamp_similarity(
+    frame: pl.DataFrame, run_id: str, now: datetime, version: str, expires: datetime
+) -> pl.DataFrame:
     """Return content_similarity rows ready to publish."""
-    return stamp(frame, CONTENT_SIMILARITY_COLUMNS, run_id=run_id, computed_at=now,
-                 model_version=version, expires_at=expires)
+    return stamp(
+        frame,
+        CONTENT_SIMILARITY_COLUMNS,
+        run_id=run_id,
+        computed_at=now,
+        model_version=version,
+        expires_at=expires,
+    )
 
 
-def stamp_recommendations(frame: pl.DataFrame, run_id: str, now: datetime, version: str,
-                          expires: datetime) -> pl.DataFrame:
+def stamp_recommendations(
+    frame: pl.DataFrame, run_id: str, now: datetime, version: str, expires: datetime
+) -> pl.DataFrame:
     """Return recommendation_data rows ready to publish."""
-    return stamp(frame, RECOMMENDATION_COLUMNS, run_id=run_id, created_at=now,
-                 model_version=version, expires_at=expires)
+    return stamp(
+        frame,
+        RECOMMENDATION_COLUMNS,
+        run_id=run_id,
+        created_at=now,
+        model_version=version,
+        expires_at=expires,
+    )
 
 
 def quality_rows(quality: dict, run_date: date, version: str) -> pl.DataFrame:
     """Return the model-quality figures as daily_metrics rows (entity 'model', the version)."""
-    names = [k for k in ("precision_at_10", "recall_at_10", "ndcg_at_10", "coverage") if k in quality]
-    return pl.DataFrame({
-        "metric_date": [run_date] * len(names),
-        "metric_type": [MODEL_QUALITY] * len(names),
-        "entity_type": ["model"] * len(names),
-        "entity_id": [version] * len(names),
-        "metric_name": names,
-        "metric_value": [float(quality[k]) for k in names],
-    }, schema_overrides={"metric_date": pl.Date})
+    names = [
+        k for k in ("precision_at_10", "recall_at_10", "ndcg_at_10", "coverage") if k in quality
+    ]
+    return pl.DataFrame(
+        {
+            "metric_date": [run_date] * len(names),
+            "metric_type": [MODEL_QUALITY] * len(names),
+            "entity_type": ["model"] * len(names),
+            "entity_id": [version] * len(names),
+            "metric_name": names,
+            "metric_value": [float(quality[k]) for k in names],
+        },
+        schema_overrides={"metric_date": pl.Date},
+    )
 
 
 def gate(quality: dict, previous_ndcg: float | None, max_drop: float) -> str | None:
@@ -137,7 +161,9 @@ def gate(quality: dict, previous_ndcg: float | None, max_drop: float) -> str | N
         return None
     floor = previous_ndcg * (1 - max_drop)
     if ndcg < floor:
-        return (f"quality gate: nDCG@10 {ndcg:.4f} is more than {max_drop:.0%} below the last "
-                f"published run's {previous_ndcg:.4f}; previous results kept "
-                f"(--force-publish overrides)")
+        return (
+            f"quality gate: nDCG@10 {ndcg:.4f} is more than {max_drop:.0%} below the last "
+            f"published run's {previous_ndcg:.4f}; previous results kept "
+            f"(--force-publish overrides)"
+        )
     return None

@@ -13,8 +13,9 @@ RETRY_DELAYS_S = [2, 10, 30]
 class StageRunner(Protocol):
     """Calls `fn(*args)` as the stage called `name`, retrying transient faults if it may."""
 
-    def __call__(self, name: str, fn: Callable[..., Any], *args: Any, retry: bool = False) -> Any:
-        ...
+    def __call__(
+        self, name: str, fn: Callable[..., Any], *args: Any, retry: bool = False
+    ) -> Any: ...
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -65,8 +65,14 @@ class JobTracker:
         )
         self.job_id = self.storage.execute(
             "insert_job",
-            (self.job_type, json.dumps(self.payload, default=str), self.run_id,
-             self.flow_run_id, 3, now),
+            (
+                self.job_type,
+                json.dumps(self.payload, default=str),
+                self.run_id,
+                self.flow_run_id,
+                3,
+                now,
+            ),
         )[0][0]
         for (job_id,) in stale:
             self.log("warning", "start", f"job {job_id} was left running; marked failed")
@@ -85,8 +91,14 @@ class JobTracker:
         log.log(logging.getLevelName(level.upper()), "%s: %s", stage, message)
         self.storage.execute(
             "insert_job_log",
-            (self.job_id, level, stage, message,
-             json.dumps(details, default=str) if details else None, utcnow()),
+            (
+                self.job_id,
+                level,
+                stage,
+                message,
+                json.dumps(details, default=str) if details else None,
+                utcnow(),
+            ),
         )
 
     @contextmanager
@@ -101,8 +113,17 @@ class JobTracker:
         self.timings.append(timing)
         self.storage.execute(
             "insert_performance_metric",
-            (self.job_id, self.run_id, name, timing.started_at, timing.seconds * 1000,
-             timing.rows_in, timing.rows_out, timing.peak_rss, utcnow()),
+            (
+                self.job_id,
+                self.run_id,
+                name,
+                timing.started_at,
+                timing.seconds * 1000,
+                timing.rows_in,
+                timing.rows_out,
+                timing.peak_rss,
+                utcnow(),
+            ),
         )
         self.progress(percent_after, f"{name} done in {timing.seconds:.1f} s")
 
@@ -111,6 +132,15 @@ class JobTracker:
         message = {"completed": "done", "failed": "failed"}.get(status, status)
         self.storage.execute(
             "finish_job",
-            (self.job_id, status, 100.0 if status != "failed" else None, message,
-             json.dumps(result, default=str), error, self.processed, self.quarantined, utcnow()),
+            (
+                self.job_id,
+                status,
+                100.0 if status != "failed" else None,
+                message,
+                json.dumps(result, default=str),
+                error,
+                self.processed,
+                self.quarantined,
+                utcnow(),
+            ),
         )

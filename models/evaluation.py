@@ -22,7 +22,12 @@ def pairs_to_csr(user_idx, item_idx, shape) -> sp.csr_matrix:
 
 
 def protocol_split(
-    user_idx, item_idx, *, shape=None, test_share: float = 0.25, seed: int = 42,
+    user_idx,
+    item_idx,
+    *,
+    shape=None,
+    test_share: float = 0.25,
+    seed: int = 42,
     min_interactions: int = 4,
 ) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Return (train, test) binary CSR matrices of unique pairs split per the DESIGN protocol."""

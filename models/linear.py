@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
+from scipy.linalg import lapack
 
 from models.base import Recommender, as_csr, top_n
 
@@ -14,11 +14,25 @@ def gram(X) -> np.ndarray:
     return np.asarray((X.T @ X).toarray(), dtype=np.float64)
 
 
+def spd_inverse(A: np.ndarray) -> np.ndarray:
+    """Return the inverse of a symmetric positive definite matrix (Cholesky; A is overwritten)."""
+    if A.shape[0] == 0:
+        return A
+    factor, info = lapack.dpotrf(A, lower=False, overwrite_a=True, clean=False)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"matrix not positive definite (potrf info {info})")
+    inv, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"inverse failed (potri info {info})")
+    upper = np.triu(inv)
+    return upper + np.triu(upper, 1).T
+
+
 def ease_weights(G: np.ndarray, l2: float) -> np.ndarray:
     """Return EASE's zero-diagonal I×I weights (float32) from the Gram matrix G."""
     A = G.copy()
     A[np.diag_indices_from(A)] += l2
-    P = np.linalg.inv(A)
+    P = spd_inverse(A)
     B = P / (-np.diag(P))
     np.fill_diagonal(B, 0.0)
     return B.astype(np.float32)
@@ -32,7 +46,7 @@ def dlae_weights(G: np.ndarray, l2: float, dropout: float) -> np.ndarray:
     lam = l2 + dropout / (1.0 - dropout) * np.diag(G)
     A = G.copy()
     A[np.diag_indices_from(A)] += lam
-    P = np.linalg.inv(A)
+    P = spd_inverse(A)
     B = -P * lam[None, :]
     B[np.diag_indices_from(B)] += 1.0
     return B.astype(np.float32)
@@ -84,8 +98,3 @@ class Popularity(Recommender):
     def score_users(self, X, user_rows) -> np.ndarray:
         """Return the item counts repeated for each requested user."""
         return np.broadcast_to(self.item_counts_, (len(user_rows), self.item_counts_.size)).copy()
-
-
-def row_sums(X) -> np.ndarray:
-    """Return each row's sum of a sparse matrix as a float64 vector."""
-    return np.asarray(sp.csr_matrix(X).sum(axis=1)).ravel().astype(np.float64)

@@ -27,9 +27,7 @@ class InteractionMatrix:
     item_ids: np.ndarray
 
     @classmethod
-    def from_arrays(
-        cls, user_ids, item_ids, weights=None, *, all_items=None
-    ) -> InteractionMatrix:
+    def from_arrays(cls, user_ids, item_ids, weights=None, *, all_items=None) -> InteractionMatrix:
         """Return the matrix of (user, item, weight) triples; duplicate pairs are summed.
 
         ``all_items`` adds columns for items without interactions (e.g. the whole catalogue).
@@ -40,8 +38,10 @@ class InteractionMatrix:
         if not len(users) == len(items) == len(w):
             raise ValueError("user_ids, item_ids and weights differ in length")
         uniq_users, u_idx = np.unique(users, return_inverse=True)
-        catalogue = items if all_items is None else np.concatenate(
-            [items, np.asarray(all_items, dtype=np.int64)]
+        catalogue = (
+            items
+            if all_items is None
+            else np.concatenate([items, np.asarray(all_items, dtype=np.int64)])
         )
         uniq_items = np.unique(catalogue)
         i_idx = np.searchsorted(uniq_items, items)

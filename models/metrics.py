@@ -43,12 +43,15 @@ def ranking_metrics(
     ap = (precision_at * hit).sum(axis=1)
     denom = np.maximum(ideal_len, 1)
     recs = recommended[recommended >= 0]
-    result = {
-        "precision_at_k": float((n_hits / k)[active].mean()) if active.any() else 0.0,
-        "recall_at_k": float((n_hits / np.maximum(n_test, 1))[active].mean()) if active.any() else 0.0,
-        "ndcg_at_k": float((dcg / np.maximum(idcg, 1e-12))[active].mean()) if active.any() else 0.0,
-        "map_at_k": float((ap / denom)[active].mean()) if active.any() else 0.0,
+
+    def mean(values: np.ndarray) -> float:
+        return float(values[active].mean()) if active.any() else 0.0
+
+    return {
+        "precision_at_k": mean(n_hits / k),
+        "recall_at_k": mean(n_hits / np.maximum(n_test, 1)),
+        "ndcg_at_k": mean(dcg / np.maximum(idcg, 1e-12)),
+        "map_at_k": mean(ap / denom),
         "coverage": float(np.unique(recs).size / n_items) if n_items else 0.0,
         "users": int(active.sum()),
     }
-    return result

@@ -114,12 +114,8 @@ class RotationRecommender(Recommender):
         R = sp.diags(user_counts**-0.5) @ X @ sp.diags(item_counts**-self.item_exponent)
         rank = max(1, min(self.rank, min(X.shape) - 1))
         _, _, vt = randomized_svd(R, rank, n_iter=7, random_state=self.random_state)
-        self.item_factors_ = (vt.T * (item_counts ** -self.item_exponent)[:, None]).astype(
-            np.float32
-        )
-        self.item_loadings_ = (vt.T * (item_counts**self.item_exponent)[:, None]).astype(
-            np.float32
-        )
+        self.item_factors_ = (vt.T * (item_counts**-self.item_exponent)[:, None]).astype(np.float32)
+        self.item_loadings_ = (vt.T * (item_counts**self.item_exponent)[:, None]).astype(np.float32)
 
     def score_users(self, X, user_rows) -> np.ndarray:
         """Return dense blended scores (len(user_rows) × n_items), float32."""

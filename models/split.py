@@ -13,7 +13,10 @@ def _eligible(user_idx: np.ndarray, min_interactions: int) -> tuple[np.ndarray, 
 
 
 def _test_mask_from_order(
-    user_idx: np.ndarray, order_key: np.ndarray, per_row: np.ndarray, keep: np.ndarray,
+    user_idx: np.ndarray,
+    order_key: np.ndarray,
+    per_row: np.ndarray,
+    keep: np.ndarray,
     test_share: float,
 ) -> np.ndarray:
     """Return the mask of rows whose rank within their user (by order_key) is in the top share."""

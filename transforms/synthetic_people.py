@@ -18,12 +18,14 @@ from transforms.synthetic_common import (
     top_k_without_replacement,
     ts,
     uniform_us,
+    weighted,
 )
 from transforms.synthetic_vocab import FIRST_NAMES, GENRES, LAST_NAMES
 
 NEW_USER_SHARE = 0.15  # created inside the generated window
 EXPLORE_SHARE = 0.15  # listens outside the user's favourite genres
 ACTIVITY_SIGMA = 1.2  # lognormal user activity (heavy tail)
+GENRE_TABLE = 1 << 16  # inverse-CDF buckets per genre for record draws
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class People:
     activity: np.ndarray  # relative share of sessions and events
     fav_genres: np.ndarray  # (users, 3) genre indexes
     fav_cdf: np.ndarray  # (users, 3) cumulative taste weights (unused slots repeat 1.0)
+    taste_mask: np.ndarray  # (users, genres) True for the user's favourite genres
 
 
 def users_frame(seed: int, n: int, n_managers: int, window: tuple[int, int]) -> pl.DataFrame:
@@ -98,22 +101,31 @@ def build_people(seed: int, users: pl.DataFrame, window: tuple[int, int]) -> Peo
     mix = rng.gamma(1.5, 1.0, (n, 3)) * (np.arange(3)[None, :] < k[:, None])
     cdf = np.cumsum(mix / mix.sum(axis=1, keepdims=True), axis=1)
     cdf[:, -1] = 1.0
-    return People(created_us=created, activity=activity, fav_genres=fav, fav_cdf=cdf)
+    used = np.diff(cdf, axis=1, prepend=0.0) > 0
+    mask = np.zeros((n, len(GENRES)), dtype=bool)
+    np.put_along_axis(mask, np.where(used, fav, fav[:, :1]), True, axis=1)
+    return People(
+        created_us=created, activity=activity, fav_genres=fav, fav_cdf=cdf, taste_mask=mask
+    )
 
 
-def _record_cdfs(catalog: Catalog) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Return per genre (record indexes, cumulative popularity); falls back to all records."""
-    out = []
-    everything = np.flatnonzero(catalog.record_weight > 0)
-    if len(everything) == 0:
-        everything = np.arange(len(catalog.record_weight))
+def _genre_tables(catalog: Catalog) -> np.ndarray:
+    """Return (genres, GENRE_TABLE) inverse-CDF tables of record popularity within each genre.
+
+    A genre without playable records falls back to all playable records.
+    """
+    playable = catalog.record_weight > 0
+    everything = np.flatnonzero(playable) if playable.any() else np.arange(len(playable))
+    mids = (np.arange(GENRE_TABLE) + 0.5) / GENRE_TABLE
+    tables = np.empty((len(GENRES), GENRE_TABLE), dtype=np.int64)
     for g in range(len(GENRES)):  # a dozen genres
-        recs = np.flatnonzero((catalog.record_genre == g) & (catalog.record_weight > 0))
+        recs = np.flatnonzero((catalog.record_genre == g) & playable)
         recs = recs if len(recs) else everything
         weights = catalog.record_weight[recs]
-        weights = weights if weights.sum() > 0 else np.ones(len(recs))
-        out.append((recs, np.cumsum(weights)))
-    return out
+        cdf = np.cumsum(weights if weights.sum() > 0 else np.ones(len(recs)))
+        pos = np.searchsorted(cdf, mids * cdf[-1], side="right")
+        tables[g] = recs[np.minimum(pos, len(recs) - 1)]
+    return tables
 
 
 def sample_records(
@@ -125,25 +137,17 @@ def sample_records(
     slot = (u > people.fav_cdf[users, 0]).astype(np.int64) + (u > people.fav_cdf[users, 1])
     genre = people.fav_genres[users, np.minimum(slot, 2)]
     explore = rng.random(n) < EXPLORE_SHARE
-    gcdf = np.cumsum(GENRE_WEIGHTS)
-    genre[explore] = np.searchsorted(gcdf, rng.random(explore.sum()) * gcdf[-1], side="right")
-    record = np.zeros(n, dtype=np.int64)
-    draws = rng.random(n)
-    for g, (recs, cdf) in enumerate(_record_cdfs(catalog)):
-        rows = np.flatnonzero(genre == g)
-        pos = np.searchsorted(cdf, draws[rows] * cdf[-1], side="right")
-        record[rows] = recs[np.minimum(pos, len(recs) - 1)]
+    genre[explore] = weighted(rng, GENRE_WEIGHTS, int(explore.sum()))
+    bucket = (rng.random(n) * GENRE_TABLE).astype(np.int64)
+    record = _genre_tables(catalog)[genre, bucket]
     return record, in_taste(users, record, people, catalog)
 
 
 def in_taste(users: np.ndarray, record: np.ndarray, people: People, catalog: Catalog):
     """Return True where the record's primary genre is one of the user's favourite genres."""
-    genre = catalog.record_genre[record]
-    used = np.diff(np.concatenate([np.zeros((len(users), 1)), people.fav_cdf[users]], axis=1)) > 0
-    return ((people.fav_genres[users] == genre[:, None]) & used).any(axis=1)
+    return people.taste_mask[users, catalog.record_genre[record]]
 
 
 def sample_users(rng: np.random.Generator, people: People, n: int) -> np.ndarray:
     """Return n user indexes drawn proportionally to activity."""
-    cdf = np.cumsum(people.activity)
-    return np.minimum(np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right"), len(cdf) - 1)
+    return weighted(rng, people.activity, n)

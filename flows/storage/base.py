@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,9 @@ class Replacement:
     @classmethod
     def metrics(cls, frame: pl.DataFrame, dates: Sequence, types: Sequence[str]) -> Replacement:
         """Return a replacement of the daily_metrics slice `dates` × `types`."""
-        return cls("daily_metrics", load_query("delete_daily_metrics"),
-                   (list(dates), list(types)), frame)
+        return cls(
+            "daily_metrics", load_query("delete_daily_metrics"), (list(dates), list(types)), frame
+        )
 
 
 class Storage(ABC):
@@ -76,7 +77,9 @@ class Storage(ABC):
         """Atomically replace every row of `table` with `frame`; return the rows written."""
         return self.publish([Replacement.whole(table, frame)])[table]
 
-    def replace_daily_metrics(self, frame: pl.DataFrame, dates: Sequence, types: Sequence[str]) -> int:
+    def replace_daily_metrics(
+        self, frame: pl.DataFrame, dates: Sequence, types: Sequence[str]
+    ) -> int:
         """Replace daily_metrics rows of `dates` × `types` with `frame` in one transaction."""
         return self.publish([Replacement.metrics(frame, dates, types)])["daily_metrics"]
 
@@ -88,7 +91,7 @@ class Storage(ABC):
     def check(self) -> None:
         """Raise StorageError with one clear line when the database cannot be used."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a backend without connections has nothing to close
         """Close any open connection."""
 
     def __enter__(self) -> Storage:

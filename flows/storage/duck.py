@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from flows.database import Database
 from flows.storage.base import Replacement, Storage, StorageError, load_query
-
 
 CLEANUP_SQL = Path(__file__).resolve().parents[2] / "sql" / "duckdb" / "cleanup.sql"
 
@@ -53,13 +52,17 @@ class DuckStorage(Storage):
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'play_history'"
         )
         if rows[0][0] == 0:
-            raise StorageError(f"{self.db.display} has no Rotation schema; run `rotation db migrate`")
+            raise StorageError(
+                f"{self.db.display} has no Rotation schema; run `rotation db migrate`"
+            )
 
     def read(self, query: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         """Return the named query's rows as a polars frame (DuckDB → Arrow → polars)."""
         with self._lock:
             try:
-                table = self._connection().sql(load_query(query), params=list(params)).to_arrow_table()
+                table = (
+                    self._connection().sql(load_query(query), params=list(params)).to_arrow_table()
+                )
             except StorageError:
                 raise
             except Exception as exc:
@@ -85,9 +88,13 @@ class DuckStorage(Storage):
 
         counts: dict[str, int] = {}
         self.execute_sql("SET VARIABLE cleanup_now = CAST($1 AS TIMESTAMPTZ)", (now,))
-        self.execute_sql("SET VARIABLE cleanup_cutoff = CAST($1 AS TIMESTAMPTZ)",
-                         (now - timedelta(days=retention_days),))
-        text = "\n".join(ln for ln in CLEANUP_SQL.read_text().splitlines() if not ln.startswith("--"))
+        self.execute_sql(
+            "SET VARIABLE cleanup_cutoff = CAST($1 AS TIMESTAMPTZ)",
+            (now - timedelta(days=retention_days),),
+        )
+        text = "\n".join(
+            ln for ln in CLEANUP_SQL.read_text().splitlines() if not ln.startswith("--")
+        )
         for statement in text.split(";"):
             body = statement.strip()
             if body:

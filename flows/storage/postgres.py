@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from flows.database import Database, redact
 from flows.storage.base import Replacement, Storage, StorageError, load_query
 
 CONNECT_TIMEOUT_S = 10
-STATEMENT_TIMEOUT = "30min"   # no database call may hang a run forever
+STATEMENT_TIMEOUT = "30min"  # no database call may hang a run forever
 LOCK_TIMEOUT = "60s"
 TRANSIENT_ERRORS = {"OperationalError", "InterfaceError", "AdminShutdown", "ConnectionFailure"}
 TRANSIENT_MARKERS = ("connection", "server closed", "terminating", "shutting down", "timeout")
@@ -63,7 +64,9 @@ class PostgresStorage(Storage):
 
             try:
                 self._small = psycopg.connect(
-                    self.db.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                    self.db.url,
+                    autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT_S,
                     cursor_factory=psycopg.RawCursor,
                     options=f"-c statement_timeout={STATEMENT_TIMEOUT} -c TimeZone=UTC",
                 )
@@ -75,10 +78,8 @@ class PostgresStorage(Storage):
         """Close both connections."""
         for conn in (self._arrow, self._small):
             if conn is not None:
-                try:
+                with contextlib.suppress(Exception):  # a broken connection must not hide the error
                     conn.close()
-                except Exception:  # closing a broken connection must not hide the real error
-                    pass
         self._arrow = self._small = None
 
     # interface --------------------------------------------------------------------------------
@@ -86,7 +87,9 @@ class PostgresStorage(Storage):
         """Raise StorageError when the server is unreachable or the schema is missing."""
         rows = self.execute_sql("SELECT to_regclass('public.play_history') IS NOT NULL")
         if not rows[0][0]:
-            raise StorageError(f"{self.db.display} has no Rotation schema; run `rotation db migrate`")
+            raise StorageError(
+                f"{self.db.display} has no Rotation schema; run `rotation db migrate`"
+            )
 
     def read(self, query: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         """Return the named query's rows through ADBC as a polars frame."""
@@ -119,7 +122,7 @@ class PostgresStorage(Storage):
         return dict(self.execute("cleanup_postgres", (retention_days, now)))
 
     def publish(self, replacements: Sequence[Replacement]) -> dict[str, int]:
-        """Delete and COPY every table in one transaction: readers keep the old rows until COMMIT."""
+        """Delete and COPY every table in one transaction: readers see the old rows until COMMIT."""
         from flows.bulk import copy_frame
 
         conn = self._arrow_conn()
@@ -134,10 +137,8 @@ class PostgresStorage(Storage):
                 written[rep.table] = copy_frame(conn, rep.table, rep.frame)
             conn.commit()
         except Exception as exc:
-            try:
+            with contextlib.suppress(Exception):
                 conn.rollback()
-            except Exception:
-                pass
             self._reset()
             raise _clean(exc, self.db) from None
         return written

@@ -1,0 +1,178 @@
+"""One contract suite, parametrised over every recommender model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import clone
+
+from models.base import top_n
+from models.linear import EASE, Popularity
+from models.matrix import InteractionMatrix
+from models.neighbors import ItemKNN
+from models.recommender import MODEL_VERSION, RotationRecommender
+
+N_USERS, N_ITEMS = 60, 40
+
+MODELS = {
+    "itemknn-cosine": lambda: ItemKNN(k=10, similarity="cosine"),
+    "itemknn-jaccard": lambda: ItemKNN(k=10, similarity="jaccard", shrink=1.0),
+    "ease": lambda: EASE(l2=10.0),
+    "popularity": lambda: Popularity(),
+    "rotation": lambda: RotationRecommender(l2=10.0, rank=4),
+    "rotation-with-tail": lambda: RotationRecommender(l2=10.0, rank=4, max_dense_items=15),
+}
+
+
+@pytest.fixture(scope="module")
+def X() -> sp.csr_matrix:
+    rng = np.random.default_rng(7)
+    popularity = rng.pareto(1.5, N_ITEMS) + 0.1
+    dense = rng.random((N_USERS, N_ITEMS)) < 0.35 * popularity / popularity.max() + 0.05
+    dense[0] = False  # a user without history
+    dense[1, :] = True  # a user who has seen everything
+    return sp.csr_matrix(dense.astype(np.float32))
+
+
+@pytest.fixture(params=sorted(MODELS))
+def make(request):
+    return MODELS[request.param]
+
+
+@pytest.fixture
+def fitted(make, X):
+    return make().fit(X)
+
+
+def test_fit_returns_self_and_sets_underscore_attributes(make, X):
+    model = make()
+    before = set(vars(model))
+    assert all(not key.endswith("_") for key in before)
+    assert model.fit(X) is model
+    added = set(vars(model)) - before
+    assert added and all(key.endswith("_") for key in added)
+
+
+def test_clone_and_get_params_round_trip(make):
+    model = make()
+    params = model.get_params()
+    twin = clone(model)
+    assert twin is not model and twin.get_params() == params
+    assert type(model)(**params).get_params() == params
+
+
+def test_shapes_dtypes_and_padding(fitted, X):
+    users = np.arange(N_USERS)
+    idx, scores = fitted.recommend(X, users, 12)
+    assert idx.shape == scores.shape == (N_USERS, 12)
+    assert idx.dtype == np.int32 and scores.dtype == np.float32
+    assert (idx[1] == -1).all() and np.isneginf(scores[1]).all()  # saw everything
+    pad = idx == -1
+    assert (np.isneginf(scores) == pad).all()
+    assert (np.diff(pad.astype(int), axis=1) >= 0).all()  # -1 only at the end
+
+
+def test_all_items_when_n_exceeds_catalogue(fitted, X):
+    idx, _ = fitted.recommend(X, [2, 3], N_ITEMS + 5)
+    for row, user in zip(idx, [2, 3], strict=True):
+        assert (row >= 0).sum() == N_ITEMS - X[user].nnz
+
+
+def test_no_seen_items_and_unique_rows(fitted, X):
+    idx, _ = fitted.recommend(X, np.arange(N_USERS), 15)
+    for user, row in enumerate(idx):
+        items = row[row >= 0]
+        assert len(set(items)) == len(items)
+        assert not set(items) & set(X[user].indices)
+
+
+def test_seen_items_allowed_without_filter(fitted, X):
+    idx, _ = fitted.recommend(X, [1], 5, filter_seen=False)
+    assert (idx >= 0).all()
+
+
+def test_excluded_items_never_recommended(fitted, X):
+    rng = np.random.default_rng(3)
+    exclude = sp.csr_matrix((rng.random(X.shape) < 0.3).astype(np.float32))
+    idx, _ = fitted.recommend(X, np.arange(N_USERS), 10, exclude=exclude)
+    for user, row in enumerate(idx):
+        assert not set(row[row >= 0]) & set(exclude[user].indices)
+
+
+def test_scores_descending_ties_by_index(fitted, X):
+    idx, scores = fitted.recommend(X, np.arange(N_USERS), 10)
+    finite = np.where(np.isfinite(scores), scores, np.float32(-1e30))
+    assert (np.diff(finite, axis=1) <= 0).all()
+    same = (np.diff(finite, axis=1) == 0) & (idx[:, 1:] >= 0)
+    assert (idx[:, 1:][same] > idx[:, :-1][same]).all()
+
+
+def test_batching_does_not_change_results(fitted, X):
+    users = np.arange(N_USERS)
+    a = fitted.recommend(X, users, 10, batch_size=7)
+    b = fitted.recommend(X, users, 10)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_deterministic_across_fits(make, X):
+    users = np.arange(N_USERS)
+    a = make().fit(X).recommend(X, users, 10)
+    b = make().fit(X).recommend(X, users, 10)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_recommendations_beat_chance(fitted):
+    """Users in two taste groups: every model (but popularity) recommends within the group."""
+    if isinstance(fitted, Popularity):
+        pytest.skip("popularity ignores taste")
+    rng = np.random.default_rng(1)
+    group = np.repeat([0, 1], 30)
+    liked = rng.random((60, 40)) < 0.5
+    liked &= (np.arange(40)[None, :] < 20) == (group[:, None] == 0)
+    X = sp.csr_matrix(liked.astype(np.float32))
+    idx, _ = clone(fitted).fit(X).recommend(X, np.arange(60), 3)
+    in_group = (idx < 20) == (group[:, None] == 0)
+    assert in_group[idx >= 0].mean() > 0.9
+
+
+def test_similar_items_where_supported(fitted):
+    if isinstance(fitted, Popularity):
+        with pytest.raises(NotImplementedError):
+            fitted.similar_items([0], 3)
+        return
+    idx, scores = fitted.similar_items(np.arange(N_ITEMS), 5)
+    assert idx.shape == (N_ITEMS, 5)
+    assert all(item not in row for item, row in enumerate(idx))
+    finite = np.where(np.isfinite(scores), scores, -1e30)
+    assert (np.diff(finite, axis=1) <= 0).all()
+
+
+def test_rotation_cold_user_gets_popular_items(X):
+    model = RotationRecommender(l2=10.0, rank=4).fit(X)
+    idx, _ = model.recommend(X, [0], 5)
+    counts = np.diff(X.tocsc().indptr)
+    expected = np.lexsort((np.arange(N_ITEMS), -counts))[:5]
+    np.testing.assert_array_equal(idx[0], expected)
+    assert isinstance(MODEL_VERSION, str) and MODEL_VERSION
+
+
+def test_top_n_breaks_ties_by_lower_index():
+    scores = np.array([[1, 3, 3, 2, -np.inf], [0, 0, 0, 0, 0]], dtype=np.float32)
+    idx, val = top_n(scores, 3)
+    np.testing.assert_array_equal(idx, [[1, 2, 3], [0, 1, 2]])
+    np.testing.assert_array_equal(val, [[3, 3, 2], [0, 0, 0]])
+    idx, val = top_n(scores[:1], 6)
+    np.testing.assert_array_equal(idx, [[1, 2, 3, 0, -1, -1]])
+
+
+def test_interaction_matrix_sums_duplicates_and_maps_ids():
+    m = InteractionMatrix.from_arrays([30, 10, 30, 30], [7, 5, 7, 9], [1, 2, 3, 1], all_items=[11])
+    np.testing.assert_array_equal(m.user_ids, [10, 30])
+    np.testing.assert_array_equal(m.item_ids, [5, 7, 9, 11])
+    assert m.matrix.dtype == np.float32 and m.matrix.shape == (2, 4)
+    np.testing.assert_array_equal(m.matrix.toarray(), [[2, 0, 0, 0], [0, 4, 1, 0]])
+    np.testing.assert_array_equal(m.user_index([30, 99, 10]), [1, -1, 0])
+    np.testing.assert_array_equal(m.item_index([11, 4, 5]), [3, -1, 0])

@@ -1,0 +1,90 @@
+"""Item similarity: collaborative ItemKNN values, top-k helpers, content and hybrid sets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from models.content import ContentSimilarity
+from models.neighbors import ItemKNN, hybrid_neighbors, item_similarity_topk, topk_neighbors
+
+ITEMS = [
+    ["genre:jazz", "style:hard bop", "artist:art blakey", "label:blue note", "decade:1960s"],
+    ["genre:jazz", "style:hard bop", "artist:art blakey", "label:riverside", "decade:1950s"],
+    ["genre:rock", "style:punk", "artist:the clash", "label:cbs", "decade:1970s"],
+    ["genre:jazz", "style:modal", "artist:miles davis", "label:columbia", "decade:1950s"],
+    ["genre:electronic", "style:techno", "artist:basic channel", "country:de"],
+    ["genre:rock", "style:punk", "artist:ramones", "label:sire", "decade:1970s"],
+]
+
+
+def test_topk_neighbors_orders_ranks_and_breaks_ties():
+    sim = sp.csr_matrix(np.array([[0, 0.5, 0.5, 0.9], [0.2, 0, 0, 0], [0, 0, 0, 0]]))
+    rows, cols, scores, ranks = topk_neighbors(sim, 2)
+    np.testing.assert_array_equal(rows, [0, 0, 1])
+    np.testing.assert_array_equal(cols, [3, 1, 0])
+    np.testing.assert_array_equal(ranks, [1, 2, 1])
+    np.testing.assert_allclose(scores, [0.9, 0.5, 0.2])
+
+
+def test_cosine_and_jaccard_values_match_hand_computation():
+    X = sp.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1], [1, 0, 0]], dtype=np.float32))
+    cos = item_similarity_topk(X, 5, similarity="cosine").toarray()
+    assert cos[0, 1] == pytest.approx(2 / (np.sqrt(3) * np.sqrt(3)))
+    assert cos[0, 2] == pytest.approx(1 / (np.sqrt(3) * np.sqrt(2)))
+    assert (np.diag(cos) == 0).all()
+    jac = item_similarity_topk(X, 5, similarity="jaccard").toarray()
+    assert jac[0, 1] == pytest.approx(2 / 4)
+    assert jac[1, 2] == pytest.approx(2 / 3)
+    shrunk = item_similarity_topk(X, 5, similarity="cosine", shrink=3.0).toarray()
+    assert shrunk[0, 1] == pytest.approx(2 / (3 + 3))
+
+
+def test_chunking_does_not_change_similarity():
+    rng = np.random.default_rng(0)
+    X = sp.csr_matrix((rng.random((80, 30)) < 0.2).astype(np.float32))
+    whole = item_similarity_topk(X, 7)
+    chunked = item_similarity_topk(X, 7, chunk=4)
+    assert abs(whole - chunked).max() == 0
+    assert np.diff(whole.indptr).max() <= 7
+
+
+def test_itemknn_similar_items_are_cooccurring():
+    dense = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 1, 1, 1]], dtype=float)
+    X = sp.csr_matrix(dense)
+    idx, _ = ItemKNN(k=3).fit(X).similar_items([0, 2], 1)
+    np.testing.assert_array_equal(idx[:, 0], [1, 3])
+
+
+def test_content_shared_genre_and_artist_is_nearer():
+    model = ContentSimilarity(n_neighbors=3).fit(ITEMS)
+    sim = model.neighbors_.toarray()
+    assert sim[0, 1] > sim[0, 3] > sim[0, 2]
+    idx, _ = model.similar_items([0, 2], 1)
+    np.testing.assert_array_equal(idx[:, 0], [1, 5])
+
+
+def test_content_gives_neighbours_without_interactions():
+    model = ContentSimilarity(n_neighbors=2).fit(ITEMS)
+    rows, cols, scores, ranks = model.neighbor_arrays()
+    described = np.arange(len(ITEMS))
+    assert set(rows) >= set(described) - {4}  # item 4 shares no token with any other
+    assert (rows != cols).all() and (scores > 0).all()
+    assert set(ranks) <= {1, 2}
+
+
+def test_content_item_without_tokens_has_no_neighbours():
+    model = ContentSimilarity(n_neighbors=2).fit([*ITEMS, []])
+    assert model.neighbors_[len(ITEMS)].nnz == 0
+    assert model.neighbors_.shape == (len(ITEMS) + 1, len(ITEMS) + 1)
+
+
+def test_hybrid_neighbors_weights_both_sets():
+    collab = sp.csr_matrix(np.array([[0, 0.9, 0.0], [0.9, 0, 0], [0, 0, 0]], dtype=np.float32))
+    content = sp.csr_matrix(np.array([[0, 0.0, 0.8], [0, 0, 0.5], [0.8, 0.5, 0]], dtype=np.float32))
+    mixed = hybrid_neighbors(collab, content, alpha=0.5, k=1).toarray()
+    assert mixed[0, 1] == pytest.approx(0.45) and mixed[0, 2] == 0  # 0.45 > 0.40
+    assert mixed[2, 0] == pytest.approx(0.4)  # content-only item still gets a neighbour
+    as_arrays = hybrid_neighbors((*topk_neighbors(collab, 2)[:3], 3), content, alpha=1.0)
+    np.testing.assert_allclose(as_arrays.toarray(), collab.toarray())
