@@ -6,7 +6,8 @@ Procedure (the test part of the protocol split is never read):
 1. Split DATASET_DIR/u.data with the DESIGN protocol (per-user random 75/25, seed 42, users
    with < 4 interactions dropped) and keep only TRAIN.
 2. Split TRAIN again with the same protocol, three times (seeds seed+1, seed+2, seed+3):
-   FIT (75 %) and VALIDATION (25 %); every metric below is the mean over the three validation splits.
+   FIT (75 %) and VALIDATION (25 %); every metric below is the mean over the three
+   validation splits.
 3. Stage 1 — the linear head alone (lowrank_weight = 0): grid over l2 (absolute ridge, as in
    EASE: a prior count that carries across data-set sizes better than a relative one) ×
    dropout × input_exponent.

@@ -53,11 +53,19 @@ def add_database(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", default=None, help=DATABASE_HELP)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (`--help` still shows the usage)."""
+
+    def error(self, message: str):
+        """Print `prog: error: message` alone and exit with status 2."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of every sub-command."""
     from flows import commands
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="rotation", description="Rotation analytics and recommendation pipeline."
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress display")
@@ -95,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

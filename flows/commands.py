@@ -166,10 +166,19 @@ def nightly_kwargs(args) -> dict:
     }
 
 
+def preflight(db) -> None:
+    """Raise StorageError (one line) before starting Prefect when the database is unusable."""
+    from flows.storage import open_storage
+
+    with open_storage(db) as storage:
+        storage.check()
+
+
 def cmd_nightly(args) -> int:
     """Run the nightly flow through Prefect; the URL travels by environment, not as a parameter."""
     from flows.nightly import nightly
 
+    preflight(args.db)
     os.environ[ENV_VAR] = args.db.url
     summary = nightly(**nightly_kwargs(args))
     print(
@@ -186,6 +195,7 @@ def cmd_backfill(args) -> int:
     """Run the backfill flow through Prefect."""
     from flows.backfill import backfill
 
+    preflight(args.db)
     os.environ[ENV_VAR] = args.db.url
     summary = backfill(date_from=args.date_from, date_to=args.date_to)
     print(json.dumps({k: summary[k] for k in ("status", "rows")}, indent=2))

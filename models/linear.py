@@ -11,21 +11,37 @@ from models.base import Recommender, as_csr, top_n
 def gram(X) -> np.ndarray:
     """Return the dense float64 item-item Gram matrix XᵀX of a sparse X."""
     X = as_csr(X)
-    return np.asarray((X.T @ X).toarray(), dtype=np.float64)
+    product = X.T.tocsr() @ X
+    G = np.zeros(product.shape, dtype=np.float64)
+    product.toarray(out=G) if product.dtype == np.float64 else G.__setitem__(
+        slice(None), product.toarray()
+    )
+    return G
+
+
+def _symmetrize_upper(M: np.ndarray, block: int = 1024) -> None:
+    """Copy the upper triangle of M onto its lower triangle, in place, block by block."""
+    n = M.shape[0]
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        M[s:e, :s] = M[:s, s:e].T
+        diag = M[s:e, s:e]
+        diag[...] = np.triu(diag) + np.triu(diag, 1).T
 
 
 def spd_inverse(A: np.ndarray) -> np.ndarray:
-    """Return the inverse of a symmetric positive definite matrix (Cholesky; A is overwritten)."""
+    """Return the inverse of a symmetric positive definite matrix, computed in A's memory."""
     if A.shape[0] == 0:
         return A
-    factor, info = lapack.dpotrf(A, lower=False, overwrite_a=True, clean=False)
+    a = A.T  # symmetric, and Fortran-ordered: LAPACK works in place without a copy
+    factor, info = lapack.dpotrf(a, lower=False, overwrite_a=True, clean=False)
     if info != 0:
         raise np.linalg.LinAlgError(f"matrix not positive definite (potrf info {info})")
     inv, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"inverse failed (potri info {info})")
-    upper = np.triu(inv)
-    return upper + np.triu(upper, 1).T
+    _symmetrize_upper(inv)
+    return inv
 
 
 def ease_weights(G: np.ndarray, l2: float) -> np.ndarray:
@@ -33,31 +49,24 @@ def ease_weights(G: np.ndarray, l2: float) -> np.ndarray:
     A = G.copy()
     A[np.diag_indices_from(A)] += l2
     P = spd_inverse(A)
-    B = P / (-np.diag(P))
-    np.fill_diagonal(B, 0.0)
-    return B.astype(np.float32)
+    P /= -np.diag(P).copy()[None, :]
+    np.fill_diagonal(P, 0.0)
+    return P.astype(np.float32)
 
 
 def dlae_weights(G: np.ndarray, l2: float, dropout: float) -> np.ndarray:
     """Return DLAE weights (float32): (G + Λ)⁻¹G with Λ = l2 + p/(1-p)·diag(G).
 
     The dropout-denoising autoencoder of Steck (2020); written as I - (G + Λ)⁻¹Λ.
+    Peak memory: G plus one more float64 I×I array plus the float32 result (20·I² bytes).
     """
     lam = l2 + dropout / (1.0 - dropout) * np.diag(G)
     A = G.copy()
     A[np.diag_indices_from(A)] += lam
     P = spd_inverse(A)
-    B = -P * lam[None, :]
-    B[np.diag_indices_from(B)] += 1.0
-    return B.astype(np.float32)
-
-
-def dense_similar(B: np.ndarray, item_rows, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return (indices, scores) of the n largest off-diagonal weights in rows of B."""
-    item_rows = np.asarray(item_rows, dtype=np.int64)
-    sub = np.array(B[item_rows], dtype=np.float32)
-    sub[np.arange(len(item_rows)), item_rows] = -np.inf
-    return top_n(sub, n)
+    P *= -lam[None, :]
+    P[np.diag_indices_from(P)] += 1.0
+    return P.astype(np.float32)
 
 
 class EASE(Recommender):

@@ -66,10 +66,10 @@ class RotationRecommender(Recommender):
 
     def __init__(
         self,
-        l2: float = 450.0,
+        l2: float = 300.0,
         dropout: float = 0.5,
         input_exponent: float = 0.1,
-        rank: int = 24,
+        rank: int = 16,
         lowrank_weight: float = 0.4,
         item_exponent: float = 0.3,
         max_dense_items: int = 10_000,

@@ -95,7 +95,7 @@ def query(db: Database, sql: str, params: tuple = ()) -> pl.DataFrame:
 
     with duckdb.connect(str(db.path)) as conn:
         conn.execute("SET TimeZone = 'UTC'")
-        return pl.from_arrow(conn.execute(sql, list(params)).fetch_arrow_table())
+        return pl.from_arrow(conn.sql(sql, params=list(params)).to_arrow_table())
 
 
 def execute(db: Database, sql: str, params: tuple = ()) -> None:

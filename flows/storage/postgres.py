@@ -27,6 +27,8 @@ def _with_connect_timeout(url: str) -> str:
 
 def _clean(exc: BaseException, db: Database) -> StorageError:
     """Return a StorageError for `exc` whose message cannot hold the password."""
+    if isinstance(exc, StorageError):
+        return exc
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     transient = type(exc).__name__ in TRANSIENT_ERRORS or any(
         marker in message.lower() for marker in TRANSIENT_MARKERS
@@ -99,6 +101,8 @@ class PostgresStorage(Storage):
                 cur.execute(load_query(query), parameters=tuple(params) or None)
                 table = cur.fetch_arrow_table()
             conn.commit()
+        except StorageError:
+            raise
         except Exception as exc:
             self._reset()
             raise _clean(exc, self.db) from None
@@ -113,6 +117,8 @@ class PostgresStorage(Storage):
         try:
             cur = self._small_conn().execute(sql, tuple(params) or None)
             return cur.fetchall() if cur.description else []
+        except StorageError:
+            raise
         except Exception as exc:
             self._reset()
             raise _clean(exc, self.db) from None
