@@ -28,6 +28,7 @@ class Inputs:
     collections: pl.DataFrame
     collection_items: pl.DataFrame
     follows: pl.DataFrame
+    settings: pl.DataFrame  # key, value (JSON text)
 
     def rows(self) -> int:
         """Return the total number of rows read."""
@@ -49,6 +50,7 @@ QUERIES = {
     "collections": "extract_user_collections",
     "collection_items": "extract_user_collection_items",
     "follows": "extract_user_follows",
+    "settings": "extract_settings",
 }
 
 
@@ -66,9 +68,18 @@ def window_bounds(run_date: date, window_days: int) -> tuple[datetime, datetime]
     return start, end
 
 
+def setting(inputs: Inputs, key: str, default=None):
+    """Return the decoded JSON value of a settings row, or `default` when absent."""
+    import json
+
+    rows = inputs.settings.filter(pl.col("key") == key)["value"]
+    return json.loads(rows[0]) if rows.len() and rows[0] is not None else default
+
+
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     """Return `frame` ordered by id: queries do not sort, so the order is fixed here."""
-    return frame.sort("id") if "id" in frame.columns else frame
+    key = "id" if "id" in frame.columns else frame.columns[0]
+    return frame.sort(key)
 
 
 def extract_inputs(storage: Storage, run_date: date, window_days: int) -> Inputs:

@@ -3,6 +3,7 @@ recommendations → evaluation → publish → retention, for one date, on eithe
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -310,7 +311,7 @@ def nightly(
         expires_hours=expires_hours,
         quality_gate_drop=quality_gate_drop,
         force_publish=force_publish,
-        interactions=InteractionParams(half_life_days=half_life_days),
+        interactions=InteractionParams(half_life_days=half_life_days or math.inf),  # 0: no decay
     )
     result = run_nightly(
         resolve_database(database), params, runner=prefect_task, flow_run_id=flow_run.get_id()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import polars as pl
 
-from flows.extract import Inputs
+from flows.extract import Inputs, setting
 from transforms.columns import (
     CONTENT_SIMILARITY_COLUMNS,
     DAILY_METRICS_COLUMNS,
@@ -16,9 +16,15 @@ from transforms.columns import (
 )
 from transforms.daily_metrics import MetricInputs, daily_metrics
 from transforms.interactions import InteractionParams
-from transforms.validate import quarantine_counts, validate_play_history, validate_usage_metrics
+from transforms.validate import (
+    PLATFORM_START,
+    quarantine_counts,
+    validate_play_history,
+    validate_usage_metrics,
+)
 
 MODEL_QUALITY = "model_quality"
+PLATFORM_START_KEY = "platform.start_date"  # settings row: validation's lower bound
 
 
 @dataclass(frozen=True)
@@ -60,10 +66,20 @@ class Validation:
         return int(self.counts["rows"].sum()) if self.counts.height else 0
 
 
+def platform_start(inputs: Inputs) -> datetime:
+    """Return the first instant valid events may have: the settings row, else PLATFORM_START."""
+    value = setting(inputs, PLATFORM_START_KEY)
+    if value is None:
+        return PLATFORM_START
+    return datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)
+
+
 def validate_inputs(inputs: Inputs, now: datetime) -> Validation:
     """Return the inputs with bad play and usage rows moved to quarantine."""
-    plays = validate_play_history(inputs.plays, inputs.users, inputs.tracks, now=now)
-    usage = validate_usage_metrics(inputs.usage, inputs.users, now=now)
+    start = platform_start(inputs)
+    plays = validate_play_history(inputs.plays, inputs.users, inputs.tracks, now=now,
+                                  platform_start=start)
+    usage = validate_usage_metrics(inputs.usage, inputs.users, now=now, platform_start=start)
     return Validation(
         inputs=inputs.replace(plays=plays.valid, usage=usage.valid),
         counts=quarantine_counts(play_history=plays, usage_metrics=usage),

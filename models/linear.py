@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from models.base import Recommender, as_csr, top_n
@@ -10,13 +11,8 @@ from models.base import Recommender, as_csr, top_n
 
 def gram(X) -> np.ndarray:
     """Return the dense float64 item-item Gram matrix XᵀX of a sparse X."""
-    X = as_csr(X)
-    product = X.T.tocsr() @ X
-    G = np.zeros(product.shape, dtype=np.float64)
-    product.toarray(out=G) if product.dtype == np.float64 else G.__setitem__(
-        slice(None), product.toarray()
-    )
-    return G
+    X = sp.csr_matrix(X, dtype=np.float64)
+    return (X.T.tocsr() @ X).toarray()
 
 
 def _symmetrize_upper(M: np.ndarray, block: int = 1024) -> None:
@@ -67,6 +63,14 @@ def dlae_weights(G: np.ndarray, l2: float, dropout: float) -> np.ndarray:
     P *= -lam[None, :]
     P[np.diag_indices_from(P)] += 1.0
     return P.astype(np.float32)
+
+
+def dense_similar(B: np.ndarray, item_rows, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (indices, scores) of the n largest off-diagonal weights in rows of B."""
+    item_rows = np.asarray(item_rows, dtype=np.int64)
+    sub = np.array(B[item_rows], dtype=np.float32)
+    sub[np.arange(len(item_rows)), item_rows] = -np.inf
+    return top_n(sub, n)
 
 
 class EASE(Recommender):

@@ -36,7 +36,7 @@ OUTPUT_ORDER = {
 
 def params(**overrides) -> NightlyParams:
     """Return nightly parameters for RUN_DATE with `overrides`."""
-    return NightlyParams(run_date=RUN_DATE, **overrides)
+    return NightlyParams(**{"run_date": RUN_DATE, **overrides})
 
 
 def generate(db: Database, end: dt.date | None = None) -> dict[str, int]:
@@ -124,6 +124,20 @@ def table(db: Database, name: str, *, without: set[str] = frozenset()) -> pl.Dat
         pl.col(c).cast(pl.Utf8) for c, t in frame.schema.items() if t == pl.Object
     )
     return frame.drop([c for c in frame.columns if c in without])
+
+
+def differences(before: pl.DataFrame, after: pl.DataFrame, name: str) -> dict[str, int]:
+    """Return, per column, how many rows of table `name` differ between two snapshots
+    (matched on the table's key; '<missing>' counts keys present in only one of them)."""
+    key = [c.strip() for c in OUTPUT_ORDER[name].split(",")]
+    joined = before.join(after, on=key, how="inner", suffix="__after")
+    missing = before.join(after, on=key, how="anti").height
+    counts = {"<missing>": missing + after.join(before, on=key, how="anti").height}
+    for column in before.columns:
+        if column not in key and f"{column}__after" in joined.columns:
+            changed = joined.filter(pl.col(column).ne_missing(pl.col(f"{column}__after")))
+            counts[column] = changed.height
+    return {column: n for column, n in counts.items() if n}
 
 
 def canonical_json(frame: pl.DataFrame, column: str) -> pl.DataFrame:

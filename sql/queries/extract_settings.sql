@@ -1,0 +1,1 @@
+SELECT key, CAST(value AS TEXT) AS value FROM settings

@@ -1,0 +1,119 @@
+"""The backfill flow: daily metrics over a date range, idempotent, equal to the nightly's."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import polars as pl
+import pytest
+from pipeline_fixtures import (
+    BACKENDS,
+    RUN_COLUMNS,
+    RUN_DATE,
+    fresh_database,
+    generate,
+    latest_job,
+    params,
+    placeholder,
+    query,
+    table,
+)
+
+from flows.backfill import backfill, run_backfill
+from flows.database import ENV_VAR, Database
+from flows.nightly import run_nightly
+from transforms.columns import PLATFORM_METRICS
+
+pytest_plugins = ["prefect_fixtures"]
+
+FIRST = RUN_DATE - timedelta(days=4)
+DATES = [FIRST + timedelta(days=i) for i in range(5)]
+
+
+@pytest.fixture(params=BACKENDS)
+def generated(request, tmp_path) -> Database:
+    """Return a database of each backend holding the generated data, no run yet."""
+    with fresh_database(request.param, tmp_path, request) as db:
+        generate(db)
+        yield db
+
+
+def _metrics(db: Database) -> pl.DataFrame:
+    return table(db, "daily_metrics", without=RUN_COLUMNS)
+
+
+def test_backfill_writes_platform_rows_for_every_date(generated):
+    result = run_backfill(generated, FIRST, RUN_DATE)
+
+    assert result.status == "completed"
+    platform = query(
+        generated,
+        "SELECT metric_date, metric_name, metric_value FROM daily_metrics "
+        "WHERE metric_type = 'platform' AND entity_type = 'platform' AND entity_id = 'all'",
+    )
+    assert sorted(set(platform["metric_date"].to_list())) == DATES
+    for day in DATES:
+        names = platform.filter(pl.col("metric_date") == day)["metric_name"].to_list()
+        assert sorted(names) == sorted(PLATFORM_METRICS), day
+    plays = platform.filter(pl.col("metric_name") == "plays")["metric_value"]
+    assert (plays > 0).all()
+    assert result.rows["daily_metrics"] == query(generated, "SELECT * FROM daily_metrics").height
+    job = latest_job(generated, "backfill")
+    assert job["job_status"] == "completed" and job["run_id"] == result.run_id
+
+
+def test_backfill_twice_leaves_the_same_rows(generated):
+    run_backfill(generated, FIRST, RUN_DATE)
+    before = _metrics(generated)
+    second = run_backfill(generated, FIRST, RUN_DATE)
+    after = _metrics(generated)
+
+    assert after.equals(before)
+    keys = ["metric_date", "metric_type", "entity_type", "entity_id", "metric_name"]
+    assert after.select(keys).is_unique().all()
+    runs = query(generated, "SELECT DISTINCT run_id FROM daily_metrics")["run_id"].to_list()
+    assert runs == [second.run_id]
+
+
+def test_backfill_equals_the_nightly_daily_metrics(generated):
+    day = DATES[2]
+    nightly = run_nightly(generated, params(run_date=day))
+    p = placeholder(generated, 1)
+    select = (
+        "SELECT metric_type, entity_type, entity_id, metric_name, metric_value "
+        f"FROM daily_metrics WHERE metric_date = {p} AND metric_type <> 'model_quality' "
+        "ORDER BY metric_type, entity_type, entity_id, metric_name"
+    )
+    from_nightly = query(generated, select, (day,))
+    run_backfill(generated, FIRST, RUN_DATE)
+    from_backfill = query(generated, select, (day,))
+
+    assert nightly.status == "completed"
+    assert from_nightly.height > 0
+    assert set(from_nightly["metric_type"].to_list()) == {
+        "platform",
+        "track",
+        "record",
+        "store",
+        "device",
+        "recommendation",
+    }
+    assert from_backfill.equals(from_nightly)
+
+
+@pytest.mark.prefect_server
+def test_backfill_flow_through_prefect(prefect_harness, migrated_duck, monkeypatch):
+    generate(migrated_duck)
+    monkeypatch.setenv(ENV_VAR, migrated_duck.url)
+
+    state = backfill(date_from=FIRST, date_to=RUN_DATE, return_state=True)
+
+    assert state.is_completed()
+    summary = state.result()
+    assert summary["status"] == "completed" and summary["rows"]["daily_metrics"] > 0
+    job = latest_job(migrated_duck, "backfill")
+    assert job["job_status"] == "completed"
+    assert job["flow_run_id"] == str(state.state_details.flow_run_id)
+    assert job["progress_percent"] == 100
+    dates = query(migrated_duck, "SELECT DISTINCT metric_date FROM daily_metrics")
+    assert sorted(dates["metric_date"].to_list()) == DATES
