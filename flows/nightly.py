@@ -14,7 +14,7 @@ from prefect import flow
 
 from flows import modeling
 from flows.database import Database
-from flows.extract import Inputs, extract_inputs
+from flows.extract import Inputs, day_end, extract_inputs
 from flows.pipeline import (
     MODEL_QUALITY,
     NightlyParams,
@@ -84,7 +84,8 @@ class NightlyRun:
         self, storage: Storage, params: NightlyParams, runner: StageRunner, tracker: JobTracker
     ) -> None:
         self.storage, self.params, self.run, self.tracker = storage, params, runner, tracker
-        self.now = utcnow()
+        self.now = utcnow()  # stamps and expiry only: results depend on the run date alone
+        self.as_of = min(self.now, day_end(params.run_date))  # the run's reference instant
         self.result = RunResult(run_id=tracker.run_id, job_id=None)
 
     def _stage(
@@ -130,7 +131,7 @@ class NightlyRun:
             20,
             validate_inputs,
             inputs,
-            self.now,
+            self.as_of,
             rows_in=inputs.rows(),
             rows_out=lambda v: v.inputs.rows(),
         )
@@ -163,7 +164,7 @@ class NightlyRun:
             45,
             modeling.build_interactions,
             valid,
-            self.now,
+            self.as_of,
             p.interactions,
             rows_in=valid.plays.height,
             rows_out=lambda i: i.records.height + i.tracks.height,
@@ -187,7 +188,7 @@ class NightlyRun:
             p,
             rows_out=len,
         )
-        quality = self._stage("evaluation", 85, modeling.holdout_quality, valid, p, self.now)
+        quality = self._stage("evaluation", 85, modeling.holdout_quality, valid, p, self.as_of)
         self.result.quality = quality
         self._publish(sim.rows, recs, quality)
         self._stage(

@@ -8,7 +8,7 @@ from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from models.base import BATCH_ELEMENTS
-from models.neighbors import dense_topk_csr, similar_from_csr, topk_neighbors
+from models.neighbors import block_topk_csr, similar_from_csr, topk_neighbors
 
 
 def identity_tokens(tokens):
@@ -22,7 +22,8 @@ class ContentSimilarity(BaseEstimator):
     Tokens look like 'genre:jazz', 'style:hard bop', 'artist:x', 'label:y', 'decade:1960s',
     'country:us'; rare tokens (an artist) weigh more than common ones (a genre). Every item
     with at least one token gets neighbours, interactions or not. Memory bound:
-    O(nnz(tokens) + 4·C·I + I·k) bytes with chunk C = 2^22 / I items; never a dense I×I matrix.
+    O(nnz(tokens) + 16·C·I + 12·I·k) bytes with chunk C = max(64, 2^22 / I) items;
+    never a dense I×I matrix.
     """
 
     def __init__(self, n_neighbors: int = 20, min_score: float = 0.0):
@@ -46,14 +47,16 @@ class ContentSimilarity(BaseEstimator):
     def _neighbors(self, F: sp.csr_matrix) -> sp.csr_matrix:
         n_items = F.shape[0]
         Ft = F.T.tocsr()
-        step = max(1, BATCH_ELEMENTS // 8 // max(n_items, 1))
+        step = max(64, BATCH_ELEMENTS // 8 // max(n_items, 1))
         blocks = []
         for start in range(0, n_items, step):
             stop = min(start + step, n_items)
-            block = (F[start:stop] @ Ft).toarray()
-            block[np.arange(stop - start), np.arange(start, stop)] = 0.0
-            block[block <= self.min_score] = 0.0
-            blocks.append(dense_topk_csr(block, self.n_neighbors))
+            co = (F[start:stop] @ Ft).tocoo()
+            keep = (co.row + start != co.col) & (co.data > self.min_score)
+            shape = (stop - start, n_items)
+            blocks.append(
+                block_topk_csr(co.row[keep], co.col[keep], co.data[keep], shape, self.n_neighbors)
+            )
         if not blocks:
             return sp.csr_matrix((0, 0), dtype=np.float32)
         return sp.vstack(blocks, format="csr", dtype=np.float32)

@@ -176,3 +176,16 @@ def test_interaction_matrix_sums_duplicates_and_maps_ids():
     np.testing.assert_array_equal(m.matrix.toarray(), [[2, 0, 0, 0], [0, 4, 1, 0]])
     np.testing.assert_array_equal(m.user_index([30, 99, 10]), [1, -1, 0])
     np.testing.assert_array_equal(m.item_index([11, 4, 5]), [3, -1, 0])
+
+
+def test_top_n_matches_full_sort_reference():
+    rng = np.random.default_rng(11)
+    scores = rng.integers(0, 4, (50, 30)).astype(np.float32)  # many ties
+    scores[rng.random(scores.shape) < 0.3] = -np.inf
+    idx, val = top_n(scores, 8)
+    for row, got, got_val in zip(scores, idx, val, strict=True):
+        order = np.lexsort((np.arange(30), -row))
+        order = order[np.isfinite(row[order])][:8]
+        np.testing.assert_array_equal(got[: len(order)], order)
+        assert (got[len(order) :] == -1).all()
+        np.testing.assert_array_equal(got_val[: len(order)], row[order])

@@ -88,3 +88,24 @@ def test_hybrid_neighbors_weights_both_sets():
     assert mixed[2, 0] == pytest.approx(0.4)  # content-only item still gets a neighbour
     as_arrays = hybrid_neighbors((*topk_neighbors(collab, 2)[:3], 3), content, alpha=1.0)
     np.testing.assert_allclose(as_arrays.toarray(), collab.toarray())
+
+
+@pytest.mark.parametrize("density", [0.01, 0.3])
+@pytest.mark.parametrize("similarity", ["cosine", "jaccard"])
+def test_topk_similarity_matches_brute_force(density, similarity):
+    rng = np.random.default_rng(5)
+    dense = (rng.random((300, 120)) < density).astype(np.float64)
+    co = dense.T @ dense
+    n = dense.sum(axis=0)
+    if similarity == "cosine":
+        full = co / np.maximum(np.sqrt(np.outer(n, n)), 1e-12)
+    else:
+        full = co / np.maximum(n[:, None] + n[None, :] - co, 1e-12)
+    np.fill_diagonal(full, 0)
+    got = item_similarity_topk(sp.csr_matrix(dense), 4, similarity=similarity, chunk=16)
+    for item in range(120):
+        order = np.lexsort((np.arange(120), -full[item]))[:4]
+        order = order[full[item, order] > 0]
+        row = got[item]
+        np.testing.assert_array_equal(np.sort(row.indices), np.sort(order))
+        np.testing.assert_allclose(row.toarray()[0, order], full[item, order], rtol=1e-5)

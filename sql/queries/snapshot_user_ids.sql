@@ -1,0 +1,2 @@
+-- Snapshot: every user id (the sample is drawn from them).
+SELECT id FROM users
