@@ -75,10 +75,12 @@ class ImplicitModel:
         self.model = model
 
     def fit(self, X):
+        """Return self, fitted on the users×items matrix X."""
         self.model.fit(sp.csr_matrix(X), show_progress=False)
         return self
 
     def recommend(self, X, user_rows, n, *, filter_seen=True):
+        """Return (item indices, None) of the n best items for each user row."""
         ids, _ = self.model.recommend(
             user_rows, sp.csr_matrix(X)[user_rows], N=n, filter_already_liked_items=filter_seen
         )

@@ -63,9 +63,8 @@ def test_same_parameters_rerun_gives_the_same_lists(runs):
     d = diff_runs(runs["base"], runs["rerun"])
     assert d.changed_metrics == 0
     assert set(_column(d.recommendations, "mean_jaccard")) == {1.0}
-    content = d.similarity.filter(pl.col("similarity_type") == "content")
-    assert _column(content, "mean_jaccard") == [1.0]
-    assert d.similarity["mean_jaccard"].min() > 0.9
+    assert set(_column(d.similarity, "mean_jaccard")) == {1.0}  # the run is deterministic
+    assert set(_column(d.similarity, "top1_changed_share")) == {0.0}
 
 
 def test_other_parameters_change_the_lists_and_the_quality(runs):

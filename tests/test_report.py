@@ -48,7 +48,7 @@ def analysed(tmp_path_factory) -> Database:
         db,
         "INSERT INTO play_history (id, user_id, track_id, action, played_at,"
         " completion_percentage) SELECT max(id) + 1, 1, 1, 'play', $1, 250 FROM play_history",
-        (dt.datetime.combine(RUN_DATE, dt.time(12), tzinfo=dt.UTC),),
+        (dt.datetime.combine(RUN_DATE - dt.timedelta(days=1), dt.time(12), tzinfo=dt.UTC),),
     )
     run_backfill(db, FIRST, RUN_DATE)
     run_nightly(db, params(run_date=RUN_DATE - dt.timedelta(days=1), force_publish=True))
