@@ -285,8 +285,8 @@ def kill_trial(db, number: int, sums: dict, max_delay_s: float, rng: random.Rand
         problems.append(f"neither the old nor the new rows: run ids {sorted(ids)}")
         outcome = ""
     killed = job_row(url, job[0])
-    if proc.returncode == 0:
-        outcome = "finished"  # the run completed before the signal landed
+    if killed["job_status"] == "completed" and outcome == "new":
+        outcome = "finished"  # the run completed (and closed its job) before the signal landed
     elif killed["job_status"] != "running":
         problems.append(f"killed job is {killed['job_status']}, expected running")
     if problems:

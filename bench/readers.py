@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import faults  # noqa: E402
+import faults
 
 USER_RECORDS = (
     "SELECT item_id, score, reason FROM recommendation_data "

@@ -16,20 +16,32 @@ from models.split import stratified_split, temporal_split
 PROTOCOLS = ("stratified", "temporal")
 
 
-def split_pairs(pairs: pl.DataFrame, protocol: str, *, seed: int = 42, test_share: float = 0.25,
-                min_interactions: int = 4) -> tuple[pl.DataFrame, pl.DataFrame]:
+def split_pairs(
+    pairs: pl.DataFrame,
+    protocol: str,
+    *,
+    seed: int = 42,
+    test_share: float = 0.25,
+    min_interactions: int = 4,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return (train, test) pairs per the DESIGN protocol; pairs ordered by (user, item) first."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; accepted: {', '.join(PROTOCOLS)}")
     pairs = pairs.unique(["user_id", "item_id"], keep="first").sort(["user_id", "item_id"])
     users = pairs["user_id"].to_numpy()
     if protocol == "stratified":
-        keep, test = stratified_split(users, pairs["item_id"].to_numpy(), test_share=test_share,
-                                      seed=seed, min_interactions=min_interactions)
+        keep, test = stratified_split(
+            users,
+            pairs["item_id"].to_numpy(),
+            test_share=test_share,
+            seed=seed,
+            min_interactions=min_interactions,
+        )
     else:
         stamps = pairs["timestamp"].dt.epoch("us").to_numpy()
-        keep, test = temporal_split(users, stamps, test_share=test_share,
-                                    min_interactions=min_interactions)
+        keep, test = temporal_split(
+            users, stamps, test_share=test_share, min_interactions=min_interactions
+        )
     return pairs.filter(pl.Series(keep & ~test)), pairs.filter(pl.Series(test))
 
 
@@ -40,12 +52,14 @@ def top_k(train: pl.DataFrame, k: int) -> pl.DataFrame:
     indices, scores = RotationRecommender().fit(matrix.matrix).recommend(matrix.matrix, rows, k)
     ranks = np.tile(np.arange(1, k + 1), len(rows))
     keep = indices.ravel() >= 0
-    return pl.DataFrame({
-        "user_id": np.repeat(matrix.user_ids, k)[keep],
-        "item_id": matrix.item_ids[indices.ravel()[keep]],
-        "score": scores.ravel()[keep].astype(np.float64),
-        "rank": ranks[keep],
-    })
+    return pl.DataFrame(
+        {
+            "user_id": np.repeat(matrix.user_ids, k)[keep],
+            "item_id": matrix.item_ids[indices.ravel()[keep]],
+            "score": scores.ravel()[keep].astype(np.float64),
+            "rank": ranks[keep],
+        }
+    )
 
 
 def score_lists(lists: pl.DataFrame, test: pl.DataFrame, k: int, n_items: int) -> dict:
@@ -56,28 +70,42 @@ def score_lists(lists: pl.DataFrame, test: pl.DataFrame, k: int, n_items: int) -
     ranked = lists.filter(pl.col("rank") <= k, pl.col("user_id").is_in(users.tolist()))
     recommended = np.full((len(users), k), -1, dtype=np.int64)
     recommended[ranked["user_id"].replace_strict(row).to_numpy(), ranked["rank"].to_numpy() - 1] = (
-        np.searchsorted(items, ranked["item_id"].to_numpy()))
+        np.searchsorted(items, ranked["item_id"].to_numpy())
+    )
     test_csr = sp.csr_matrix(
-        (np.ones(test.height, np.float32),
-         (test["user_id"].replace_strict(row).to_numpy(),
-          np.searchsorted(items, test["item_id"].to_numpy()))),
-        shape=(len(users), len(items)))
+        (
+            np.ones(test.height, np.float32),
+            (
+                test["user_id"].replace_strict(row).to_numpy(),
+                np.searchsorted(items, test["item_id"].to_numpy()),
+            ),
+        ),
+        shape=(len(users), len(items)),
+    )
     figures = ranking_metrics(recommended, test_csr, k, len(items))
     figures["coverage"] = ranked["item_id"].n_unique() / n_items if n_items else 0.0
     return {name.replace("_at_k", f"_at_{k}"): value for name, value in figures.items()}
 
 
-def evaluate_pairs(pairs: pl.DataFrame, *, protocol: str = "stratified", k: int = 10,
-                   seed: int = 42) -> dict:
+def evaluate_pairs(
+    pairs: pl.DataFrame, *, protocol: str = "stratified", k: int = 10, seed: int = 42
+) -> dict:
     """Return the metrics of the production model on `pairs` (user_id, item_id, timestamp)."""
     train, test = split_pairs(pairs, protocol, seed=seed)
     start = time.perf_counter()
     lists = top_k(train, k)
     seconds = time.perf_counter() - start
     figures = score_lists(lists, test, k, pairs["item_id"].n_unique())
-    return {"model_version": MODEL_VERSION, "protocol": protocol, "k": k, "seed": seed,
-            "train_pairs": train.height, "test_pairs": test.height, **figures,
-            "fit_recommend_seconds": round(seconds, 2)}
+    return {
+        "model_version": MODEL_VERSION,
+        "protocol": protocol,
+        "k": k,
+        "seed": seed,
+        "train_pairs": train.height,
+        "test_pairs": test.height,
+        **figures,
+        "fit_recommend_seconds": round(seconds, 2),
+    }
 
 
 def evaluate_published(db, test_path, k: int = 10) -> dict:

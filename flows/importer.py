@@ -34,8 +34,10 @@ def read_lines(path: Path, encoding: str = "utf-8") -> pl.DataFrame:
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
     lines = text.splitlines()
-    return pl.DataFrame({"line": range(1, len(lines) + 1), "text": lines},
-                        schema={"line": pl.Int64, "text": pl.Utf8})
+    return pl.DataFrame(
+        {"line": range(1, len(lines) + 1), "text": lines},
+        schema={"line": pl.Int64, "text": pl.Utf8},
+    )
 
 
 def read_interactions(path: Path, fmt: str) -> Parsed:
@@ -62,16 +64,23 @@ def schema_frames(template: dict[str, pl.DataFrame], **frames: pl.DataFrame) -> 
         if frame is None:
             out[name] = empty.clear()
             continue
-        missing = [pl.lit(None, dtype).alias(col) for col, dtype in empty.schema.items()
-                   if col not in frame.columns]
+        missing = [
+            pl.lit(None, dtype).alias(col)
+            for col, dtype in empty.schema.items()
+            if col not in frame.columns
+        ]
         out[name] = frame.with_columns(missing).select(
-            [pl.col(c).cast(t) for c, t in empty.schema.items()])
+            [pl.col(c).cast(t) for c, t in empty.schema.items()]
+        )
     return out
 
 
-def build_frames(pairs: pl.DataFrame, items: pl.DataFrame | None,
-                 template: dict[str, pl.DataFrame],
-                 catalogue: pl.DataFrame | None = None) -> dict[str, pl.DataFrame]:
+def build_frames(
+    pairs: pl.DataFrame,
+    items: pl.DataFrame | None,
+    template: dict[str, pl.DataFrame],
+    catalogue: pl.DataFrame | None = None,
+) -> dict[str, pl.DataFrame]:
     """Return the Rotation tables of the interactions: users, records, tracks, plays, settings.
 
     `catalogue` (user_id, item_id, …) names every item and user to create, e.g. all pairs of
@@ -83,27 +92,52 @@ def build_frames(pairs: pl.DataFrame, items: pl.DataFrame | None,
     user_ids = catalogue.select(pl.col("user_id").unique().sort().alias("id"))
     users = user_ids.with_columns(
         pl.format("user{}@import.invalid", "id").alias("email"),
-        pl.format("user{}", "id").alias("username"), pl.lit("user").alias("role"),
-        pl.lit(True).alias("is_active"), pl.lit(start).alias("created_at"),
-        pl.lit(start).alias("updated_at"))
+        pl.format("user{}", "id").alias("username"),
+        pl.lit("user").alias("role"),
+        pl.lit(True).alias("is_active"),
+        pl.lit(start).alias("created_at"),
+        pl.lit(start).alias("updated_at"),
+    )
     records = _records(catalogue, items, start)
     tracks = records.select(
-        "id", pl.col("id").alias("record_id"), pl.lit("A1").alias("position"),
-        pl.lit(1).alias("track_index"), "title", pl.lit(PLAY_MS // 1000).alias("duration_seconds"),
-        pl.lit(start).alias("created_at"), pl.lit(start).alias("updated_at"))
-    plays = pairs.sort("user_id", "item_id").with_row_index("id", offset=1).select(
-        pl.col("id").cast(pl.Int64), "user_id", pl.col("item_id").alias("track_id"),
-        pl.lit("complete").alias("action"), pl.col("timestamp").alias("played_at"),
-        pl.lit(PLAY_MS).alias("duration_played_ms"),
-        pl.lit(100.0).alias("completion_percentage"),
-        pl.format("import-{}", "user_id").alias("session_id"), pl.lit("web").alias("device_type"),
-        pl.lit("import").alias("source"), pl.col("timestamp").alias("created_at"))
-    settings = pl.DataFrame({
-        "key": [PLATFORM_START_KEY], "value": [json.dumps(start.date().isoformat())],
-        "setting_type": ["string"], "description": ["first day of imported history"],
-        "updated_at": [start]})
-    return schema_frames(template, users=users, records=records, tracks=tracks,
-                         play_history=plays, settings=settings)
+        "id",
+        pl.col("id").alias("record_id"),
+        pl.lit("A1").alias("position"),
+        pl.lit(1).alias("track_index"),
+        "title",
+        pl.lit(PLAY_MS // 1000).alias("duration_seconds"),
+        pl.lit(start).alias("created_at"),
+        pl.lit(start).alias("updated_at"),
+    )
+    plays = (
+        pairs.sort("user_id", "item_id")
+        .with_row_index("id", offset=1)
+        .select(
+            pl.col("id").cast(pl.Int64),
+            "user_id",
+            pl.col("item_id").alias("track_id"),
+            pl.lit("complete").alias("action"),
+            pl.col("timestamp").alias("played_at"),
+            pl.lit(PLAY_MS).alias("duration_played_ms"),
+            pl.lit(100.0).alias("completion_percentage"),
+            pl.format("import-{}", "user_id").alias("session_id"),
+            pl.lit("web").alias("device_type"),
+            pl.lit("import").alias("source"),
+            pl.col("timestamp").alias("created_at"),
+        )
+    )
+    settings = pl.DataFrame(
+        {
+            "key": [PLATFORM_START_KEY],
+            "value": [json.dumps(start.date().isoformat())],
+            "setting_type": ["string"],
+            "description": ["first day of imported history"],
+            "updated_at": [start],
+        }
+    )
+    return schema_frames(
+        template, users=users, records=records, tracks=tracks, play_history=plays, settings=settings
+    )
 
 
 def _records(pairs: pl.DataFrame, items: pl.DataFrame | None, start) -> pl.DataFrame:
@@ -112,18 +146,31 @@ def _records(pairs: pl.DataFrame, items: pl.DataFrame | None, start) -> pl.DataF
     if items is not None:
         ids = ids.join(items.rename({"item_id": "id"}), on="id", how="left")
     else:
-        ids = ids.with_columns(pl.lit(None, pl.Utf8).alias("title"),
-                               pl.lit(None, pl.List(pl.Utf8)).alias("genres"))
+        ids = ids.with_columns(
+            pl.lit(None, pl.Utf8).alias("title"), pl.lit(None, pl.List(pl.Utf8)).alias("genres")
+        )
     return ids.select(
-        "id", pl.col("id").alias("discogs_release_id"), pl.format("artist {}", "id").alias("artist"),
+        "id",
+        pl.col("id").alias("discogs_release_id"),
+        pl.format("artist {}", "id").alias("artist"),
         pl.col("title").fill_null(pl.format("item {}", "id")),
-        pl.col("genres").fill_null([]), pl.lit(start).alias("created_at"),
-        pl.lit(start).alias("updated_at"))
+        pl.col("genres").fill_null([]),
+        pl.lit(start).alias("created_at"),
+        pl.lit(start).alias("updated_at"),
+    )
 
 
-def import_interactions(db: Database, path: Path, fmt: str, item_path: Path | None = None,
-                        progress=None, *, holdout: str | None = None, seed: int = 42,
-                        test_out: Path | None = None) -> ImportReport:
+def import_interactions(
+    db: Database,
+    path: Path,
+    fmt: str,
+    item_path: Path | None = None,
+    progress=None,
+    *,
+    holdout: str | None = None,
+    seed: int = 42,
+    test_out: Path | None = None,
+) -> ImportReport:
     """Load an external file into `db` (replacing the input tables); report what was refused.
 
     With `holdout`, only the train part of that split is loaded and the test pairs are written
@@ -136,8 +183,9 @@ def import_interactions(db: Database, path: Path, fmt: str, item_path: Path | No
     parsed = read_interactions(path, fmt)
     if parsed.interactions.height == 0:
         raise ValueError(f"{path}: no valid interaction ({parsed.counts() or 'empty file'})")
-    template = generate_frames(users=1, tracks=10, days=1, seed=0,
-                               end=parsed.interactions["timestamp"].max().date())
+    template = generate_frames(
+        users=1, tracks=10, days=1, seed=0, end=parsed.interactions["timestamp"].max().date()
+    )
     pairs = parsed.interactions
     if holdout:
         from flows.evaluation import split_pairs
@@ -145,9 +193,13 @@ def import_interactions(db: Database, path: Path, fmt: str, item_path: Path | No
         pairs, test = split_pairs(pairs, holdout, seed=seed)
         Path(test_out).parent.mkdir(parents=True, exist_ok=True)
         test.select("user_id", "item_id", pl.col("timestamp").dt.epoch("s")).write_csv(test_out)
-    frames = build_frames(pairs, read_item_metadata(item_path, fmt), template,
-                          catalogue=parsed.interactions)
+    frames = build_frames(
+        pairs, read_item_metadata(item_path, fmt), template, catalogue=parsed.interactions
+    )
     migrate(db)
     loaded = write_frames(db, frames, replace=True, progress=progress)
-    return ImportReport(loaded={k: v for k, v in loaded.items() if v},
-                        rejected=parsed.counts(), problems=parsed.problems)
+    return ImportReport(
+        loaded={k: v for k, v in loaded.items() if v},
+        rejected=parsed.counts(),
+        problems=parsed.problems,
+    )

@@ -11,10 +11,12 @@ import polars as pl
 
 from flows.extract import Inputs, day_end
 from flows.pipeline import NightlyParams
+from models.content import ContentSimilarity
 from models.matrix import InteractionMatrix
 from models.metrics import ranking_metrics
-from models.neighbors import ItemKNN
+from models.neighbors import ItemKNN, topk_neighbors
 from models.recommender import MODEL_VERSION, RotationRecommender
+from transforms.columns import PLAYABLE_MATCH_STATUSES
 from transforms.content_features import record_tokens, store_stock
 from transforms.interactions import (
     InteractionParams,
@@ -31,6 +33,7 @@ from transforms.recommendations import assemble_recommendations, record_lists, t
 
 __all__ = ["MODEL_VERSION"]
 CANDIDATE_FACTOR = 4  # candidates asked of the model per list slot (room for exclusions, caps)
+TRACKS_PER_RECORD = 3  # tracks considered per recommended record
 
 
 @dataclass(frozen=True)
@@ -92,20 +95,27 @@ def neighbor_frame(
     k = indices.shape[1]
     rows = np.repeat(np.arange(indices.shape[0]), k)
     flat, flat_scores = indices.ravel(), scores.ravel()
-    keep = (flat >= 0) & np.isfinite(flat_scores) & (flat_scores > 0)
-    frame = pl.DataFrame(
+    keep = (flat >= 0) & np.isfinite(flat_scores)
+    return pl.DataFrame(
         {
             "source_id": source_ids[rows[keep]].astype(np.int64),
             "target_id": target_ids[flat[keep]].astype(np.int64),
             "score": flat_scores[keep].astype(np.float64),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), indices.shape[0])[keep],
         }
     )
-    return frame.with_columns(
-        pl.col("score")
-        .rank("ordinal", descending=True)
-        .over("source_id")
-        .cast(pl.Int32)
-        .alias("rank")
+
+
+def sparse_neighbor_frame(ids: np.ndarray, arrays: tuple) -> pl.DataFrame:
+    """Return (source_id, target_id, score, rank) from sparse top-K (rows, cols, scores, ranks)."""
+    rows, cols, scores, ranks = arrays
+    return pl.DataFrame(
+        {
+            "source_id": ids[rows].astype(np.int64),
+            "target_id": ids[cols].astype(np.int64),
+            "score": scores.astype(np.float64),
+            "rank": ranks.astype(np.int32),
+        }
     )
 
 
@@ -138,29 +148,16 @@ def hybrid(collab: pl.DataFrame, content: pl.DataFrame, alpha: float, k: int) ->
 
 
 def collaborative_neighbors(matrix: InteractionMatrix, k: int) -> pl.DataFrame:
-    """Return item-item collaborative top-k neighbours of every item with interactions."""
-    if matrix.matrix.nnz == 0:
-        return neighbor_frame(
-            np.array([], np.int64),
-            np.array([], np.int64),
-            np.zeros((0, 1), np.int64),
-            np.zeros((0, 1)),
-        )
+    """Return item-item collaborative top-k neighbours (cosine) of every item with interactions."""
     model = ItemKNN(k=k).fit(matrix.matrix)
-    rows = np.arange(matrix.matrix.shape[1])
-    indices, scores = model.similar_items(rows, k)
-    return neighbor_frame(matrix.item_ids, matrix.item_ids, indices, scores)
+    return sparse_neighbor_frame(matrix.item_ids, topk_neighbors(model.similarity_, k))
 
 
 def content_neighbors(records: pl.DataFrame, k: int) -> pl.DataFrame:
     """Return record-record content neighbours from metadata (every record, played or not)."""
-    from models.content import ContentSimilarity
-
     tokens = record_tokens(records).sort("record_id")
-    ids = tokens["record_id"].to_numpy()
     model = ContentSimilarity(n_neighbors=k).fit(tokens["tokens"].to_list())
-    indices, scores = model.similar_items(np.arange(len(ids)), k)
-    return neighbor_frame(ids, ids, indices, scores)
+    return sparse_neighbor_frame(tokens["record_id"].to_numpy(), model.neighbor_arrays())
 
 
 def store_neighbors(inputs: Inputs, k: int) -> pl.DataFrame:
@@ -226,6 +223,48 @@ def model_candidates(pairs: pl.DataFrame, users: pl.DataFrame, n: int) -> pl.Dat
     return frame.select(
         pl.col("source_id").alias("user_id"), pl.col("target_id").alias("item_id"), "score"
     )
+
+
+def track_candidates(
+    record_candidates: pl.DataFrame,
+    track_pairs: pl.DataFrame,
+    inputs: Inputs,
+    n: int,
+    per_record: int = TRACKS_PER_RECORD,
+) -> pl.DataFrame:
+    """Return (user_id, item_id = track, score): the best playable tracks of recommended records.
+
+    A track scores its record's score × (1 + share) / 2, share = its listeners over the most
+    listened track of the record, so a record's known highlight leads. Bounded: the top 2n
+    record candidates per user × `per_record` tracks each (never users × all tracks).
+    """
+    listeners = (
+        track_pairs.filter(pl.col("weight") > 0)
+        .group_by("item_id")
+        .agg(pl.col("user_id").n_unique().alias("listeners"))
+    )
+    playable = (
+        inputs.audio_matches.filter(pl.col("match_status").is_in(PLAYABLE_MATCH_STATUSES))
+        .select(pl.col("track_id").alias("item_id"))
+        .unique()
+    )
+    tracks = (
+        inputs.tracks.select(pl.col("id").alias("item_id"), "record_id")
+        .join(playable, on="item_id", how="semi")
+        .join(listeners, on="item_id", how="left")
+        .with_columns(pl.col("listeners").fill_null(0))
+    )
+    tracks = tracks.with_columns(
+        (
+            0.5 + 0.5 * pl.col("listeners") / pl.col("listeners").max().over("record_id").clip(1)
+        ).alias("factor")
+    )
+    best = tracks.sort(["record_id", "factor", "item_id"], descending=[False, True, False])
+    best = best.group_by("record_id", maintain_order=True).head(per_record)
+    top = record_candidates.sort(["user_id", "score", "item_id"], descending=[False, True, False])
+    top = top.group_by("user_id", maintain_order=True).head(2 * n)
+    joined = top.rename({"item_id": "record_id"}).join(best, on="record_id", how="inner")
+    return joined.select("user_id", "item_id", (pl.col("score") * pl.col("factor")).alias("score"))
 
 
 def split_users(records: pl.DataFrame, min_history: int) -> tuple[pl.DataFrame, pl.DataFrame]:

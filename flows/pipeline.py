@@ -77,8 +77,9 @@ def platform_start(inputs: Inputs) -> datetime:
 def validate_inputs(inputs: Inputs, now: datetime) -> Validation:
     """Return the inputs with bad play and usage rows moved to quarantine."""
     start = platform_start(inputs)
-    plays = validate_play_history(inputs.plays, inputs.users, inputs.tracks, now=now,
-                                  platform_start=start)
+    plays = validate_play_history(
+        inputs.plays, inputs.users, inputs.tracks, now=now, platform_start=start
+    )
     usage = validate_usage_metrics(inputs.usage, inputs.users, now=now, platform_start=start)
     return Validation(
         inputs=inputs.replace(plays=plays.valid, usage=usage.valid),

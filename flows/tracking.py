@@ -125,9 +125,16 @@ class JobTracker:
                 utcnow(),
             ),
         )
-        self.log("info", name, f"{name} done in {timing.seconds:.1f} s",
-                 details={"rows_in": timing.rows_in, "rows_out": timing.rows_out,
-                          "peak_rss_bytes": timing.peak_rss})
+        self.log(
+            "info",
+            name,
+            f"{name} done in {timing.seconds:.1f} s",
+            details={
+                "rows_in": timing.rows_in,
+                "rows_out": timing.rows_out,
+                "peak_rss_bytes": timing.peak_rss,
+            },
+        )
         self.progress(percent_after, f"{name} done in {timing.seconds:.1f} s")
 
     def finish(self, status: str, result: dict, error: str | None = None) -> None:

@@ -73,7 +73,7 @@ class RotationRecommender(Recommender):
         l2: float = 300.0,
         dropout: float = 0.5,
         input_exponent: float = 0.1,
-        rank: int = 8,
+        rank: int = 16,
         lowrank_weight: float = 0.6,
         item_exponent: float = 0.3,
         max_dense_items: int = 10_000,

@@ -33,11 +33,14 @@ def _fields(lines: pl.DataFrame, fmt: str) -> tuple[pl.DataFrame, list[str]]:
     else:
         header = [h.strip().lower() for h in lines["text"][0].split(",")] if lines.height else []
         if header[:2] != ["user_id", "item_id"] or not set(header) <= {
-            "user_id", "item_id", "timestamp", "weight"
+            "user_id",
+            "item_id",
+            "timestamp",
+            "weight",
         }:
             raise ValueError(
-                "csv header must be user_id,item_id[,timestamp][,weight], not "
-                f"{','.join(header)!r}")
+                f"csv header must be user_id,item_id[,timestamp][,weight], not {','.join(header)!r}"
+            )
         names, sep, body = header, ",", lines.slice(1)
     split = body.with_columns(pl.col("text").str.strip_chars().str.split(sep).alias("fields"))
     return split, names
@@ -51,31 +54,41 @@ def parse_interactions(lines: pl.DataFrame, fmt: str) -> Parsed:
     split = split.filter(pl.col("text").str.strip_chars() != "")
     wide = split.with_columns(
         pl.col("fields").list.len().alias("n_fields"),
-        *[pl.col("fields").list.get(i, null_on_oob=True).str.strip_chars().alias(name)
-          for i, name in enumerate(names)],
+        *[
+            pl.col("fields").list.get(i, null_on_oob=True).str.strip_chars().alias(name)
+            for i, name in enumerate(names)
+        ],
     )
     typed = wide.with_columns(
         pl.col("user_id").cast(pl.Int64, strict=False).alias("uid"),
         pl.col("item_id").cast(pl.Int64, strict=False).alias("iid"),
-        (pl.col("timestamp").cast(pl.Int64, strict=False) if "timestamp" in names
-         else pl.lit(None, pl.Int64)).alias("ts"),
-        (pl.col("weight").cast(pl.Float64, strict=False) if "weight" in names
-         else pl.lit(1.0)).alias("w"),
+        (
+            pl.col("timestamp").cast(pl.Int64, strict=False)
+            if "timestamp" in names
+            else pl.lit(None, pl.Int64)
+        ).alias("ts"),
+        (
+            pl.col("weight").cast(pl.Float64, strict=False) if "weight" in names else pl.lit(1.0)
+        ).alias("w"),
     )
     reason = _reason(typed, len(names), "timestamp" in names, "weight" in names)
     judged = typed.with_columns(reason.alias("reason"))
     pair = pl.when(pl.col("reason").is_null()).then(pl.struct("uid", "iid"))
     repeated = pl.col("reason").is_null() & (pl.int_range(pl.len()).over(pair) > 0)
     judged = judged.with_columns(
-        pl.when(repeated).then(pl.lit("duplicate_pair")).otherwise(pl.col("reason"))
-        .alias("reason"))
+        pl.when(repeated).then(pl.lit("duplicate_pair")).otherwise(pl.col("reason")).alias("reason")
+    )
     problems = judged.filter(pl.col("reason").is_not_null()).select("line", "reason", "text")
     valid = judged.filter(pl.col("reason").is_null()).select(
-        pl.col("uid").alias("user_id"), pl.col("iid").alias("item_id"),
+        pl.col("uid").alias("user_id"),
+        pl.col("iid").alias("item_id"),
         pl.when(pl.col("ts").is_not_null())
         .then(pl.from_epoch("ts", time_unit="s").dt.replace_time_zone("UTC"))
-        .otherwise(pl.lit(FIXED_TIMESTAMP)).dt.cast_time_unit("us").alias("timestamp"),
-        pl.col("w").alias("weight"))
+        .otherwise(pl.lit(FIXED_TIMESTAMP))
+        .dt.cast_time_unit("us")
+        .alias("timestamp"),
+        pl.col("w").alias("weight"),
+    )
     return Parsed(valid, problems.sort("line"))
 
 
@@ -98,8 +111,9 @@ def _reason(frame: pl.DataFrame, n_names: int, has_ts: bool, has_weight: bool) -
     return expr
 
 
-def parse_item_genres(lines: pl.DataFrame, fmt: str, genre_names: list[str] | None = None
-                      ) -> pl.DataFrame:
+def parse_item_genres(
+    lines: pl.DataFrame, fmt: str, genre_names: list[str] | None = None
+) -> pl.DataFrame:
     """Return (item_id, title, genres) from MovieLens u.item lines or an item_id,genres csv."""
     if fmt == "movielens":
         parts = lines.with_columns(pl.col("text").str.split("|").alias("f"))
@@ -108,9 +122,9 @@ def parse_item_genres(lines: pl.DataFrame, fmt: str, genre_names: list[str] | No
         return parts.select(
             pl.col("f").list.get(0).cast(pl.Int64, strict=False).alias("item_id"),
             pl.col("f").list.get(1, null_on_oob=True).alias("title"),
-            pl.concat_list(names).list.gather(
-                flags.list.eval(pl.arg_where(pl.element() == "1")), null_on_oob=True
-            ).alias("genres"),
+            pl.concat_list(names)
+            .list.gather(flags.list.eval(pl.arg_where(pl.element() == "1")), null_on_oob=True)
+            .alias("genres"),
         ).drop_nulls("item_id")
     body = lines.slice(1).with_columns(pl.col("text").str.splitn(",", 2).alias("f"))
     return body.select(
