@@ -293,9 +293,8 @@ def compute_recommendations(
         max_per_artist=cap,
     )
     records = explain(records, inter.records, sim.record_neighbors, inputs.records)
-    track_users = inter.tracks.select("user_id").unique().sort("user_id")
     tracks = track_list(
-        model_candidates(inter.tracks, track_users, n * CANDIDATE_FACTOR),
+        track_candidates(candidates, inter.tracks, inputs, n),
         inter.track_history,
         inputs.tracks,
         inputs.audio_matches,

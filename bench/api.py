@@ -1,0 +1,455 @@
+"""API read benchmark: the three read functions of migration 0008 under concurrent clients.
+
+    .venv/bin/python bench/api.py [--profile M] [--clients 4] [--seconds 20] [--json OUT]
+
+The profile's database is generated once and reused (bench/profiles.py). If it holds no
+unexpired recommendation_data row (never published, or the last run's rows are older than
+their 48 h lifetime), one nightly run publishes first (run_date = the profile's last day,
+window_days 90, force_publish). Then `--clients` separate processes, each with its own
+loopback psycopg connection (autocommit, `SET ROLE service_role`, statement_timeout 5 s),
+loop for `--seconds` calling, at random (seeded per client):
+
+- get_recommendations(user, list, 20) for a (user, list) pair that has a published list, or,
+  for `--fallback-share` of these calls, for a user without any published row (the
+  popularity fallback computed in SQL, reported as `get_recommendations:fallback`);
+- get_similar('record', record, type, 20) for any record (hybrid 1/2, collaborative 1/4,
+  content 1/4; a record without neighbours of that type gets its content ones);
+- get_user_preferences(user) for a user with a published list.
+
+Each client warms its session up (plan caches, as a pooled API connection would have) and
+then times every call (execute + fetch, client side). Phase `at_rest`: nothing else runs.
+Phase `during_publish`: a publisher process re-publishes the same content_similarity and
+recommendation_data rows through the pipeline's own `Storage.publish` (one transaction:
+DELETE + COPY of both tables, as the nightly's publish stage does) in a loop for the whole
+phase; the report says how much of the phase those transactions covered. Printed: per phase
+and function, queries, queries/s, p50/p95/p99/max latency (ms), empty results and errors, as
+a table and as JSON, with the machine and the profile. Exit status 1 if any call failed or a
+p99 target (10 ms at rest, 25 ms during publish) was missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import multiprocessing as mp
+import random
+import sys
+import time
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from profiles import END, PROFILES, Profile, ensure_profile, machine
+
+from flows.database import Database, parse_database
+
+FUNCTIONS = (
+    "get_recommendations",
+    "get_recommendations:fallback",
+    "get_similar",
+    "get_user_preferences",
+)
+SQL = {
+    "get_recommendations": "SELECT * FROM get_recommendations(%s, %s, %s)",
+    "get_recommendations:fallback": "SELECT * FROM get_recommendations(%s, %s, %s)",
+    "get_similar": "SELECT * FROM get_similar('record', %s, %s, %s)",
+    "get_user_preferences": "SELECT * FROM get_user_preferences(%s)",
+}
+TARGET_P99_MS = {"at_rest": 10.0, "during_publish": 25.0}
+SIMILARITY_TYPES = ("hybrid", "hybrid", "collaborative", "content")
+FALLBACK_LISTS = ("records", "records_in_stock")
+LIMIT = 20
+WARMUP_CALLS = 30  # per client, untimed
+PAIRS_SAMPLE = 20_000  # (user, list) pairs drawn by the clients
+NEW_USERS_SAMPLE = 1_000
+STATEMENT_TIMEOUT = "5s"
+START_DELAY_S = 4.0  # processes start and warm up before the common start instant
+
+
+def published_rows(db: Database) -> int:
+    """Return the number of unexpired recommendation_data rows."""
+    import psycopg
+
+    with psycopg.connect(db.url, autocommit=True, connect_timeout=10) as conn:
+        row = conn.execute("SELECT count(*) FROM recommendation_data WHERE expires_at > now()")
+        return row.fetchone()[0]
+
+
+def ensure_published(db: Database, log=print) -> None:
+    """Run one nightly (the profile's last day, 90-day window) unless unexpired rows exist."""
+    if published_rows(db):
+        log("published outputs present: no nightly run")
+        return
+    from flows.nightly import run_nightly
+    from flows.pipeline import NightlyParams
+
+    day = END - timedelta(days=1)
+    log(f"no unexpired recommendation_data: one nightly run for {day} (a few minutes at M)")
+    started = time.perf_counter()
+    result = run_nightly(db, NightlyParams(run_date=day, window_days=90, force_publish=True))
+    log(f"nightly {result.status} in {time.perf_counter() - started:.0f} s: {result.rows}")
+    if not published_rows(db):
+        raise RuntimeError("the nightly run published no recommendation_data")
+
+
+def audience(db: Database, seed: int) -> dict:
+    """Return the ids the clients draw from: (user, list) pairs, users, new users, records."""
+    import psycopg
+
+    rng = random.Random(seed)
+    with psycopg.connect(db.url, autocommit=True, connect_timeout=10) as conn:
+        pairs = conn.execute(
+            "SELECT user_id, list_name FROM recommendation_data "
+            "WHERE data_type = 'recommendation' AND rank = 1 AND expires_at > now() "
+            "ORDER BY user_id, list_name"
+        ).fetchall()
+        new_users = [
+            r[0]
+            for r in conn.execute(
+                "SELECT u.id FROM users AS u WHERE NOT EXISTS "
+                "(SELECT 1 FROM recommendation_data AS d WHERE d.user_id = u.id) ORDER BY 1"
+            )
+        ]
+        top_user = conn.execute("SELECT coalesce(max(id), 0) FROM users").fetchone()[0]
+        records = [r[0] for r in conn.execute("SELECT id FROM records ORDER BY 1")]
+    if not pairs or not records:
+        raise RuntimeError("nothing to query: no published lists or no records")
+    if not new_users:  # every known user has rows: users who signed up after the run
+        new_users = list(range(top_user + 1, top_user + 1 + NEW_USERS_SAMPLE))
+    pairs = rng.sample(pairs, min(PAIRS_SAMPLE, len(pairs)))
+    return {
+        "pairs": [tuple(p) for p in pairs],
+        "users": sorted({u for u, _ in pairs}),
+        "new_users": rng.sample(new_users, min(NEW_USERS_SAMPLE, len(new_users))),
+        "records": records,
+    }
+
+
+def _call(rng: random.Random, ids: dict, fallback_share: float) -> tuple[str, tuple]:
+    """Return the function and arguments of one random call."""
+    pick = rng.randrange(3)
+    if pick == 0:
+        if rng.random() < fallback_share:
+            args = (rng.choice(ids["new_users"]), rng.choice(FALLBACK_LISTS), LIMIT)
+            return "get_recommendations:fallback", args
+        user, list_name = rng.choice(ids["pairs"])
+        return "get_recommendations", (user, list_name, LIMIT)
+    if pick == 1:
+        return "get_similar", (rng.choice(ids["records"]), rng.choice(SIMILARITY_TYPES), LIMIT)
+    return "get_user_preferences", (rng.choice(ids["users"]),)
+
+
+def _connect(url: str):
+    """Return an autocommit loopback connection acting as service_role."""
+    import psycopg
+
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    conn.execute("SET ROLE service_role")
+    conn.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
+    return conn
+
+
+def client(
+    url: str, ids: dict, seed: int, start_at: float, seconds: float, fallback_share: float
+) -> dict:
+    """Call the functions from `start_at` for `seconds`; return samples, empties and errors."""
+    import psycopg
+
+    rng = random.Random(seed)
+    samples: dict[str, list[tuple[float, float]]] = {f: [] for f in FUNCTIONS}
+    empty = dict.fromkeys(FUNCTIONS, 0)
+    errors: list[str] = []
+    conn = _connect(url)
+    try:
+        warm = random.Random(seed + 1_000_003)
+        for _ in range(WARMUP_CALLS):
+            name, args = _call(warm, ids, 0.1)
+            conn.execute(SQL[name], args).fetchall()
+        time.sleep(max(0.0, start_at - time.time()))
+        end = start_at + seconds
+        while time.time() < end:
+            name, args = _call(rng, ids, fallback_share)
+            wall, began = time.time(), time.perf_counter()
+            try:
+                rows = conn.execute(SQL[name], args).fetchall()
+            except psycopg.Error as exc:
+                errors.append(f"{name}{args}: {type(exc).__name__}: {str(exc).strip()[:200]}")
+                if conn.broken:
+                    conn = _connect(url)
+                continue
+            samples[name].append((wall, time.perf_counter() - began))
+            if not rows:
+                empty[name] += 1
+    finally:
+        conn.close()
+    return {"samples": samples, "empty": empty, "errors": errors}
+
+
+def _published_frames(db: Database):
+    """Return content_similarity and recommendation_data as they are, in publish's columns."""
+    import polars as pl
+
+    from flows.bulk import connect_arrow
+    from transforms.columns import CONTENT_SIMILARITY_COLUMNS, RECOMMENDATION_COLUMNS
+
+    frames = {}
+    conn = connect_arrow(db)
+    try:
+        for table, columns in (
+            ("content_similarity", CONTENT_SIMILARITY_COLUMNS),
+            ("recommendation_data", RECOMMENDATION_COLUMNS),
+        ):
+            select = ", ".join("reason::text AS reason" if c == "reason" else c for c in columns)
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT {select} FROM {table}")
+                frames[table] = pl.from_arrow(cur.fetch_arrow_table())
+        conn.commit()
+    finally:
+        conn.close()
+    return frames
+
+
+def publisher(url: str, ready, stop, out) -> None:
+    """Re-publish the published tables' own rows in a loop until `stop`; put the windows."""
+    from flows.storage import Replacement, open_storage
+
+    db = parse_database(url)
+    windows: list[tuple[float, float]] = []
+    rows: dict[str, int] = {}
+    error = None
+    try:
+        frames = _published_frames(db)
+        ready.set()
+        with open_storage(db) as storage:
+            while not stop.is_set():
+                began = time.time()
+                rows = storage.publish([Replacement.whole(t, f) for t, f in frames.items()])
+                windows.append((began, time.time()))
+    except Exception as exc:  # reported, and the run fails
+        error = f"{type(exc).__name__}: {str(exc)[:300]}"
+    finally:
+        ready.set()
+        out.put({"windows": windows, "rows": rows, "error": error})
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Return the q-quantile (0..1) of `values`, nearest rank (0 when empty)."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def figures(latencies: list[float], seconds: float, errors: int, empty: int) -> dict:
+    """Return queries, queries/s, p50/p95/p99/max (ms), empty results and errors."""
+    ms = 1000.0
+    return {
+        "queries": len(latencies),
+        "queries_per_s": round(len(latencies) / max(seconds, 1e-9), 1),
+        "p50_ms": round(percentile(latencies, 0.50) * ms, 2),
+        "p95_ms": round(percentile(latencies, 0.95) * ms, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * ms, 2),
+        "max_ms": round(max(latencies, default=0.0) * ms, 2),
+        "empty": empty,
+        "errors": errors,
+    }
+
+
+def summarise(results: list[dict], seconds: float) -> dict:
+    """Return per-function and overall figures of one phase's client results."""
+    functions = {}
+    every: list[float] = []
+    all_errors = [e for r in results for e in r["errors"]]
+    for name in FUNCTIONS:
+        latencies = [s for r in results for _, s in r["samples"][name]]
+        every += latencies
+        errors = sum(1 for e in all_errors if e.startswith(name + "("))
+        empty = sum(r["empty"][name] for r in results)
+        functions[name] = figures(latencies, seconds, errors, empty)
+    return {
+        "seconds": round(seconds, 2),
+        "functions": functions,
+        "all": figures(
+            every, seconds, len(all_errors), sum(f["empty"] for f in functions.values())
+        ),
+        "error_samples": all_errors[:10],
+    }
+
+
+def run_clients(url: str, ids: dict, n: int, seconds: float, seed: int, fallback_share: float):
+    """Run `n` client processes for `seconds` from a common start; return (results, start)."""
+    ctx = mp.get_context("spawn")
+    start_at = time.time() + START_DELAY_S
+    with ctx.Pool(n) as pool:
+        jobs = [
+            pool.apply_async(client, (url, ids, seed + i, start_at, seconds, fallback_share))
+            for i in range(n)
+        ]
+        results = [j.get(timeout=seconds + 120) for j in jobs]
+    return results, start_at
+
+
+def overlap(windows: list[tuple[float, float]], lo: float, hi: float) -> float:
+    """Return the seconds of [lo, hi] covered by `windows`."""
+    return sum(max(0.0, min(b, hi) - max(a, lo)) for a, b in windows)
+
+
+def bench(
+    db: Database,
+    profile: Profile,
+    clients: int = 4,
+    seconds: float = 20.0,
+    seed: int = 42,
+    fallback_share: float = 0.1,
+    log=print,
+) -> dict:
+    """Run both phases on a published profile database; return the report."""
+    ids = audience(db, seed)
+    log(
+        f"{len(ids['pairs'])} (user, list) pairs, {len(ids['new_users'])} new users, "
+        f"{len(ids['records'])} records; {clients} clients × {seconds:g} s per phase"
+    )
+    report: dict = {
+        "profile": {**asdict(profile), "database": db.display},
+        "machine": machine(),
+        "clients": clients,
+        "seconds": seconds,
+        "seed": seed,
+        "fallback_share": fallback_share,
+        "targets_p99_ms": TARGET_P99_MS,
+        "phases": {},
+    }
+    log("phase at_rest")
+    results, start = run_clients(db.url, ids, clients, seconds, seed, fallback_share)
+    report["phases"]["at_rest"] = summarise(results, seconds)
+    report["phases"]["at_rest"]["load_average"] = machine()["load_average"]
+
+    log("phase during_publish: reading the published rows")
+    ctx = mp.get_context("spawn")
+    ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
+    pub = ctx.Process(target=publisher, args=(db.url, ready, stop, out))
+    pub.start()
+    try:
+        if not ready.wait(timeout=600):
+            raise RuntimeError("the publisher did not read the published rows within 600 s")
+        log("phase during_publish: publishing in a loop")
+        results, start = run_clients(db.url, ids, clients, seconds, seed + 100, fallback_share)
+    finally:
+        stop.set()
+    published = out.get(timeout=900)
+    pub.join(timeout=60)
+    phase = summarise(results, seconds)
+    windows = published["windows"]
+    covered = overlap(windows, start, start + seconds)
+    inside = [
+        s
+        for r in results
+        for name in FUNCTIONS
+        for wall, s in r["samples"][name]
+        if any(a <= wall <= b for a, b in windows)
+    ]
+    phase["load_average"] = machine()["load_average"]
+    phase["publisher"] = {
+        "publishes": len(windows),
+        "publish_s": [round(b - a, 2) for a, b in windows],
+        "rows": published["rows"],
+        "phase_covered_share": round(covered / seconds, 3),
+        "queries_inside_publish": len(inside),
+        "p99_ms_inside_publish": round(percentile(inside, 0.99) * 1000, 2),
+        "error": published["error"],
+    }
+    report["phases"]["during_publish"] = phase
+    report["verdict"] = verdict(report)
+    return report
+
+
+def verdict(report: dict) -> dict:
+    """Return, per phase, whether every function met its p99 target with zero errors."""
+    out = {}
+    for name, phase in report["phases"].items():
+        target = TARGET_P99_MS[name]
+        slow = {
+            f: v["p99_ms"]
+            for f, v in phase["functions"].items()
+            if v["queries"] and v["p99_ms"] > target
+        }
+        errors = phase["all"]["errors"] + (1 if phase.get("publisher", {}).get("error") else 0)
+        out[name] = {
+            "target_p99_ms": target,
+            "over_target": slow,
+            "errors": errors,
+            "ok": not slow and errors == 0,
+        }
+    return out
+
+
+def table(report: dict) -> str:
+    """Return the report's figures as a plain-text table."""
+    head = (
+        f"{'phase':<15} {'function':<29} {'queries':>8} {'q/s':>8} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} {'empty':>6} {'errors':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    for phase, data in report["phases"].items():
+        rows = [*data["functions"].items(), ("all", data["all"])]
+        for name, v in rows:
+            lines.append(
+                f"{phase:<15} {name:<29} {v['queries']:>8} {v['queries_per_s']:>8} "
+                f"{v['p50_ms']:>8} {v['p95_ms']:>8} {v['p99_ms']:>8} {v['max_ms']:>8} "
+                f"{v['empty']:>6} {v['errors']:>6}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; return 0 when every p99 target was met with zero errors."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="M")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20.0, help="per phase")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--fallback-share",
+        type=float,
+        default=0.1,
+        help="share of get_recommendations calls for users without rows",
+    )
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    args = parser.parse_args(argv)
+    if args.clients < 1 or args.seconds <= 0 or not 0 <= args.fallback_share <= 1:
+        parser.error("--clients ≥ 1, --seconds > 0 and 0 ≤ --fallback-share ≤ 1")
+    profile = PROFILES[args.profile]
+    db = ensure_profile(profile)
+    ensure_published(db)
+    report = bench(db, profile, args.clients, args.seconds, args.seed, args.fallback_share)
+    m = report["machine"]
+    print(
+        f"profile {profile.name} ({profile.users:,} users, {profile.tracks // 10:,} records) "
+        f"on {m['cores']} cores, {m['memory_gib']} GiB, load {m['load_average']}"
+    )
+    print(table(report))
+    for name, phase in report["phases"].items():
+        for line in phase["error_samples"]:
+            print(f"error ({name}): {line}")
+    pub = report["phases"]["during_publish"]["publisher"]
+    print(
+        f"publisher: {pub['publishes']} publishes {pub['publish_s']} s, "
+        f"{pub['phase_covered_share']:.0%} of the phase; rows {pub['rows']}"
+        + (f"; error {pub['error']}" if pub["error"] else "")
+    )
+    for name, v in report["verdict"].items():
+        status = "ok" if v["ok"] else f"MISSED: over {v['over_target']}, errors {v['errors']}"
+        print(f"{name}: p99 target {v['target_p99_ms']} ms: {status}")
+    text = json.dumps(report, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    print(text)
+    return 0 if all(v["ok"] for v in report["verdict"].values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,202 @@
+"""Benchmark: the nightly run at a scale profile against PostgreSQL, beside the anchors.
+
+    .venv/bin/python bench/nightly.py --profile S [--json out.json] [--no-anchors]
+
+Generates the profile once (bench/profiles.py), runs the nightly for the profile's last day,
+and prints per stage: wall seconds, rows in/out and the peak RSS of this process tree; then
+the anchors measured in the same run on the same rows: a bare ADBC fetch of the event rows
+(extract), implicit's CosineRecommender(K=50) fit + recommend N=50 for all users on the same
+user×record matrix (model), a bare binary COPY of the published rows into an empty table
+(load), and aggregate_daily_metrics(date) for the run date and for 90 dates one call each
+(metrics). Ratios compare the pipeline with its anchor measured seconds apart on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.profiles import DAYS, END, PROFILES, ensure_profile, machine  # noqa: E402
+from flows.backfill import run_backfill  # noqa: E402
+from flows.extract import window_bounds  # noqa: E402
+from flows.nightly import run_nightly  # noqa: E402
+from flows.pipeline import NightlyParams  # noqa: E402
+from flows.storage.base import load_query  # noqa: E402
+from flows.tracking import peak_rss_bytes  # noqa: E402
+
+RUN_DATE = END - timedelta(days=1)
+
+
+def timed(fn, *args):
+    """Return (value, seconds) of one call."""
+    start = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - start
+
+
+def extract_anchor(db, run_date: date) -> dict:
+    """Return rows/s of a bare ADBC fetch_arrow_table of the run's play and usage rows."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    start, end = window_bounds(run_date, DAYS)
+    rows, seconds = 0, 0.0
+    with adbc.connect(db.url) as conn, conn.cursor() as cur:
+        for name in ("extract_play_history", "extract_usage_metrics"):
+            t0 = time.perf_counter()
+            cur.execute(load_query(name), parameters=(start, end))
+            rows += cur.fetch_arrow_table().num_rows
+            seconds += time.perf_counter() - t0
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}
+
+
+def load_anchor(db) -> dict:
+    """Return rows/s of a bare binary COPY of the published rows into empty temporary tables."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    rows, seconds = 0, 0.0
+    with adbc.connect(db.url) as conn, conn.cursor() as cur:
+        for table in ("content_similarity", "recommendation_data"):
+            cur.execute(f"SELECT * FROM {table}")
+            table_data = cur.fetch_arrow_table()
+            data = table_data.drop_columns([c for c in ("id",) if c in table_data.column_names])
+            t0 = time.perf_counter()
+            cur.adbc_ingest(f"anchor_{table}", data, mode="create", temporary=True)
+            seconds += time.perf_counter() - t0
+            rows += data.num_rows
+        conn.rollback()
+    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}
+
+
+def model_anchor(db, run_date: date) -> dict:
+    """Return implicit CosineRecommender(K=50) fit and recommend(all users, N=50) seconds."""
+    try:
+        from implicit.nearest_neighbours import CosineRecommender
+    except ImportError:
+        return {"skipped": "implicit not installed (pip install -e '.[bench]')"}
+    from flows.extract import extract_inputs
+    from flows.modeling import build_interactions, to_matrix
+    from flows.pipeline import NightlyParams as P
+    from flows.pipeline import validate_inputs
+    from flows.storage import open_storage
+
+    with open_storage(db) as storage:
+        inputs = extract_inputs(storage, run_date, DAYS)
+    params = P(run_date=run_date)
+    valid = validate_inputs(inputs, window_bounds(run_date, DAYS)[1]).inputs
+    pairs = build_interactions(valid, window_bounds(run_date, DAYS)[1], params.interactions)
+    matrix = to_matrix(pairs.records).matrix.tocsr()
+    model = CosineRecommender(K=50)
+    _, fit_s = timed(lambda: model.fit(matrix, show_progress=False))
+    users = list(range(matrix.shape[0]))
+    _, rec_s = timed(lambda: model.recommend(users, matrix[users], N=50))
+    return {"users": matrix.shape[0], "items": matrix.shape[1], "pairs": matrix.nnz,
+            "fit_s": fit_s, "recommend_s": rec_s, "seconds": fit_s + rec_s}
+
+
+def metrics_anchor(db, run_date: date, backfill_days: int) -> dict:
+    """Return seconds of aggregate_daily_metrics(date) once, and once per date of a backfill."""
+    import psycopg
+
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        t0 = time.perf_counter()
+        conn.execute("SELECT aggregate_daily_metrics(%s)", (run_date,))
+        one = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for i in range(backfill_days):
+            conn.execute("SELECT aggregate_daily_metrics(%s)", (run_date - timedelta(days=i),))
+        many = time.perf_counter() - t0
+    return {"one_date_s": one, "backfill_s": many, "dates": backfill_days}
+
+
+def stage_table(result) -> list[dict]:
+    """Return the per-stage rows of the report, with a total."""
+    stages = [dict(s) for s in result.stages]
+    stages.append({"stage": "total", "seconds": round(sum(s["seconds"] for s in stages), 2),
+                   "rows_in": None, "rows_out": sum(result.rows.values()),
+                   "peak_rss_mb": max(s["peak_rss_mb"] for s in stages)})
+    return stages
+
+
+def ratios(report: dict) -> dict:
+    """Return the pipeline ÷ anchor comparisons the targets are stated in."""
+    stage = {s["stage"]: s for s in report["stages"]}
+    out = {}
+    anchors = report.get("anchors", {})
+    if "extract" in anchors and stage.get("extract"):
+        ours = stage["extract"]["rows_out"] / stage["extract"]["seconds"]
+        out["extract_rows_per_s_vs_anchor"] = ours / anchors["extract"]["rows_per_s"]
+    if "load" in anchors and stage.get("publish"):
+        ours = stage["publish"]["rows_out"] / stage["publish"]["seconds"]
+        out["publish_rows_per_s_vs_anchor"] = ours / anchors["load"]["rows_per_s"]
+    if anchors.get("model", {}).get("seconds"):
+        ours = stage["similarity"]["seconds"] + stage["recommendations"]["seconds"]
+        out["models_seconds_vs_anchor"] = ours / anchors["model"]["seconds"]
+    if "metrics" in anchors:
+        out["daily_metrics_vs_sql_one_date"] = (
+            stage["daily_metrics"]["seconds"] / anchors["metrics"]["one_date_s"])
+        if "backfill_seconds" in report:
+            out["sql_backfill_vs_ours"] = anchors["metrics"]["backfill_s"] / report[
+                "backfill_seconds"]
+    return out
+
+
+def run(profile_name: str, anchors: bool = True, backfill_days: int = DAYS, log=print,
+        db=None) -> dict:
+    """Run the benchmark for one profile and return its report (`db`: use this database)."""
+    profile = PROFILES[profile_name]
+    db = ensure_profile(profile, log=log, db=db)
+    result, seconds = timed(run_nightly, db, NightlyParams(run_date=RUN_DATE, window_days=DAYS))
+    report = {"profile": profile.__dict__, "machine": machine(), "run_date": str(RUN_DATE),
+              "status": result.status, "wall_seconds": seconds, "rows": result.rows,
+              "stages": stage_table(result), "peak_rss_bytes": peak_rss_bytes(),
+              "quality": result.quality}
+    first = RUN_DATE - timedelta(days=backfill_days - 1)
+    _, report["backfill_seconds"] = timed(run_backfill, db, first, RUN_DATE)
+    if anchors:
+        report["anchors"] = {"extract": extract_anchor(db, RUN_DATE), "load": load_anchor(db),
+                             "model": model_anchor(db, RUN_DATE),
+                             "metrics": metrics_anchor(db, RUN_DATE, backfill_days)}
+    report["ratios"] = ratios(report)
+    return report
+
+
+def print_report(report: dict) -> None:
+    """Print the report as a table."""
+    m = report["machine"]
+    print(f"\nnightly at profile {report['profile']['name']} on {m['cores']} cores, "
+          f"{m['memory_gib']} GiB (load {m['load_average']}): {report['status']}, "
+          f"{report['wall_seconds']:.1f} s wall, peak RSS {report['peak_rss_bytes'] / 2**30:.2f} GiB")
+    print(f"{'stage':<16}{'seconds':>10}{'rows in':>14}{'rows out':>14}{'peak MB':>10}")
+    for s in report["stages"]:
+        print(f"{s['stage']:<16}{s['seconds']:>10.2f}{s['rows_in'] or '':>14}"
+              f"{s['rows_out'] or '':>14}{s['peak_rss_mb']:>10}")
+    print(f"backfill over {DAYS} days: {report['backfill_seconds']:.1f} s")
+    for name, figures in report.get("anchors", {}).items():
+        print(f"anchor {name}: " + json.dumps(figures, default=lambda v: round(v, 3)))
+    for name, value in report["ratios"].items():
+        print(f"ratio {name}: {value:.2f}")
+
+
+def main() -> None:
+    """Parse arguments, run, print the table and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="S")
+    parser.add_argument("--no-anchors", action="store_true")
+    parser.add_argument("--json", default=None, help="also write the report here")
+    args = parser.parse_args()
+    report = run(args.profile, anchors=not args.no_anchors)
+    print_report(report)
+    text = json.dumps(report, indent=2, default=str)
+    if args.json:
+        Path(args.json).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

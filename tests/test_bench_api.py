@@ -1,0 +1,60 @@
+"""Smoke test of bench/api.py on the tiny XS profile: the report's shape, not its timings."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.postgres
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.fixture(scope="module")
+def report(postgres_server):
+    """Return the report of a 2 s-per-phase run of 4 clients on the XS profile."""
+    sys.path.insert(0, str(BENCH))  # api.py imports its sibling profiles.py; spawn needs it too
+    api = importlib.import_module("api")
+    profile = api.PROFILES["XS"]
+    db = api.ensure_profile(profile, postgres_server)
+    api.ensure_published(db)
+    return api, api.bench(db, profile, clients=4, seconds=2, seed=7, fallback_share=0.3)
+
+
+def test_both_phases_and_every_function_are_reported(report):
+    api, rep = report
+    assert set(rep["phases"]) == {"at_rest", "during_publish"}
+    for phase in rep["phases"].values():
+        assert set(phase["functions"]) == set(api.FUNCTIONS)
+        for figures in [*phase["functions"].values(), phase["all"]]:
+            assert {"queries", "queries_per_s", "p50_ms", "p95_ms", "p99_ms", "errors"} <= set(
+                figures
+            )
+            assert figures["queries"] > 0
+            assert figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
+
+
+def test_no_call_failed(report):
+    _, rep = report
+    for phase in rep["phases"].values():
+        assert phase["all"]["errors"] == 0, phase["error_samples"]
+    assert all(v["errors"] == 0 for v in rep["verdict"].values())
+
+
+def test_the_second_phase_ran_during_publishes(report):
+    _, rep = report
+    publisher = rep["phases"]["during_publish"]["publisher"]
+    assert publisher["error"] is None
+    assert publisher["publishes"] >= 1
+    assert publisher["rows"]["recommendation_data"] > 0
+    assert publisher["queries_inside_publish"] > 0
+
+
+def test_the_report_names_the_machine_and_the_profile(report):
+    _, rep = report
+    assert rep["profile"]["name"] == "XS"
+    assert {"cores", "memory_gib", "load_average"} <= set(rep["machine"])
+    assert rep["clients"] == 4

@@ -1,0 +1,35 @@
+"""Smoke run of bench/nightly.py on the XS profile: the report's shape, not its timings."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.nightly import print_report, run
+
+STAGES = {
+    "extract", "validate", "daily_metrics", "interactions", "similarity", "recommendations",
+    "evaluation", "publish", "total",
+}
+RATIOS = {
+    "extract_rows_per_s_vs_anchor", "publish_rows_per_s_vs_anchor", "models_seconds_vs_anchor",
+    "daily_metrics_vs_sql_one_date", "sql_backfill_vs_ours",
+}
+
+
+@pytest.mark.postgres
+def test_benchmark_report_has_every_stage_anchor_and_ratio(pg_database, capsys):
+    report = run("XS", anchors=True, backfill_days=3, log=lambda *_: None, db=pg_database)
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert report["status"] == "completed" and STAGES <= set(stages)
+    assert stages["extract"]["rows_out"] > 0 and stages["publish"]["rows_out"] > 0
+    assert stages["total"]["seconds"] >= stages["recommendations"]["seconds"] > 0
+    anchors = report["anchors"]
+    assert 0 < anchors["extract"]["rows"] < stages["extract"]["rows_out"]
+    published = report["rows"]["content_similarity"] + report["rows"]["recommendation_data"]
+    assert anchors["load"]["rows"] == published
+    assert anchors["model"]["pairs"] > 0 and anchors["model"]["seconds"] > 0
+    assert anchors["metrics"]["dates"] == 3 and anchors["metrics"]["backfill_s"] > 0
+    assert set(report["ratios"]) == RATIOS and report["machine"]["cores"] >= 1
+    print_report(report)
+    out = capsys.readouterr().out
+    assert "nightly at profile XS" in out and "ratio models_seconds_vs_anchor" in out
