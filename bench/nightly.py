@@ -22,13 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.profiles import DAYS, END, PROFILES, ensure_profile, machine  # noqa: E402
-from flows.backfill import run_backfill  # noqa: E402
-from flows.extract import window_bounds  # noqa: E402
-from flows.nightly import run_nightly  # noqa: E402
-from flows.pipeline import NightlyParams  # noqa: E402
-from flows.storage.base import load_query  # noqa: E402
-from flows.tracking import peak_rss_bytes  # noqa: E402
+from bench.profiles import DAYS, END, PROFILES, ensure_profile, machine
+from flows.backfill import run_backfill
+from flows.extract import window_bounds
+from flows.nightly import run_nightly
+from flows.pipeline import NightlyParams
+from flows.storage.base import load_query
+from flows.tracking import peak_rss_bytes
 
 RUN_DATE = END - timedelta(days=1)
 
@@ -95,8 +95,14 @@ def model_anchor(db, run_date: date) -> dict:
     _, fit_s = timed(lambda: model.fit(matrix, show_progress=False))
     users = list(range(matrix.shape[0]))
     _, rec_s = timed(lambda: model.recommend(users, matrix[users], N=50))
-    return {"users": matrix.shape[0], "items": matrix.shape[1], "pairs": matrix.nnz,
-            "fit_s": fit_s, "recommend_s": rec_s, "seconds": fit_s + rec_s}
+    return {
+        "users": matrix.shape[0],
+        "items": matrix.shape[1],
+        "pairs": matrix.nnz,
+        "fit_s": fit_s,
+        "recommend_s": rec_s,
+        "seconds": fit_s + rec_s,
+    }
 
 
 def metrics_anchor(db, run_date: date, backfill_days: int) -> dict:
@@ -117,9 +123,15 @@ def metrics_anchor(db, run_date: date, backfill_days: int) -> dict:
 def stage_table(result) -> list[dict]:
     """Return the per-stage rows of the report, with a total."""
     stages = [dict(s) for s in result.stages]
-    stages.append({"stage": "total", "seconds": round(sum(s["seconds"] for s in stages), 2),
-                   "rows_in": None, "rows_out": sum(result.rows.values()),
-                   "peak_rss_mb": max(s["peak_rss_mb"] for s in stages)})
+    stages.append(
+        {
+            "stage": "total",
+            "seconds": round(sum(s["seconds"] for s in stages), 2),
+            "rows_in": None,
+            "rows_out": sum(result.rows.values()),
+            "peak_rss_mb": max(s["peak_rss_mb"] for s in stages),
+        }
+    )
     return stages
 
 
@@ -139,29 +151,42 @@ def ratios(report: dict) -> dict:
         out["models_seconds_vs_anchor"] = ours / anchors["model"]["seconds"]
     if "metrics" in anchors:
         out["daily_metrics_vs_sql_one_date"] = (
-            stage["daily_metrics"]["seconds"] / anchors["metrics"]["one_date_s"])
+            stage["daily_metrics"]["seconds"] / anchors["metrics"]["one_date_s"]
+        )
         if "backfill_seconds" in report:
-            out["sql_backfill_vs_ours"] = anchors["metrics"]["backfill_s"] / report[
-                "backfill_seconds"]
+            out["sql_backfill_vs_ours"] = (
+                anchors["metrics"]["backfill_s"] / report["backfill_seconds"]
+            )
     return out
 
 
-def run(profile_name: str, anchors: bool = True, backfill_days: int = DAYS, log=print,
-        db=None) -> dict:
+def run(
+    profile_name: str, anchors: bool = True, backfill_days: int = DAYS, log=print, db=None
+) -> dict:
     """Run the benchmark for one profile and return its report (`db`: use this database)."""
     profile = PROFILES[profile_name]
     db = ensure_profile(profile, log=log, db=db)
     result, seconds = timed(run_nightly, db, NightlyParams(run_date=RUN_DATE, window_days=DAYS))
-    report = {"profile": profile.__dict__, "machine": machine(), "run_date": str(RUN_DATE),
-              "status": result.status, "wall_seconds": seconds, "rows": result.rows,
-              "stages": stage_table(result), "peak_rss_bytes": peak_rss_bytes(),
-              "quality": result.quality}
+    report = {
+        "profile": profile.__dict__,
+        "machine": machine(),
+        "run_date": str(RUN_DATE),
+        "status": result.status,
+        "wall_seconds": seconds,
+        "rows": result.rows,
+        "stages": stage_table(result),
+        "peak_rss_bytes": peak_rss_bytes(),
+        "quality": result.quality,
+    }
     first = RUN_DATE - timedelta(days=backfill_days - 1)
     _, report["backfill_seconds"] = timed(run_backfill, db, first, RUN_DATE)
     if anchors:
-        report["anchors"] = {"extract": extract_anchor(db, RUN_DATE), "load": load_anchor(db),
-                             "model": model_anchor(db, RUN_DATE),
-                             "metrics": metrics_anchor(db, RUN_DATE, backfill_days)}
+        report["anchors"] = {
+            "extract": extract_anchor(db, RUN_DATE),
+            "load": load_anchor(db),
+            "model": model_anchor(db, RUN_DATE),
+            "metrics": metrics_anchor(db, RUN_DATE, backfill_days),
+        }
     report["ratios"] = ratios(report)
     return report
 
@@ -169,13 +194,17 @@ def run(profile_name: str, anchors: bool = True, backfill_days: int = DAYS, log=
 def print_report(report: dict) -> None:
     """Print the report as a table."""
     m = report["machine"]
-    print(f"\nnightly at profile {report['profile']['name']} on {m['cores']} cores, "
-          f"{m['memory_gib']} GiB (load {m['load_average']}): {report['status']}, "
-          f"{report['wall_seconds']:.1f} s wall, peak RSS {report['peak_rss_bytes'] / 2**30:.2f} GiB")
+    print(
+        f"\nnightly at profile {report['profile']['name']} on {m['cores']} cores, "
+        f"{m['memory_gib']} GiB (load {m['load_average']}): {report['status']}, "
+        f"{report['wall_seconds']:.1f} s wall, peak RSS {report['peak_rss_bytes'] / 2**30:.2f} GiB"
+    )
     print(f"{'stage':<16}{'seconds':>10}{'rows in':>14}{'rows out':>14}{'peak MB':>10}")
     for s in report["stages"]:
-        print(f"{s['stage']:<16}{s['seconds']:>10.2f}{s['rows_in'] or '':>14}"
-              f"{s['rows_out'] or '':>14}{s['peak_rss_mb']:>10}")
+        print(
+            f"{s['stage']:<16}{s['seconds']:>10.2f}{s['rows_in'] or '':>14}"
+            f"{s['rows_out'] or '':>14}{s['peak_rss_mb']:>10}"
+        )
     print(f"backfill over {DAYS} days: {report['backfill_seconds']:.1f} s")
     for name, figures in report.get("anchors", {}).items():
         print(f"anchor {name}: " + json.dumps(figures, default=lambda v: round(v, 3)))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flows.database import Database, parse_database  # noqa: E402
+from flows.database import Database, parse_database
 
 SEED = 42
 END = date(2026, 11, 1)  # fixed: the same profile gives the same rows on every machine
@@ -63,8 +63,16 @@ def profile_database(profile: Profile, admin_url: str = ADMIN_URL) -> Database:
 
 def stamp(profile: Profile) -> str:
     """Return the JSON that identifies a generated profile."""
-    return json.dumps({**asdict(profile), "seed": SEED, "end": END.isoformat(), "days": DAYS,
-                       "generator": generator_version()}, sort_keys=True)
+    return json.dumps(
+        {
+            **asdict(profile),
+            "seed": SEED,
+            "end": END.isoformat(),
+            "days": DAYS,
+            "generator": generator_version(),
+        },
+        sort_keys=True,
+    )
 
 
 def _current_stamp(db: Database) -> str | None:
@@ -79,8 +87,9 @@ def _current_stamp(db: Database) -> str | None:
         return None
 
 
-def ensure_profile(profile: Profile, admin_url: str = ADMIN_URL, log=print,
-                   db: Database | None = None) -> Database:
+def ensure_profile(
+    profile: Profile, admin_url: str = ADMIN_URL, log=print, db: Database | None = None
+) -> Database:
     """Return the profile's database, generating it first unless it is already current.
 
     `db` names an existing (empty or stale) database to use instead of rotation_bench_<name>.
@@ -101,18 +110,31 @@ def ensure_profile(profile: Profile, admin_url: str = ADMIN_URL, log=print,
     from flows.generate import generate_into
 
     log(f"profile {profile.name}: generating into {db.display}")
-    generate_into(db, users=profile.users, tracks=profile.tracks, days=DAYS, seed=SEED, end=END,
-                  plays=profile.plays, events=profile.events, progress=log)
+    generate_into(
+        db,
+        users=profile.users,
+        tracks=profile.tracks,
+        days=DAYS,
+        seed=SEED,
+        end=END,
+        plays=profile.plays,
+        events=profile.events,
+        progress=log,
+    )
     with psycopg.connect(db.url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO settings (key, value, setting_type, description) "
             "VALUES ('bench_profile', to_jsonb(%s::text), 'json', 'benchmark profile stamp')",
-            (wanted,))
+            (wanted,),
+        )
     return db
 
 
 def machine() -> dict:
     """Return the cores and memory of this machine."""
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    return {"cores": os.cpu_count(), "memory_gib": round(pages / 2**30, 1),
-            "load_average": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(pages / 2**30, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }

@@ -33,6 +33,10 @@ def as_pipeline(postgres_server):
             conn.execute(f"CREATE ROLE {login} LOGIN INHERIT IN ROLE rotation_pipeline")
             conn.execute("CREATE TABLE discogs_tokens (user_id bigint, token text)")
             conn.execute("INSERT INTO discogs_tokens VALUES (1, 'secret-discogs-token')")
+            conn.execute(  # the one setting the run reads (the default lower bound, explicit)
+                "INSERT INTO settings (key, value, description) VALUES "
+                "('platform.start_date', '\"2015-01-01\"', 'First day of valid events')"
+            )
         pipeline = parse_database(admin.url.replace("//root@", f"//{login}@", 1))
         try:
             try:

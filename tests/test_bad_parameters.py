@@ -1,0 +1,68 @@
+"""Bad parameters not covered by test_cli.py: one clear line and a non-zero exit, never a
+traceback, for a PostgreSQL database that is missing, unreachable or not migrated, and for
+a backwards backfill range."""
+
+from __future__ import annotations
+
+import pytest
+from pipeline_fixtures import PG_ADMIN_URL
+
+from flows.cli import main
+from flows.database import ENV_VAR
+
+pytestmark = pytest.mark.postgres
+SERVER = PG_ADMIN_URL.rsplit("/", 1)[0]
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment(monkeypatch):
+    """The CLI sets ROTATION_DATABASE_URL and Prefect variables for its process: undo them."""
+    for name in (ENV_VAR, "PREFECT_LOGGING_LEVEL", "PREFECT_SERVER_ANALYTICS_ENABLED"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def one_error_line(capsys) -> str:
+    """Return the only non-empty stderr line, checking that it is an error and no traceback."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("rotation: error: ") and "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("database", "expected"),
+    [
+        (f"{SERVER}/rotation_no_such_database", 'database "rotation_no_such_database" does not'),
+        ("postgresql://root@127.0.0.1:1/rotation", "Connection refused"),
+        (PG_ADMIN_URL, "has no Rotation schema; run `rotation db migrate`"),
+    ],
+    ids=["missing-database", "unreachable-server", "not-migrated"],
+)
+@pytest.mark.parametrize("command", [["run", "nightly", "--date", "2026-01-01"],
+                                     ["run", "backfill", "--from", "2026-01-01",
+                                      "--to", "2026-01-02"]])  # fmt: skip
+def test_an_unusable_postgres_database_is_one_line(postgres_server, capsys, command, database,
+                                                   expected):  # fmt: skip
+    code = main(["-q", *command, "--database", database])
+
+    assert code == 1
+    line = one_error_line(capsys)
+    assert expected in line
+
+
+def test_a_password_in_an_unusable_url_stays_hidden(postgres_server, capsys):
+    code = main(["-q", "run", "nightly", "--database",
+                 "postgresql://root:hunter2-pw@127.0.0.1:1/rotation"])  # fmt: skip
+
+    assert code == 1
+    line = one_error_line(capsys)
+    assert "hunter2-pw" not in line and "root:***@" in line
+
+
+def test_a_backwards_backfill_range_is_one_line(capsys, migrated_duck):
+    code = main(["-q", "run", "backfill", "--database", migrated_duck.url,
+                 "--from", "2026-01-05", "--to", "2026-01-01"])  # fmt: skip
+
+    assert code != 0
+    assert "before" in one_error_line(capsys)
