@@ -37,14 +37,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(1, str(ROOT / "bench"))
 
 import psycopg  # noqa: E402
 
 ADMIN_URL = os.environ.get("ROTATION_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
+# Own profiles (events end yesterday) and, by their names, bench/profiles.py's XS/S/M/L
+# (generated into the scratch database; events end with profiles.END).
 PROFILES = {
     "tiny": {"users": 120, "tracks": 1200, "days": 30, "seed": 7},
     "small": {"users": 500, "tracks": 5000, "days": 30, "seed": 7},
 }
+SHARED_PROFILES = ("XS", "S", "M", "L")
+_RUN = {"date": None}  # the run date of the generated data (set by generate)
 # The published tables: their columns minus the run's identity and clock, and their key.
 PUBLISHED = {
     "content_similarity": (
@@ -75,8 +80,8 @@ print(result.status, result.run_id)
 
 
 def run_date() -> date:
-    """Return the run date of every trial: yesterday (UTC), the generated data's last day."""
-    return datetime.now(UTC).date() - timedelta(days=1)
+    """Return the run date of every trial: the generated data's last day (default yesterday)."""
+    return _RUN["date"] or datetime.now(UTC).date() - timedelta(days=1)
 
 
 def params_of(variant: str, day: date | None = None):
@@ -111,11 +116,19 @@ def scratch_database(prefix: str = "rotation_faults"):
                 time.sleep(1)
 
 
-def generate(db, profile: str, day: date | None = None) -> None:
-    """Fill `db` with the profile's synthetic data, events ending with the run date."""
+def generate(db, profile: str) -> date:
+    """Fill `db` with the profile's synthetic data; return (and keep) its last day."""
+    if profile in SHARED_PROFILES:
+        import profiles
+
+        profiles.ensure_profile(profiles.PROFILES[profile], db=db, log=lambda line: None)
+        _RUN["date"] = profiles.END - timedelta(days=1)
+        return _RUN["date"]
     from flows.generate import generate_into
 
-    generate_into(db, **PROFILES[profile], end=(day or run_date()) + timedelta(days=1))
+    _RUN["date"] = datetime.now(UTC).date() - timedelta(days=1)
+    generate_into(db, **PROFILES[profile], end=_RUN["date"] + timedelta(days=1))
+    return _RUN["date"]
 
 
 @dataclass(frozen=True)
@@ -220,7 +233,8 @@ def age_running_jobs(url: str, hours: float = 3) -> int:
 
 
 def reference_runs(db) -> tuple[dict[str, tuple], float]:
-    """Run B then A uninterrupted; return {variant: checksums} and the publish seconds."""
+    """Run B then A uninterrupted (and B in a subprocess, then A again); return {variant:
+    checksums} and the longest publish seconds seen."""
     from flows.nightly import run_nightly
 
     sums, seconds = {}, []
@@ -233,6 +247,24 @@ def reference_runs(db) -> tuple[dict[str, tuple], float]:
         seconds += [s["seconds"] for s in result.stages if s["stage"] == "publish"]
     if sums["A"] == sums["B"]:
         raise AssertionError("the two variants publish the same rows: trials would prove nothing")
+    # once more as the trials run it, in a subprocess: same rows, and its publish time
+    proc = spawn_nightly(db.url, "B")
+    out, err = proc.communicate(timeout=1800)
+    if proc.returncode != 0:
+        raise RuntimeError(f"nightly subprocess failed: {err[-500:]}")
+    child_run = out.split()[-1]
+    if checksums(state(db.url)) != sums["B"]:
+        raise AssertionError("a subprocess run published other rows than the same run in-process")
+    with connect(db.url) as conn:
+        seconds += [
+            ms / 1000
+            for (ms,) in conn.execute(
+                "SELECT duration_ms FROM performance_metrics WHERE run_id = %s "
+                "AND stage = 'publish'",
+                (child_run,),
+            )
+        ]
+    run_nightly(db, params_of("A"))
     return sums, max(seconds)
 
 
@@ -421,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the harness; return 0 when every trial survived."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=20, help="SIGKILL trials (default 20)")
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="small")
+    parser.add_argument("--profile", choices=[*PROFILES, *SHARED_PROFILES], default="small")
     parser.add_argument("--seed", type=int, default=1, help="seed of the kill delays")
     parser.add_argument("--restart", type=int, default=0, metavar="N",
                         help="instead: N PostgreSQL restarts during runs")  # fmt: skip

@@ -5,13 +5,15 @@ Usage: python bench/model_scale.py [--users 100000] [--items 50000] [--pairs 580
 
 The matrix has heavy-tailed item popularity (Zipf-like, exponent 1.0) and log-normal user
 activity, like a record shop's catalogue. Prints one JSON document with the machine, shape,
-stage timings and peak RSS (ru_maxrss) of this process.
+stage timings, peak RSS (ru_maxrss) of this process and the load average at the end
+(the machine may be shared: read timings with it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import time
 
@@ -75,6 +77,7 @@ def main(argv=None) -> dict:
     counts = np.sort(np.diff(X.tocsc().indptr))[::-1]
     report = {
         "machine": machine(),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "model": type(model).__name__,
         "model_version": MODEL_VERSION,
         "params": model.get_params(),
@@ -89,6 +92,7 @@ def main(argv=None) -> dict:
         "peak_rss_gb_after_data": round(rss_data, 2),
         "peak_rss_gb_after_fit": round(rss_fit, 2),
         "peak_rss_gb": round(peak_rss_gb(), 2),
+        "dense_head_items": int(getattr(model, "dense_items_", np.empty(0)).size),
         "filled_slots": float((idx >= 0).mean()),
         "distinct_items_recommended": int(np.unique(idx[idx >= 0]).size),
     }

@@ -219,7 +219,9 @@ def runs_under_readers(db, n_readers: int, runs: int, seed: int = 0, settle_s: f
 def main(argv: list[str] | None = None) -> int:
     """Run the harness; return 0 when no reader saw an error or an empty list."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profile", choices=sorted(faults.PROFILES), default="small")
+    parser.add_argument(
+        "--profile", choices=[*faults.PROFILES, *faults.SHARED_PROFILES], default="small"
+    )
     parser.add_argument("--readers", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3, help="publishes under the readers")
     parser.add_argument("--seed", type=int, default=0)

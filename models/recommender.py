@@ -2,7 +2,7 @@
 
 ``RotationRecommender`` is what the nightly run uses for record and track recommendations
 and what ``rotation evaluate`` scores. Its defaults come from ``bench/tune.py`` (validation
-split carved out of the training part of MovieLens 100k; see that script's docstring).
+splits carved out of the training part of MovieLens 100k; see that script's docstring).
 """
 
 from __future__ import annotations
@@ -11,11 +11,26 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
 
-from models.base import Recommender, as_csr
+from models.base import BATCH_ELEMENTS, Recommender, as_csr, top_n
 from models.linear import dlae_weights, gram
 from models.neighbors import ItemKNN
 
-MODEL_VERSION = "rotation-dlae-lowpass-knn-1"
+MODEL_VERSION = "rotation-dlae-lowpass-knn-2"
+
+#: Default cap on the dense head's scoring work, nnz(X) · D multiply-adds (see dense_size).
+HEAD_WORK = float(2**34)
+
+
+def _row_stats(total, total_sq, count) -> tuple[np.ndarray, np.ndarray]:
+    count = np.maximum(count, 1.0)
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+    return mean, np.maximum(std, 1e-12)
+
+
+def _seen_values(ref: np.ndarray, seen: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.repeat(np.arange(ref.shape[0]), np.diff(seen.indptr))
+    return rows, ref[rows, seen.indices].astype(np.float64)
 
 
 def _zscore(scores: np.ndarray, ref: np.ndarray, seen: sp.csr_matrix | None = None) -> np.ndarray:
@@ -27,17 +42,33 @@ def _zscore(scores: np.ndarray, ref: np.ndarray, seen: sp.csr_matrix | None = No
     total_sq = np.square(ref, dtype=np.float64).sum(axis=1)
     count = np.full(ref.shape[0], ref.shape[1], dtype=np.float64)
     if seen is not None and seen.nnz:
-        rows = np.repeat(np.arange(ref.shape[0]), np.diff(seen.indptr))
-        vals = ref[rows, seen.indices].astype(np.float64)
+        rows, vals = _seen_values(ref, seen)
         total -= np.bincount(rows, vals, minlength=ref.shape[0])
         total_sq -= np.bincount(rows, vals * vals, minlength=ref.shape[0])
         count -= np.diff(seen.indptr)
-    count = np.maximum(count, 1.0)
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+    mean, std = _row_stats(total, total_sq, count)
     out = scores - mean.astype(np.float32)[:, None]  # float32: no float64 B×I temporaries
-    out /= np.maximum(std, 1e-12).astype(np.float32)[:, None]
+    out /= std.astype(np.float32)[:, None]
     return out
+
+
+def _sparse_stats(K: sp.csr_matrix, seen: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Return per-row (mean, std) of a sparse B×D block over its columns not in ``seen``.
+
+    Absent entries count as 0; ``seen`` has K's shape. Same statistics as ``_zscore`` would
+    take from K densified (float64 sums).
+    """
+    data = K.data.astype(np.float64)
+    rows = np.repeat(np.arange(K.shape[0]), np.diff(K.indptr))
+    total = np.bincount(rows, data, minlength=K.shape[0])
+    total_sq = np.bincount(rows, data * data, minlength=K.shape[0])
+    if seen.nnz:
+        srows = np.repeat(np.arange(K.shape[0]), np.diff(seen.indptr))
+        on_seen = np.asarray(K[srows, seen.indices]).ravel().astype(np.float64)
+        total -= np.bincount(srows, on_seen, minlength=K.shape[0])
+        total_sq -= np.bincount(srows, on_seen * on_seen, minlength=K.shape[0])
+    count = K.shape[1] - np.diff(seen.indptr).astype(np.float64)
+    return _row_stats(total, total_sq, count)
 
 
 def dense_item_set(counts: np.ndarray, max_items: int) -> np.ndarray:
@@ -48,24 +79,42 @@ def dense_item_set(counts: np.ndarray, max_items: int) -> np.ndarray:
     return np.sort(order[:max_items])
 
 
-class RotationRecommender(Recommender):
-    """DLAE on the head items, blended with a low-rank filter and an ItemKNN long tail.
+def dense_size(n_items: int, nnz: int, max_items: int, head_work: float = HEAD_WORK) -> int:
+    """Return D, the number of items the dense linear head covers.
 
-    Score of user u, item j (each part z-scored per user over the head items' scores,
-    the user's own items left out of the statistics):
+    Rule: D = min(I, max_items, max(1024, head_work / nnz(X))). Scoring every user's history
+    against the D×D head weights costs nnz(X)·D multiply-adds (and fitting them O(D³)), so
+    the head is as wide as that budget allows: all 1,682 items of MovieLens 100k (75k pairs),
+    ≈ 2,960 of 50k items at 5.8M pairs, ≈ 1,720 at 10M pairs; never fewer than 1,024.
+    """
+    budget = max(1024, int(head_work // max(nnz, 1)))
+    return int(min(n_items, max_items, budget))
+
+
+class RotationRecommender(Recommender):
+    """DLAE on the head items, blended with a low-rank filter, and an ItemKNN long tail.
+
+    Score of user u, item j (each part z-scored per user over the head items' scores, the
+    user's own items left out of the statistics):
       head j:  z(x_u · B)_j + lowrank_weight · z(lowpass)_j
-      tail j:  tail_weight · z(x_u · S)_j + lowrank_weight · z(lowpass)_j
-    B = DLAE (Steck 2020) on the ``max_dense_items`` most-interacted items, fitted on the
-    popularity-normalised input X·D^-c (c = ``input_exponent``) with ridge λ = l2 and
-    dropout emphasis p, scored as (x_u D^-c) B; lowpass = x_u D⁻ᵇ V Vᵀ Dᵇ with V the top
-    ``rank`` right singular vectors of Du^-½ X D^-b (D = item counts, Du = user counts);
+      tail j:  tail_weight · z(x_u · S)_j
+    B = DLAE (Steck 2020) on the D most-interacted items (D from ``dense_size``: the scoring
+    work nnz(X)·D is capped by ``head_work``, and D ≤ ``max_dense_items``), fitted on the
+    popularity-normalised input X·C^-c (C = item counts, c = ``input_exponent``) with ridge
+    λ = l2 and dropout p, scored as (x_u C^-c) B; lowpass = x_u C⁻ᵇ V Vᵀ Cᵇ on the head
+    columns, V the top ``rank`` right singular vectors of Du^-½ X C^-b (Du = user counts);
     S = ItemKNN cosine top-``tail_k``. Users with no history get popularity.
 
-    Memory bound in bytes (D = min(I, max_dense_items), r = rank, K = tail_k, B = users
-    per batch, B·I ≤ 2^25 by default): fit ≈ 20·D² (float64 Gram + system/inverse in place +
-    float32 weights) + O(nnz(X)) + 8·(U + I)·(r + 10) (SVD) + 12·I·K + 24·2^22 (kNN chunk);
-    model kept ≈ 4·D² + 8·I·r + 12·I·K; recommend adds ≈ 24·B·I (≈ 0.8 GB).
-    D = 10,000 gives ≈ 2 GB at fit, 0.4 GB kept.
+    ``recommend`` scores the head densely and the tail only through its sparse kNN
+    candidates (exactly the same lists as ranking ``score_users``; see ``recommend``).
+
+    Memory bound in bytes (U users, I items, D head items, r = rank, K = tail_k, B = users
+    per batch with B·D ≤ 2^25, nnz = stored pairs): fit ≈ 20·D² (float64 Gram + inverse in
+    place + float32 weights) + 8·(U + I)·(r + 10) (SVD) + O(nnz) + 16·C·I + 12·I·K (kNN,
+    chunk C·I ≤ 2^22); model kept ≈ 4·D² + 8·I·r + 12·I·K; recommend ≈ 6 · 4·B·D (dense
+    head block and temporaries, ≤ 0.8 GB) + 12·B·h·K (sparse kNN candidates, h = the
+    batch's mean history) + the output 8·len(users)·n. At 100k users × 50k items × 5.8M
+    pairs (D = 2,960, r = 16, K = 50): fit ≈ 0.2 + 0.02 + 0.1 + 0.03 GB, kept ≈ 0.1 GB.
     """
 
     def __init__(
@@ -77,6 +126,7 @@ class RotationRecommender(Recommender):
         lowrank_weight: float = 0.6,
         item_exponent: float = 0.3,
         max_dense_items: int = 10_000,
+        head_work: float = HEAD_WORK,
         tail_k: int = 50,
         tail_weight: float = 1.0,
         random_state: int = 0,
@@ -88,6 +138,7 @@ class RotationRecommender(Recommender):
         self.lowrank_weight = lowrank_weight
         self.item_exponent = item_exponent
         self.max_dense_items = max_dense_items
+        self.head_work = head_work
         self.tail_k = tail_k
         self.tail_weight = tail_weight
         self.random_state = random_state
@@ -97,7 +148,8 @@ class RotationRecommender(Recommender):
         X = as_csr(X)
         n_items = X.shape[1]
         self.item_counts_ = np.diff(X.tocsc().indptr).astype(np.float64)
-        self.dense_items_ = dense_item_set(self.item_counts_, self.max_dense_items)
+        size = dense_size(n_items, X.nnz, self.max_dense_items, self.head_work)
+        self.dense_items_ = dense_item_set(self.item_counts_, size)
         self.n_items_ = n_items
         self.input_scale_ = (np.maximum(self.item_counts_, 1.0) ** -self.input_exponent)[
             self.dense_items_
@@ -108,6 +160,8 @@ class RotationRecommender(Recommender):
         self._fit_lowrank(X)
         self.tail_items_ = np.setdiff1d(np.arange(n_items), self.dense_items_)
         self.knn_ = ItemKNN(k=self.tail_k, similarity="cosine").fit(X)
+        self.tail_similarity_ = self.knn_.similarity_[:, self.tail_items_].tocsr()
+        self.head_similarity_ = self.knn_.similarity_[:, self.dense_items_].tocsr()
         pop = np.log1p(self.item_counts_)
         self.popularity_ = ((pop - pop.mean()) / max(pop.std(), 1e-12)).astype(np.float32)
         return self
@@ -119,28 +173,148 @@ class RotationRecommender(Recommender):
         rank = max(1, min(self.rank, min(X.shape) - 1))
         _, _, vt = randomized_svd(R, rank, n_iter=7, random_state=self.random_state)
         self.item_factors_ = (vt.T * (item_counts**-self.item_exponent)[:, None]).astype(np.float32)
-        self.item_loadings_ = (vt.T * (item_counts**self.item_exponent)[:, None]).astype(np.float32)
+        loadings = vt.T * (item_counts**self.item_exponent)[:, None]
+        self.head_loadings_ = np.ascontiguousarray(loadings[self.dense_items_].T, dtype=np.float32)
+
+    def _head_block(self, rows: sp.csr_matrix, seen: sp.csr_matrix) -> np.ndarray:
+        """Return the blended head scores (len(rows) × D, float32) of CSR user rows."""
+        low = np.asarray(rows @ self.item_factors_, dtype=np.float32) @ self.head_loadings_
+        scores = self.lowrank_weight * _zscore(low, low, seen)
+        del low
+        head = np.asarray((seen @ sp.diags(self.input_scale_)) @ self.weights_, dtype=np.float32)
+        scores += _zscore(head, head, seen)
+        return scores
+
+    def _tail_stats(self, rows: sp.csr_matrix, seen: sp.csr_matrix):
+        """Return (mean, std) of the rows' kNN scores over their unseen head items."""
+        return _sparse_stats(rows @ self.head_similarity_, seen)
 
     def score_users(self, X, user_rows) -> np.ndarray:
         """Return dense blended scores (len(user_rows) × n_items), float32."""
         rows = as_csr(X)[np.asarray(user_rows, dtype=np.int64)]
-        dense = self.dense_items_
-        low = np.asarray(rows @ self.item_factors_, dtype=np.float32) @ self.item_loadings_.T
-        seen = rows[:, dense]
-        scores = self.lowrank_weight * _zscore(low, low[:, dense], seen)
-        del low
-        head = np.asarray((seen @ sp.diags(self.input_scale_)) @ self.weights_, dtype=np.float32)
-        scores[:, dense] += _zscore(head, head, seen)
-        del head
+        seen = rows[:, self.dense_items_]
+        scores = np.zeros((rows.shape[0], self.n_items_), dtype=np.float32)
+        scores[:, self.dense_items_] = self._head_block(rows, seen)
         if self.tail_items_.size:
-            knn = self.knn_.score_users(rows, np.arange(rows.shape[0]))
-            tail = self.tail_items_
-            scores[:, tail] += self.tail_weight * _zscore(knn[:, tail], knn[:, dense], seen)
+            mean, std = self._tail_stats(rows, seen)
+            knn = (rows @ self.tail_similarity_).toarray()
+            knn -= mean.astype(np.float32)[:, None]
+            knn /= std.astype(np.float32)[:, None]
+            scores[:, self.tail_items_] = self.tail_weight * knn
         empty = np.diff(rows.indptr) == 0
         if empty.any():
             scores[empty] = self.popularity_
         return scores
 
+    def recommend(
+        self,
+        X,
+        user_rows,
+        n: int,
+        *,
+        filter_seen: bool = True,
+        exclude=None,
+        batch_size: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (item indices int32, scores float32), each len(user_rows) × n, best first.
+
+        Same lists as ranking ``score_users`` (ties by lower item index), computed without a
+        dense users × items block: per batch, the head's top-n from the dense B×D block, then
+        only the tail kNN candidates whose score reaches the user's n-th head score (a tail
+        item with no kNN score would score tail_weight·z(0): users for whom that reaches the
+        n-th head score, or who have no history, are scored densely). Memory O(B·D + B·h·K).
+        """
+        if not self.tail_items_.size:
+            return super().recommend(
+                X, user_rows, n, filter_seen=filter_seen, exclude=exclude, batch_size=batch_size
+            )
+        X = as_csr(X)
+        user_rows = np.asarray(user_rows, dtype=np.int64)
+        exclude = None if exclude is None else as_csr(exclude)
+        n_head = self.dense_items_.size
+        step = (
+            max(1, int(batch_size))
+            if batch_size is not None
+            else max(1, min(4096, BATCH_ELEMENTS // n_head))
+        )
+        out_idx = np.full((len(user_rows), n), -1, dtype=np.int32)
+        out_val = np.full((len(user_rows), n), -np.inf, dtype=np.float32)
+        dense_users = []
+        for start in range(0, len(user_rows), step):
+            batch = user_rows[start : start + step]
+            idx, val, fallback = self._recommend_batch(X, batch, n, filter_seen, exclude)
+            out_idx[start : start + len(batch)] = idx
+            out_val[start : start + len(batch)] = val
+            dense_users.append(start + np.flatnonzero(fallback))
+        dense_users = np.concatenate(dense_users) if dense_users else np.empty(0, np.int64)
+        if dense_users.size:
+            idx, val = super().recommend(
+                X,
+                user_rows[dense_users],
+                n,
+                filter_seen=filter_seen,
+                exclude=exclude,
+                batch_size=batch_size,
+            )
+            out_idx[dense_users], out_val[dense_users] = idx, val
+        return out_idx, out_val
+
+    def _recommend_batch(self, X, batch, n, filter_seen, exclude):
+        """Return (idx, val, needs-dense mask) of one batch by the candidate path."""
+        rows = X[batch]
+        dense = self.dense_items_
+        seen = rows[:, dense]
+        head = self._head_block(rows, seen)
+        head[np.isnan(head)] = -np.inf
+        head_items = np.zeros(self.n_items_, dtype=bool)
+        head_items[dense] = True
+        for mask in ([X] if filter_seen else []) + ([exclude] if exclude is not None else []):
+            sub = mask[batch]
+            sub = sub[:, dense]
+            head[np.repeat(np.arange(len(batch)), np.diff(sub.indptr)), sub.indices] = -np.inf
+        hidx, hval = top_n(head, n)
+        del head
+        cut = hval[:, n - 1] if n > 0 else np.full(len(batch), np.inf, np.float32)
+        mean, std = self._tail_stats(rows, seen)
+        mean32, std32 = mean.astype(np.float32), std.astype(np.float32)
+        floor = np.float32(self.tail_weight) * ((np.float32(0.0) - mean32) / std32)
+        fallback = (np.diff(rows.indptr) == 0) | (floor >= cut)
+        K = (rows @ self.tail_similarity_).tocoo()
+        r, c = K.row, K.col
+        val = K.data - mean32[r]
+        val /= std32[r]
+        val *= np.float32(self.tail_weight)
+        keep = (val >= cut[r]) & ~fallback[r]
+        r, c, val = r[keep], self.tail_items_[c[keep]], val[keep]
+        for mask in ([X] if filter_seen else []) + ([exclude] if exclude is not None else []):
+            if r.size:
+                r, c, val = _drop_stored(r, c, val, mask[batch])
+        items = np.where(hidx >= 0, dense[np.maximum(hidx, 0)], -1)
+        hr = np.repeat(np.arange(len(batch)), n)
+        finite = hval.ravel() > -np.inf
+        all_r = np.concatenate([hr[finite], r])
+        all_c = np.concatenate([items.ravel()[finite], c])
+        all_v = np.concatenate([hval.ravel()[finite], val])
+        order = np.lexsort((all_c, -all_v, all_r))
+        all_r, all_c, all_v = all_r[order], all_c[order], all_v[order]
+        starts = np.searchsorted(all_r, all_r, side="left")
+        rank = np.arange(len(all_r)) - starts
+        sel = rank < n
+        idx = np.full((len(batch), n), -1, dtype=np.int32)
+        out = np.full((len(batch), n), -np.inf, dtype=np.float32)
+        idx[all_r[sel], rank[sel]] = all_c[sel]
+        out[all_r[sel], rank[sel]] = all_v[sel]
+        return idx, out, fallback
+
     def similar_items(self, item_rows, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Return (indices, scores) of each item's n nearest collaborative (cosine) neighbours."""
         return self.knn_.similar_items(item_rows, n)
+
+
+def _drop_stored(r, c, v, M: sp.csr_matrix):
+    """Return (r, c, v) without the entries stored in CSR M (rows of M align with r)."""
+    n_cols = M.shape[1]
+    stored = np.repeat(np.arange(M.shape[0], dtype=np.int64), np.diff(M.indptr)) * n_cols
+    stored += M.indices
+    keep = ~np.isin(r.astype(np.int64) * n_cols + c, stored)
+    return r[keep], c[keep], v[keep]

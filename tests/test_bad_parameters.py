@@ -4,6 +4,11 @@ a backwards backfill range."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from pipeline_fixtures import PG_ADMIN_URL
 
@@ -12,6 +17,8 @@ from flows.database import ENV_VAR
 
 pytestmark = pytest.mark.postgres
 SERVER = PG_ADMIN_URL.rsplit("/", 1)[0]
+ROTATION = Path(sys.executable).with_name("rotation")
+PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -60,9 +67,17 @@ def test_a_password_in_an_unusable_url_stays_hidden(postgres_server, capsys):
     assert "hunter2-pw" not in line and "root:***@" in line
 
 
-def test_a_backwards_backfill_range_is_one_line(capsys, migrated_duck):
-    code = main(["-q", "run", "backfill", "--database", migrated_duck.url,
-                 "--from", "2026-01-05", "--to", "2026-01-01"])  # fmt: skip
+def test_a_backwards_backfill_range_is_one_line(migrated_duck, tmp_path):
+    """Through the installed script: Prefect's own logging must not add a traceback."""
+    env = {k: v for k, v in os.environ.items() if k != ENV_VAR}
+    done = subprocess.run(
+        [str(ROTATION), "-q", "run", "backfill", "--database", migrated_duck.url,
+         "--from", "2026-01-05", "--to", "2026-01-01"],
+        capture_output=True, text=True, timeout=300, cwd=PROJECT,
+        env=env | {"PREFECT_HOME": str(tmp_path / "prefect")},
+    )  # fmt: skip
 
-    assert code != 0
-    assert "before" in one_error_line(capsys)
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == ["rotation: error: --to 2026-01-01 is before --from 2026-01-05"], lines
