@@ -388,14 +388,35 @@ def restart_server() -> float:
     return time.perf_counter() - start
 
 
+def outage(db, seconds: float = 3.0) -> float:
+    """Simulate a restart of `db` alone: refuse new connections, terminate the open ones,
+    wait `seconds`, accept connections again; return the seconds it lasted."""
+    name = db.url.rsplit("/", 1)[1].split("?")[0]
+    start = time.perf_counter()
+    with connect(ADMIN_URL) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            time.sleep(seconds)
+        finally:
+            conn.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    return time.perf_counter() - start
+
+
 def others_running_pytest() -> list[str]:
     """Return the command lines of pytest processes that are not this process."""
     out = subprocess.run(["pgrep", "-af", "pytest"], capture_output=True, text=True)
     return [ln for ln in out.stdout.splitlines() if not ln.startswith(f"{os.getpid()} ")]
 
 
-def restart_trial(db, number: int, sums: dict, hang_s: float) -> tuple[bool, str]:
-    """Restart the server during extract (even) or publish (odd); return (survived, story)."""
+def restart_trial(
+    db, number: int, sums: dict, hang_s: float, simulate: bool = False
+) -> tuple[bool, str]:
+    """Restart the server (or, simulated, the database alone) during extract (even trials)
+    or publish (odd trials); return (survived, story)."""
     url = db.url
     before = state(url)
     stage = "extract" if number % 2 == 0 else "publish"
@@ -405,7 +426,7 @@ def restart_trial(db, number: int, sums: dict, hang_s: float) -> tuple[bool, str
     if job is None:
         proc.wait()
         return False, f"run ended before {stage}"
-    took = restart_server()
+    took = outage(db) if simulate else restart_server()
     try:
         _, err = proc.communicate(timeout=hang_s)
     except subprocess.TimeoutExpired:
@@ -433,17 +454,19 @@ def restart_trial(db, number: int, sums: dict, hang_s: float) -> tuple[bool, str
     return ok, story
 
 
-def restart_trials(trials: int, profile: str, hang_s: float, say=print) -> list[bool]:
+def restart_trials(
+    trials: int, profile: str, hang_s: float, simulate: bool = False, say=print
+) -> list[bool]:
     """Run the restart trials; return which survived."""
     busy = others_running_pytest()
-    if busy:
+    if busy and not simulate:
         raise SystemExit("refusing to restart PostgreSQL while pytest runs:\n" + "\n".join(busy))
     survived = []
     with scratch_database() as db:
         generate(db, profile)
         sums, _ = reference_runs(db)
         for number in range(1, trials + 1):
-            ok, story = restart_trial(db, number, sums, hang_s)
+            ok, story = restart_trial(db, number, sums, hang_s, simulate)
             survived.append(ok)
             say(f"restart {number}: {'survived' if ok else 'NOT survived'} - {story}")
     return survived
@@ -458,9 +481,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--restart", type=int, default=0, metavar="N",
                         help="instead: N PostgreSQL restarts during runs")  # fmt: skip
     parser.add_argument("--hang-seconds", type=float, default=180)
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="with --restart: a 3 s outage of the scratch database alone (no server restart)",
+    )
     args = parser.parse_args(argv)
     if args.restart:
-        survived = restart_trials(args.restart, args.profile, args.hang_seconds)
+        survived = restart_trials(args.restart, args.profile, args.hang_seconds, args.simulate)
         print(json.dumps({"restarts": len(survived), "survived": sum(survived)}))
         return 0 if all(survived) else 1
     trials = kill_trials(args.trials, args.profile, args.seed)

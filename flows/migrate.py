@@ -56,10 +56,11 @@ def pending_migrations(db: Database, sql_dir: Path | None = None) -> list[str]:
     """Return the names of the migrations not yet applied to `db`, in the order they would run."""
     if not db.is_postgres:
         if db.path is None or not db.path.exists():
-            return [DUCKDB_NAME]
+            return [DUCKDB_NAME] + [m.name for m in _duck_extras(sql_dir)]
         with _duck_connect(db) as conn:
             applied = _duck_applied(conn)
-        return [] if DUCKDB_VERSION in applied else [DUCKDB_NAME]
+        base = [] if DUCKDB_VERSION in applied else [DUCKDB_NAME]
+        return base + [m.name for m in _duck_extras(sql_dir) if m.version not in applied]
     import psycopg
 
     with psycopg.connect(db.url, connect_timeout=10) as conn:
@@ -72,7 +73,8 @@ def migrate(db: Database, sql_dir: Path | None = None) -> list[str]:
     """Return the names of the migrations applied now (empty when `db` was up to date)."""
     if db.is_postgres:
         return _migrate_postgres(db, _migrations(sql_dir))
-    return _migrate_duckdb(db, (sql_dir or SQL_DIR) / "duckdb" / "schema.sql")
+    applied = _migrate_duckdb(db, (sql_dir or SQL_DIR) / "duckdb" / "schema.sql")
+    return applied + _migrate_duckdb_extras(db, _duck_extras(sql_dir))
 
 
 # PostgreSQL ---------------------------------------------------------------------------------
@@ -208,3 +210,41 @@ def _migrate_duckdb(db: Database, schema: Path) -> list[str]:
         conn.execute("COMMIT")
     log.info("applied the DuckDB replay schema to %s", db.display)
     return [DUCKDB_NAME]
+
+
+def _duck_extras(sql_dir: Path | None) -> list[Migration]:
+    """Return the DuckDB migrations after the base schema: sql/duckdb/NNNN_name.sql, N ≥ 2."""
+    folder = (sql_dir or SQL_DIR) / "duckdb"
+    found = []
+    for path in sorted(folder.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+        version = int(path.name[:4])
+        if version <= DUCKDB_VERSION:
+            raise MigrationError(
+                f"{path.name}: DuckDB migrations start at 0002 (0001 is schema.sql)"
+            )
+        found.append(Migration(version, path.stem, path))
+    return found
+
+
+def _migrate_duckdb_extras(db: Database, extras: list[Migration]) -> list[str]:
+    """Apply the pending DuckDB migrations, each in its own transaction; return their names."""
+    done = []
+    with _duck_connect(db) as conn:
+        applied = _duck_applied(conn)
+        for m in extras:
+            if m.version in applied:
+                if applied[m.version] != m.checksum:
+                    raise MigrationError(
+                        f"{m.path.name} changed since it was applied to {db.display} (checksum "
+                        "differs); migrations are forward-only: add a new file instead"
+                    )
+                continue
+            conn.execute("BEGIN TRANSACTION")
+            conn.execute(m.path.read_text(encoding="utf-8"))
+            conn.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (?, ?, ?)",
+                [m.version, m.name, m.checksum],
+            )
+            conn.execute("COMMIT")
+            done.append(m.name)
+    return done

@@ -267,6 +267,39 @@ def track_candidates(
     return joined.select("user_id", "item_id", (pl.col("score") * pl.col("factor")).alias("score"))
 
 
+def popularity_rows(
+    inputs: Inputs, inter: Interactions, overall: int = 200, per_genre: int = 100
+) -> pl.DataFrame:
+    """Return record_popularity rows: the most popular records overall and within each genre.
+
+    Popularity is the pipeline fallback's own ranking (users with a positive interaction in
+    the window, then summed weight); `plays` holds that user count. The API's cold-start
+    fallback reads these few hundred rows instead of aggregating daily_metrics per call.
+    """
+    ranked = record_popularity(inter.records).with_row_index("position")
+    genres = inputs.records.select(pl.col("id").alias("item_id"), "genres")
+    ranked = ranked.join(genres, on="item_id", how="left")
+    by_genre = (
+        ranked.select("item_id", "position", pl.col("genres").alias("genre"))
+        .explode("genre")
+        .drop_nulls("genre")
+        .sort("genre", "position")
+        .group_by("genre", maintain_order=True)
+        .head(per_genre)
+    )
+    keep = pl.concat([ranked.head(overall).select("item_id"), by_genre.select("item_id")])
+    stock = store_stock(inputs.inventory, inputs.stores).select(
+        pl.col("record_id").alias("item_id")
+    )
+    chosen = ranked.join(keep.unique(), on="item_id", how="semi").sort("position")
+    return chosen.select(
+        pl.col("item_id").alias("record_id"),
+        pl.col("users").cast(pl.Float64).alias("plays"),
+        pl.col("genres").fill_null([]),
+        pl.col("item_id").is_in(stock["item_id"].implode()).alias("in_stock"),
+    )
+
+
 def split_users(records: pl.DataFrame, min_history: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return (users the model serves, users who get the popularity fallback)."""
     counts = records.filter(pl.col("weight") > 0).group_by("user_id").agg(pl.len().alias("n"))

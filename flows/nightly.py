@@ -190,13 +190,16 @@ class NightlyRun:
         )
         quality = self._stage("evaluation", 85, modeling.holdout_quality, valid, p, self.as_of)
         self.result.quality = quality
-        self._publish(sim.rows, recs, quality)
+        popular = modeling.popularity_rows(valid, inter)
+        self._publish(sim.rows, recs, quality, popular)
         self._stage(
             "retention", 98, self.storage.cleanup, p.usage_retention_days, self.now, retry=True
         )
         return self.result
 
-    def _publish(self, similarity: pl.DataFrame, recs: pl.DataFrame, quality: dict) -> None:
+    def _publish(
+        self, similarity: pl.DataFrame, recs: pl.DataFrame, quality: dict, popular: pl.DataFrame
+    ) -> None:
         p, run_id = self.params, self.tracker.run_id
         previous = self.storage.read("last_published_quality")
         previous_ndcg = previous["ndcg_at_10"][0] if previous.height else None
@@ -222,6 +225,12 @@ class NightlyRun:
                 Replacement.whole(
                     "recommendation_data",
                     stamp_recommendations(recs, run_id, self.now, version, expires),
+                ),
+                Replacement.whole(
+                    "record_popularity",
+                    popular.with_columns(
+                        pl.lit(run_id).alias("run_id"), pl.lit(self.now).alias("computed_at")
+                    ),
                 ),
             ]
             self.result.published = True

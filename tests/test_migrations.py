@@ -255,12 +255,35 @@ def test_every_table_has_rls_and_every_updated_at_a_trigger(migrated_pg: Databas
 # DuckDB and the cross-backend contract ----------------------------------------------------
 
 
+DUCK_MIGRATIONS = ["duckdb_schema", "0002_record_popularity"]
+
+
 def test_duckdb_migrates_twice(duck_database: Database) -> None:
-    assert pending_migrations(duck_database) == ["duckdb_schema"]
+    assert pending_migrations(duck_database) == DUCK_MIGRATIONS
     assert duck_database.path is not None and not duck_database.path.exists()
-    assert migrate(duck_database) == ["duckdb_schema"]
+    assert migrate(duck_database) == DUCK_MIGRATIONS
     assert migrate(duck_database) == []
     assert pending_migrations(duck_database) == []
+
+
+def test_a_new_duckdb_migration_applies_to_an_existing_file(tmp_path: Path) -> None:
+    sql_dir = _copy_sql_dir(tmp_path)
+    db = parse_database(f"duckdb:{tmp_path / 'replay.duckdb'}")
+    migrate(db, sql_dir)
+    (sql_dir / "duckdb" / "0003_extra.sql").write_text("CREATE TABLE extra_table (x INTEGER);")
+    assert pending_migrations(db, sql_dir) == ["0003_extra"]
+    assert migrate(db, sql_dir) == ["0003_extra"]
+    assert "extra_table" in _duck_columns(db)
+
+
+def test_an_edited_duckdb_migration_is_refused(tmp_path: Path) -> None:
+    sql_dir = _copy_sql_dir(tmp_path)
+    db = parse_database(f"duckdb:{tmp_path / 'replay.duckdb'}")
+    migrate(db, sql_dir)
+    extra = sql_dir / "duckdb" / "0002_record_popularity.sql"
+    extra.write_text(extra.read_text() + "\n-- edited\n")
+    with pytest.raises(MigrationError, match=r"0002_record_popularity\.sql.*forward-only"):
+        migrate(db, sql_dir)
 
 
 def test_an_edited_duckdb_schema_is_refused(tmp_path: Path) -> None:

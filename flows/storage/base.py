@@ -91,6 +91,17 @@ class Storage(ABC):
     def check(self) -> None:
         """Raise StorageError with one clear line when the database cannot be used."""
 
+    def require_current_schema(self) -> None:
+        """Raise StorageError naming the pending migrations when the schema is behind."""
+        from flows.migrate import pending_migrations
+
+        pending = pending_migrations(self.db)
+        if pending:
+            raise StorageError(
+                f"{self.db.display} is {len(pending)} migration(s) behind "
+                f"({', '.join(pending)}); run `rotation db migrate`"
+            )
+
     def close(self) -> None:  # noqa: B027 - a backend without connections has nothing to close
         """Close any open connection."""
 

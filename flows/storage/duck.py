@@ -55,6 +55,7 @@ class DuckStorage(Storage):
             raise StorageError(
                 f"{self.db.display} has no Rotation schema; run `rotation db migrate`"
             )
+        self.require_current_schema()
 
     def read(self, query: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         """Return the named query's rows as a polars frame (DuckDB → Arrow → polars)."""

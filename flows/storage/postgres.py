@@ -92,6 +92,7 @@ class PostgresStorage(Storage):
             raise StorageError(
                 f"{self.db.display} has no Rotation schema; run `rotation db migrate`"
             )
+        self.require_current_schema()
 
     def read(self, query: str, params: Sequence[Any] = ()) -> pl.DataFrame:
         """Return the named query's rows through ADBC as a polars frame."""
