@@ -55,6 +55,7 @@ class JobTracker:
     processed: int = 0
     quarantined: int = 0
     timings: list[StageTiming] = field(default_factory=list)
+    percent: float = 0.0  # the last progress recorded: it never goes backwards
 
     def start(self) -> int:
         """Insert the running job row (after failing stale ones) and return its id."""
@@ -80,6 +81,7 @@ class JobTracker:
 
     def progress(self, percent: float, message: str) -> None:
         """Record progress on the job row and show it to whoever watches."""
+        self.percent = percent = max(percent, self.percent)
         self.storage.execute(
             "update_job_progress",
             (self.job_id, round(percent, 1), message, self.processed, self.quarantined, utcnow()),
@@ -105,7 +107,7 @@ class JobTracker:
     def stage(self, name: str, percent_after: float) -> Iterator[StageTiming]:
         """Time a stage, record it in performance_metrics, then advance the progress."""
         timing = StageTiming(name, utcnow())
-        self.progress(max(percent_after - 10, 0), f"{name}…")
+        self.progress(self.percent, f"{name}…")
         start = time.perf_counter()
         yield timing
         timing.seconds = time.perf_counter() - start
