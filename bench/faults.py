@@ -426,6 +426,10 @@ def restart_trial(
     if job is None:
         proc.wait()
         return False, f"run ended before {stage}"
+    if not simulate and others_running_pytest():  # someone started tests meanwhile
+        proc.kill()
+        proc.wait()
+        raise SystemExit("pytest started on the shared server: restart trials stopped")
     took = outage(db) if simulate else restart_server()
     try:
         _, err = proc.communicate(timeout=hang_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import date
 
@@ -12,7 +13,7 @@ from flows.extract import Inputs, extract_inputs
 from flows.nightly import EVENT_METRIC_TYPES, RunResult, log_quarantine, resolve_database
 from flows.pipeline import compute_daily_metrics, date_range, stamp_metrics, validate_inputs
 from flows.runner import StageRunner, direct, prefect_task
-from flows.storage import open_storage
+from flows.storage import StorageError, open_storage
 from flows.tracking import JobTracker, utcnow
 
 
@@ -37,9 +38,11 @@ def run_backfill(
             _stages(storage, tracker, runner, dates, result)
         except BaseException as exc:
             message = f"{type(exc).__name__}: {exc}"
-            tracker.log("error", "run", message)
+            with contextlib.suppress(StorageError):  # the database may be the failure
+                tracker.log("error", "run", message)
             result.status = "failed"
-            tracker.finish("failed", result.summary(), error=message)
+            with contextlib.suppress(StorageError):  # else the next run marks it stale
+                tracker.finish("failed", result.summary(), error=message)
             raise
         result.status = "completed"
         tracker.finish("completed", result.summary())

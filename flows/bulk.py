@@ -144,6 +144,13 @@ def _copy_staged(conn: Any, table: str, df: pl.DataFrame, types: Mapping[str, st
         cur.execute(f"DROP TABLE {quote_ident(stage)}")
 
 
+def _row_security_active(conn: Any, table: str) -> bool:
+    """Return True when row-level security applies to this connection's role on `table`."""
+    return bool(
+        fetch(conn, "SELECT row_security_active($1::regclass)", (quote_ident(table),))[0][0]
+    )
+
+
 def _copy_postgres(conn: Any, table: str, df: pl.DataFrame, method: str) -> None:
     """COPY df into the existing Postgres table (binary, only df's columns)."""
     target = _target_columns(conn, table)
@@ -151,6 +158,8 @@ def _copy_postgres(conn: Any, table: str, df: pl.DataFrame, method: str) -> None
     if missing:
         raise BulkError(f"{table}: no column(s) {missing}")
     casts = [copy_cast(c, df.schema[c], *target[c]) for c in df.columns]
+    if method == "auto" and _row_security_active(conn, table):
+        method = "staged"  # COPY FROM refuses RLS tables; INSERT … SELECT honours the policies
     if method == "staged" or any(cast is None for cast in casts):
         _copy_staged(conn, table, df, {c: target[c][0] for c in df.columns})
         return

@@ -71,8 +71,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-n", type=positive, default=20)
     parser.add_argument("--similar-k", type=positive, default=20)
     parser.add_argument("--max-per-artist", type=positive, default=2)
-    parser.add_argument("--half-life-days", type=float, default=30.0,
-                        help="time decay of interactions; 0 = no decay (default 30)")
+    parser.add_argument(
+        "--half-life-days",
+        type=float,
+        default=30.0,
+        help="time decay of interactions; 0 = no decay (default 30)",
+    )
     parser.add_argument("--holdout-days", type=positive, default=7)
     parser.add_argument("--expires-hours", type=positive, default=48)
     parser.add_argument("--quality-gate-drop", type=float, default=0.20)
@@ -128,11 +132,18 @@ def _external(sub) -> None:
     imp = sub.add_parser("import-interactions", help="load external implicit feedback")
     imp.add_argument("file")
     imp.add_argument("--format", dest="fmt", choices=["movielens", "csv"], required=True)
-    imp.add_argument("--items", default=None,
-                     help="item metadata: MovieLens u.item, or a csv item_id,genres (a|b|c)")
-    imp.add_argument("--holdout", choices=["stratified", "temporal"], default=None,
-                     help="load only the train part of this split; write the test part to "
-                          "--test-out (then score the nightly's lists with evaluate --database)")
+    imp.add_argument(
+        "--items",
+        default=None,
+        help="item metadata: MovieLens u.item, or a csv item_id,genres (a|b|c)",
+    )
+    imp.add_argument(
+        "--holdout",
+        choices=["stratified", "temporal"],
+        default=None,
+        help="load only the train part of this split; write the test part to "
+        "--test-out (then score the nightly's lists with evaluate --database)",
+    )
     imp.add_argument("--seed", type=int, default=42)
     imp.add_argument("--test-out", default=None, help="csv for the held-out test pairs")
     add_database(imp)
@@ -140,9 +151,12 @@ def _external(sub) -> None:
     ev = sub.add_parser("evaluate", help="score the production model on external data")
     ev.add_argument("--interactions", help="external file to split, train on and score")
     ev.add_argument("--format", dest="fmt", choices=["movielens", "csv"], default="csv")
-    ev.add_argument("--test", default=None,
-                    help="with --database: score the published 'records' lists against this "
-                         "csv of held-out pairs (written by import-interactions --test-out)")
+    ev.add_argument(
+        "--test",
+        default=None,
+        help="with --database: score the published 'records' lists against this "
+        "csv of held-out pairs (written by import-interactions --test-out)",
+    )
     add_database(ev)
     ev.add_argument("--protocol", choices=["stratified", "temporal"], default="stratified")
     ev.add_argument("--k", type=positive, default=10)
@@ -226,7 +240,9 @@ def cmd_nightly(args) -> int:
 def cmd_backfill(args) -> int:
     """Run the backfill flow through Prefect."""
     from flows.backfill import backfill
+    from flows.pipeline import date_range
 
+    date_range(args.date_from, args.date_to)  # a backwards range: one line, before Prefect
     preflight(args.db)
     os.environ[ENV_VAR] = args.db.url
     summary = backfill(date_from=args.date_from, date_to=args.date_to)
@@ -267,10 +283,15 @@ def cmd_import(args) -> int:
 
     if args.holdout and not args.test_out:
         raise ValueError("--holdout needs --test-out FILE for the held-out pairs")
-    report = import_interactions(args.db, Path(args.file), args.fmt,
-                                 Path(args.items) if args.items else None,
-                                 holdout=args.holdout, seed=args.seed,
-                                 test_out=Path(args.test_out) if args.test_out else None)
+    report = import_interactions(
+        args.db,
+        Path(args.file),
+        args.fmt,
+        Path(args.items) if args.items else None,
+        holdout=args.holdout,
+        seed=args.seed,
+        test_out=Path(args.test_out) if args.test_out else None,
+    )
     for table, rows in report.loaded.items():
         print(f"loaded {table:<16}{rows:>10,}")
     for reason, rows in report.rejected.items():
@@ -291,8 +312,7 @@ def cmd_evaluate(args) -> int:
     if not args.interactions:
         raise ValueError("evaluate needs --interactions FILE, or --database DB --test FILE")
     parsed = read_interactions(Path(args.interactions), args.fmt)
-    figures = evaluate_pairs(parsed.interactions, protocol=args.protocol, k=args.k,
-                             seed=args.seed)
+    figures = evaluate_pairs(parsed.interactions, protocol=args.protocol, k=args.k, seed=args.seed)
     figures["refused_lines"] = parsed.counts()
     print(json.dumps(figures, indent=2))
     return 0

@@ -3,6 +3,7 @@ recommendations → evaluation → publish → retention, for one date, on eithe
 
 from __future__ import annotations
 
+import contextlib
 import math
 import uuid
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from flows.pipeline import (
 )
 from flows.reporting import publish_artifacts
 from flows.runner import StageRunner, direct, prefect_task
-from flows.storage import Replacement, Storage, open_storage
+from flows.storage import Replacement, Storage, StorageError, open_storage
 from flows.tracking import JobTracker, utcnow
 from transforms.columns import METRIC_TYPES
 
@@ -268,8 +269,10 @@ def run_nightly(
         except BaseException as exc:
             run.result.status = "failed"
             message = f"{type(exc).__name__}: {exc}"
-            tracker.log("error", "run", message)
-            tracker.finish("failed", run.result.summary(), error=message)
+            with contextlib.suppress(StorageError):  # the database may be the failure
+                tracker.log("error", "run", message)
+            with contextlib.suppress(StorageError):  # else the next run marks it stale
+                tracker.finish("failed", run.result.summary(), error=message)
             raise
         result.status = "completed_with_warnings" if result.warning else "completed"
         tracker.finish(result.status, result.summary())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ from flows.storage.base import Replacement, Storage, StorageError, load_query
 CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT = "30min"  # no database call may hang a run forever
 LOCK_TIMEOUT = "60s"
+BOOKKEEPING_RETRY_S = (1, 3, 6)  # job rows, logs, timings: small statements worth retrying
 TRANSIENT_ERRORS = {"OperationalError", "InterfaceError", "AdminShutdown", "ConnectionFailure"}
 TRANSIENT_MARKERS = ("connection", "server closed", "terminating", "shutting down", "timeout")
 
@@ -70,7 +72,10 @@ class PostgresStorage(Storage):
                     autocommit=True,
                     connect_timeout=CONNECT_TIMEOUT_S,
                     cursor_factory=psycopg.RawCursor,
-                    options=f"-c statement_timeout={STATEMENT_TIMEOUT} -c TimeZone=UTC",
+                    options=(
+                        f"-c statement_timeout={STATEMENT_TIMEOUT} "
+                        f"-c lock_timeout={LOCK_TIMEOUT} -c TimeZone=UTC"
+                    ),
                 )
             except Exception as exc:
                 raise _clean(exc, self.db) from None
@@ -114,7 +119,17 @@ class PostgresStorage(Storage):
         return self.execute_sql(load_query(query), params)
 
     def execute_sql(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        """Run one trusted SQL text (autocommit) and return its rows, if any."""
+        """Run one trusted SQL text (autocommit) and return its rows, retrying dropped links."""
+        for delay in (*BOOKKEEPING_RETRY_S, None):
+            try:
+                return self._execute_once(sql, params)
+            except StorageError as exc:
+                if delay is None or not exc.transient:
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _execute_once(self, sql: str, params: Sequence[Any]) -> list[tuple]:
         try:
             cur = self._small_conn().execute(sql, tuple(params) or None)
             return cur.fetchall() if cur.description else []
