@@ -43,6 +43,7 @@ CREATE OR REPLACE FUNCTION get_recommendations(
 LANGUAGE plpgsql
 STABLE
 SET search_path = pg_catalog, public
+SET max_parallel_workers_per_gather = 0  -- a worker's start-up costs more than this query
 AS $$
 #variable_conflict use_column
 DECLARE
