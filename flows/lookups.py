@@ -61,6 +61,8 @@ def describe_reason(reason: str | None) -> str:
         )
     if kind in ("popular_in_genre", "taste_match", "store_taste"):
         return "matches your taste: " + ", ".join(map(str, data.get("genres", [])))
+    if kind == "model" and "record_id" in data:
+        return f"from record {data['record_id']}, which fits your taste"
     if kind == "affinity":
         return f"from {data.get('events', '?')} interactions"
     return kind
