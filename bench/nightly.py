@@ -80,7 +80,7 @@ def model_anchor(db, run_date: date) -> dict:
     except ImportError:
         return {"skipped": "implicit not installed (pip install -e '.[bench]')"}
     from flows.extract import extract_inputs
-    from flows.modeling import build_interactions, to_matrix
+    from flows.matrices import build_interactions, to_matrix
     from flows.pipeline import NightlyParams as P
     from flows.pipeline import validate_inputs
     from flows.storage import open_storage

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from flows.modeling import to_matrix
+from flows.matrices import to_matrix
 from models.metrics import ranking_metrics
 from models.recommender import MODEL_VERSION, RotationRecommender
 from models.split import stratified_split, temporal_split

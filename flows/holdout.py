@@ -1,0 +1,60 @@
+"""The nightly run's own evaluation: the model on a temporal holdout of the last days."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from flows.extract import Inputs, day_end
+from flows.matrices import build_interactions, to_matrix
+from flows.pipeline import NightlyParams
+from models.metrics import ranking_metrics
+from models.recommender import RotationRecommender
+
+
+def _before(inputs: Inputs, cutoff: datetime) -> Inputs:
+    """Return the inputs as they were at `cutoff` (events and social actions before it)."""
+    return inputs.replace(
+        plays=inputs.plays.filter(pl.col("played_at") < cutoff),
+        usage=inputs.usage.filter(pl.col("occurred_at") < cutoff),
+        favorites=inputs.favorites.filter(pl.col("created_at") < cutoff),
+        collection_items=inputs.collection_items.filter(pl.col("added_at") < cutoff),
+    )
+
+
+def _after(inputs: Inputs, cutoff: datetime) -> Inputs:
+    """Return the inputs' events and social actions at or after `cutoff`."""
+    return inputs.replace(
+        plays=inputs.plays.filter(pl.col("played_at") >= cutoff),
+        usage=inputs.usage.filter(pl.col("occurred_at") >= cutoff),
+        favorites=inputs.favorites.filter(pl.col("created_at") >= cutoff),
+        collection_items=inputs.collection_items.filter(pl.col("added_at") >= cutoff),
+    )
+
+
+def holdout_quality(inputs: Inputs, params: NightlyParams, now: datetime, k: int = 10) -> dict:
+    """Return precision/recall/nDCG@k and coverage of the model on the last holdout days."""
+    cutoff = day_end(params.run_date) - timedelta(days=params.holdout_days)
+    ip = params.interactions
+    train = build_interactions(_before(inputs, cutoff), cutoff, ip).records
+    future = build_interactions(_after(inputs, cutoff), now, ip).records
+    matrix = to_matrix(train)
+    test = future.filter(pl.col("weight") > 0).join(
+        train.filter(pl.col("weight") > 0), on=["user_id", "item_id"], how="anti"
+    )
+    users = matrix.user_index(test["user_id"].to_numpy())
+    items = matrix.item_index(test["item_id"].to_numpy())
+    keep = (users >= 0) & (items >= 0)
+    if not keep.any():
+        return {"users": 0}
+    rows = np.unique(users[keep])
+    test_csr = sp.csr_matrix(
+        (np.ones(keep.sum(), np.float32), (users[keep], items[keep])), shape=matrix.matrix.shape
+    )[rows]
+    model = RotationRecommender().fit(matrix.matrix)
+    recommended, _ = model.recommend(matrix.matrix, rows, k)
+    figures = ranking_metrics(recommended, test_csr, k, matrix.matrix.shape[1])
+    return {name.replace("_at_k", f"_at_{k}"): value for name, value in figures.items()}

@@ -1,0 +1,63 @@
+"""Interactions and their matrices: the first model stage, shared by every later one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import polars as pl
+
+from flows.extract import Inputs
+from models.matrix import InteractionMatrix
+from transforms.interactions import (
+    InteractionParams,
+    record_interactions,
+    track_interactions,
+    user_history,
+    user_track_history,
+)
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Weighted user×item pairs for records and tracks, and what each user has already seen."""
+
+    records: pl.DataFrame  # user_id, item_id, weight, events, last_at
+    tracks: pl.DataFrame
+    history: pl.DataFrame  # user_id, record_id
+    track_history: pl.DataFrame  # user_id, track_id
+
+
+def build_interactions(inputs: Inputs, as_of: datetime, params: InteractionParams) -> Interactions:
+    """Return the weighted interactions and seen-item history of validated inputs."""
+    records = record_interactions(
+        plays=inputs.plays,
+        usage=inputs.usage,
+        favorites=inputs.favorites,
+        collection_items=inputs.collection_items,
+        tracks=inputs.tracks,
+        collections=inputs.collections,
+        as_of=as_of,
+        params=params,
+    )
+    tracks = track_interactions(inputs.plays, inputs.favorites, as_of=as_of, params=params)
+    history = user_history(
+        plays=inputs.plays,
+        favorites=inputs.favorites,
+        collections=inputs.collections,
+        collection_items=inputs.collection_items,
+        tracks=inputs.tracks,
+    )
+    return Interactions(records, tracks, history, user_track_history(inputs.plays))
+
+
+def to_matrix(pairs: pl.DataFrame, all_items: np.ndarray | None = None) -> InteractionMatrix:
+    """Return the user×item matrix of the positive pairs (ID maps travel with it)."""
+    positive = pairs.filter(pl.col("weight") > 0)
+    return InteractionMatrix.from_arrays(
+        positive["user_id"].to_numpy(),
+        positive["item_id"].to_numpy(),
+        positive["weight"].to_numpy().astype(np.float32),
+        all_items=all_items,
+    )

@@ -1,0 +1,146 @@
+"""The similarity stage: collaborative, content and hybrid neighbours as content_similarity rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from flows.extract import Inputs
+from flows.matrices import Interactions, to_matrix
+from flows.pipeline import NightlyParams
+from models.content import ContentSimilarity
+from models.matrix import InteractionMatrix
+from models.neighbors import ItemKNN, topk_neighbors
+from transforms.content_features import record_tokens, store_stock
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """content_similarity rows, and the record neighbours that explain recommendations."""
+
+    rows: pl.DataFrame
+    record_neighbors: pl.DataFrame  # source_id, target_id, score (collaborative)
+
+
+def neighbor_frame(
+    source_ids: np.ndarray, target_ids: np.ndarray, indices: np.ndarray, scores: np.ndarray
+) -> pl.DataFrame:
+    """Return (source_id, target_id, score, rank) from a model's top-K arrays (-1 = none)."""
+    k = indices.shape[1]
+    rows = np.repeat(np.arange(indices.shape[0]), k)
+    flat, flat_scores = indices.ravel(), scores.ravel()
+    keep = (flat >= 0) & np.isfinite(flat_scores)
+    return pl.DataFrame(
+        {
+            "source_id": source_ids[rows[keep]].astype(np.int64),
+            "target_id": target_ids[flat[keep]].astype(np.int64),
+            "score": flat_scores[keep].astype(np.float64),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), indices.shape[0])[keep],
+        }
+    )
+
+
+def sparse_neighbor_frame(ids: np.ndarray, arrays: tuple) -> pl.DataFrame:
+    """Return (source_id, target_id, score, rank) from sparse top-K (rows, cols, scores, ranks)."""
+    rows, cols, scores, ranks = arrays
+    return pl.DataFrame(
+        {
+            "source_id": ids[rows].astype(np.int64),
+            "target_id": ids[cols].astype(np.int64),
+            "score": scores.astype(np.float64),
+            "rank": ranks.astype(np.int32),
+        }
+    )
+
+
+def typed(frame: pl.DataFrame, source_type: str, target_type: str, kind: str) -> pl.DataFrame:
+    """Return neighbour rows labelled as content_similarity rows of one kind."""
+    return frame.select(
+        pl.lit(source_type).alias("source_type"),
+        "source_id",
+        pl.lit(target_type).alias("target_type"),
+        "target_id",
+        pl.lit(kind).alias("similarity_type"),
+        "score",
+        "rank",
+    )
+
+
+def hybrid(collab: pl.DataFrame, content: pl.DataFrame, alpha: float, k: int) -> pl.DataFrame:
+    """Return the top-k of alpha × collaborative + (1 − alpha) × content over both pair sets."""
+    key = ["source_id", "target_id"]
+    joined = collab.select(*key, pl.col("score").alias("c")).join(
+        content.select(*key, pl.col("score").alias("t")), on=key, how="full", coalesce=True
+    )
+    scored = joined.select(
+        *key,
+        (alpha * pl.col("c").fill_null(0) + (1 - alpha) * pl.col("t").fill_null(0)).alias("score"),
+    )
+    ranked = scored.sort(["source_id", "score", "target_id"], descending=[False, True, False])
+    ranked = ranked.with_columns(pl.int_range(pl.len()).over("source_id").alias("rank") + 1)
+    return ranked.filter(pl.col("rank") <= k).with_columns(pl.col("rank").cast(pl.Int32))
+
+
+def collaborative_neighbors(matrix: InteractionMatrix, k: int) -> pl.DataFrame:
+    """Return item-item collaborative top-k neighbours (cosine) of every item with interactions."""
+    model = ItemKNN(k=k).fit(matrix.matrix)
+    return sparse_neighbor_frame(matrix.item_ids, topk_neighbors(model.similarity_, k))
+
+
+def content_neighbors(records: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Return record-record content neighbours from metadata (every record, played or not)."""
+    tokens = record_tokens(records).sort("record_id")
+    model = ContentSimilarity(n_neighbors=k).fit(tokens["tokens"].to_list())
+    return sparse_neighbor_frame(tokens["record_id"].to_numpy(), model.neighbor_arrays())
+
+
+def store_neighbors(inputs: Inputs, k: int) -> pl.DataFrame:
+    """Return store-store neighbours by what they stock (cosine over for-sale records)."""
+    stock = store_stock(inputs.inventory, inputs.stores)
+    if stock.height == 0:
+        return collaborative_neighbors(
+            to_matrix(
+                pl.DataFrame(
+                    {"user_id": [], "item_id": [], "weight": []},
+                    schema={"user_id": pl.Int64, "item_id": pl.Int64, "weight": pl.Float64},
+                )
+            ),
+            k,
+        )
+    pairs = stock.select(
+        pl.col("record_id").alias("user_id"),
+        pl.col("store_id").alias("item_id"),
+        pl.lit(1.0).alias("weight"),
+    )
+    return collaborative_neighbors(to_matrix(pairs), k)
+
+
+def compute_similarity(inputs: Inputs, inter: Interactions, params: NightlyParams) -> Similarity:
+    """Return every content_similarity row: collaborative, content and hybrid; stores too."""
+    k = params.similar_k
+    record_collab = collaborative_neighbors(to_matrix(inter.records), k)
+    record_content = content_neighbors(inputs.records, k)
+    rows = pl.concat(
+        [
+            typed(record_collab, "record", "record", "collaborative"),
+            typed(record_content, "record", "record", "content"),
+            typed(
+                hybrid(record_collab, record_content, params.hybrid_alpha, k),
+                "record",
+                "record",
+                "hybrid",
+            ),
+            typed(
+                collaborative_neighbors(to_matrix(inter.tracks), k),
+                "track",
+                "track",
+                "collaborative",
+            ),
+            typed(store_neighbors(inputs, k), "store", "store", "collaborative"),
+        ]
+    )
+    return Similarity(
+        rows=rows, record_neighbors=record_collab.select("source_id", "target_id", "score")
+    )
