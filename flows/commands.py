@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from pathlib import Path
-
-import polars as pl
 
 from flows.cli import add_database, iso_date, last_complete_day, non_negative, positive
 from flows.database import ENV_VAR
@@ -15,14 +12,17 @@ from flows.database import ENV_VAR
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add every sub-command to the parser."""
+    from flows.commands_external import register_external
+    from flows.commands_replay import register_replay
+
     _db(sub)
     _generate(sub)
     _run(sub)
     _recommend(sub)
     _similar(sub)
     _demo(sub)
-    _external(sub)
-    _replay(sub)
+    register_external(sub)
+    register_replay(sub)
 
 
 def _db(sub) -> None:
@@ -126,42 +126,6 @@ def _demo(sub) -> None:
     demo.add_argument("--users", type=positive, default=2000)
     demo.add_argument("--tracks", type=positive, default=20000)
     demo.set_defaults(handler=cmd_demo)
-
-
-def _external(sub) -> None:
-    imp = sub.add_parser("import-interactions", help="load external implicit feedback")
-    imp.add_argument("file")
-    imp.add_argument("--format", dest="fmt", choices=["movielens", "csv"], required=True)
-    imp.add_argument(
-        "--items",
-        default=None,
-        help="item metadata: MovieLens u.item, or a csv item_id,genres (a|b|c)",
-    )
-    imp.add_argument(
-        "--holdout",
-        choices=["stratified", "temporal"],
-        default=None,
-        help="load only the train part of this split; write the test part to "
-        "--test-out (then score the nightly's lists with evaluate --database)",
-    )
-    imp.add_argument("--seed", type=int, default=42)
-    imp.add_argument("--test-out", default=None, help="csv for the held-out test pairs")
-    add_database(imp)
-    imp.set_defaults(handler=cmd_import)
-    ev = sub.add_parser("evaluate", help="score the production model on external data")
-    ev.add_argument("--interactions", help="external file to split, train on and score")
-    ev.add_argument("--format", dest="fmt", choices=["movielens", "csv"], default="csv")
-    ev.add_argument(
-        "--test",
-        default=None,
-        help="with --database: score the published 'records' lists against this "
-        "csv of held-out pairs (written by import-interactions --test-out)",
-    )
-    add_database(ev)
-    ev.add_argument("--protocol", choices=["stratified", "temporal"], default="stratified")
-    ev.add_argument("--k", type=positive, default=10)
-    ev.add_argument("--seed", type=int, default=42)
-    ev.set_defaults(handler=cmd_evaluate)
 
 
 # handlers ----------------------------------------------------------------------------------
@@ -275,152 +239,3 @@ def cmd_demo(args) -> int:
     from flows.demo import run_demo
 
     return run_demo(args.dir, users=args.users, tracks=args.tracks)
-
-
-def cmd_import(args) -> int:
-    """Import an external interaction file and report loaded and refused lines."""
-    from flows.importer import import_interactions
-
-    if args.holdout and not args.test_out:
-        raise ValueError("--holdout needs --test-out FILE for the held-out pairs")
-    report = import_interactions(
-        args.db,
-        Path(args.file),
-        args.fmt,
-        Path(args.items) if args.items else None,
-        holdout=args.holdout,
-        seed=args.seed,
-        test_out=Path(args.test_out) if args.test_out else None,
-    )
-    for table, rows in report.loaded.items():
-        print(f"loaded {table:<16}{rows:>10,}")
-    for reason, rows in report.rejected.items():
-        lines = report.problems.filter(pl.col("reason") == reason)["line"].head(10).to_list()
-        more = " …" if rows > len(lines) else ""
-        print(f"refused {rows:,} line(s): {reason} (lines {', '.join(map(str, lines))}{more})")
-    return 0
-
-
-def cmd_evaluate(args) -> int:
-    """Print the production model's metrics on an external file as JSON."""
-    from flows.evaluation import evaluate_pairs, evaluate_published
-    from flows.importer import read_interactions
-
-    if args.test:
-        print(json.dumps(evaluate_published(args.db, Path(args.test), args.k), indent=2))
-        return 0
-    if not args.interactions:
-        raise ValueError("evaluate needs --interactions FILE, or --database DB --test FILE")
-    parsed = read_interactions(Path(args.interactions), args.fmt)
-    figures = evaluate_pairs(parsed.interactions, protocol=args.protocol, k=args.k, seed=args.seed)
-    figures["refused_lines"] = parsed.counts()
-    print(json.dumps(figures, indent=2))
-    return 0
-
-
-# local replay: snapshot, diff, report --------------------------------------------------------
-
-
-def _fraction(value: str) -> float:
-    """Return a sample fraction in (0, 1], or an argparse error that says so."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not 0 < number <= 1:
-        raise argparse.ArgumentTypeError(f"{value} must be more than 0 and at most 1")
-    return number
-
-
-def _replay(sub) -> None:
-    snap = sub.add_parser("snapshot", help="copy the tables the pipeline reads into a DuckDB file")
-    snap.add_argument(
-        "--from",
-        dest="source",
-        required=True,
-        help="the database to copy: postgresql://... (or duckdb:PATH)",
-    )
-    snap.add_argument("--to", dest="target", required=True, help="the DuckDB file to (re)place")
-    snap.add_argument("--since", type=iso_date, default=None, help="first day of events kept")
-    snap.add_argument("--until", type=iso_date, default=None, help="last day of events kept")
-    snap.add_argument(
-        "--sample-users",
-        dest="sample",
-        type=_fraction,
-        default=None,
-        help="keep this fraction of users (0-1] with their whole history",
-    )
-    snap.add_argument("--seed", type=int, default=42, help="the user sample's seed (default 42)")
-    snap.set_defaults(handler=cmd_snapshot)
-    diff = sub.add_parser("diff", help="compare two runs' outputs (two DuckDB files)")
-    diff.add_argument("--base", required=True, help="duckdb:PATH of the reference run")
-    diff.add_argument("--head", required=True, help="duckdb:PATH of the run compared with it")
-    diff.add_argument(
-        "--date",
-        type=iso_date,
-        default=None,
-        help="metric date compared (default: the latest date in both)",
-    )
-    diff.add_argument("--top", type=positive, default=20, help="changed metrics listed")
-    diff.add_argument("--json", action="store_true", help="print JSON instead of text")
-    diff.set_defaults(handler=cmd_diff)
-    rep = sub.add_parser("report", help="a self-contained HTML report of a date range")
-    add_database(rep)
-    rep.add_argument(
-        "--from",
-        dest="date_from",
-        type=iso_date,
-        default=None,
-        help="first day (default: 29 days before --to)",
-    )
-    rep.add_argument(
-        "--to",
-        dest="date_to",
-        type=iso_date,
-        default=None,
-        help="last day (default: the latest day with metrics)",
-    )
-    rep.add_argument("--out", default="report.html", help="the HTML file written")
-    rep.set_defaults(handler=cmd_report)
-
-
-def cmd_snapshot(args) -> int:
-    """Copy the pipeline's input tables into a new DuckDB file, one progress line per table."""
-    import sys
-
-    from flows.database import parse_database
-    from flows.snapshot import SnapshotSpec, take_snapshot
-
-    spec = SnapshotSpec(
-        since=args.since, until=args.until, sample_fraction=args.sample, seed=args.seed
-    )
-    quiet = args.quiet
-    result = take_snapshot(
-        parse_database(args.source),
-        args.target,
-        spec,
-        progress=None if quiet else lambda line: print(line, file=sys.stderr),
-    )
-    print(f"snapshot written: {result.path} ({sum(result.rows.values()):,} rows)")
-    return 0
-
-
-def cmd_diff(args) -> int:
-    """Print the comparison of two runs' outputs as text or JSON."""
-    from flows.database import parse_database
-    from flows.diff import diff_runs, format_diff
-
-    result = diff_runs(
-        parse_database(args.base), parse_database(args.head), args.date, top=args.top
-    )
-    print(json.dumps(result.as_json(), indent=2) if args.json else format_diff(result))
-    return 0
-
-
-def cmd_report(args) -> int:
-    """Write the HTML report and say where."""
-    from flows.report import write_report
-
-    path = write_report(args.db, Path(args.out), args.date_from, args.date_to)
-    print(f"report written: {path}")
-    return 0
