@@ -81,13 +81,12 @@ def model_anchor(db, run_date: date) -> dict:
         return {"skipped": "implicit not installed (pip install -e '.[bench]')"}
     from flows.extract import extract_inputs
     from flows.matrices import build_interactions, to_matrix
-    from flows.pipeline import NightlyParams as P
     from flows.pipeline import validate_inputs
     from flows.storage import open_storage
 
     with open_storage(db) as storage:
         inputs = extract_inputs(storage, run_date, DAYS)
-    params = P(run_date=run_date)
+    params = NightlyParams(run_date=run_date)
     valid = validate_inputs(inputs, window_bounds(run_date, DAYS)[1]).inputs
     pairs = build_interactions(valid, window_bounds(run_date, DAYS)[1], params.interactions)
     matrix = to_matrix(pairs.records).matrix.tocsr()
