@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e ".[test,bench]"
+	$(VENV)/bin/pip install -q -e ".[test]"
 	touch $(STAMP)
 
 .PHONY: install demo test lint

@@ -100,6 +100,9 @@ def ensure_profile(
     db = db or profile_database(profile, admin_url)
     wanted = stamp(profile)
     if _current_stamp(db) == wanted:
+        from flows.migrate import migrate
+
+        migrate(db)  # a profile generated before a later migration gets it (data unchanged)
         log(f"profile {profile.name}: reusing {db.display}")
         return db
     if not given:

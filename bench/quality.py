@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -88,23 +87,19 @@ class ImplicitModel:
 
 
 def models(seed: int) -> dict:
-    """Return the named models to compare (implicit's only when it is installed)."""
-    named = {
+    """Return the named models to compare."""
+    from implicit.cpu.als import AlternatingLeastSquares
+    from implicit.nearest_neighbours import BM25Recommender
+
+    return {
         f"RotationRecommender ({MODEL_VERSION})": RotationRecommender(),
         "Popularity": Popularity(),
         "ItemKNN cosine k=100": ItemKNN(k=100, similarity="cosine"),
         "SAR-style jaccard k=100": ItemKNN(k=100, similarity="jaccard"),
         "EASE l2=500": EASE(l2=500.0),
+        "implicit ALS (defaults)": ImplicitModel(AlternatingLeastSquares(random_state=seed)),
+        "implicit BM25 K=100": ImplicitModel(BM25Recommender(K=100)),
     }
-    try:
-        from implicit.cpu.als import AlternatingLeastSquares
-        from implicit.nearest_neighbours import BM25Recommender
-    except ImportError:  # pragma: no cover - bench extra not installed
-        print("implicit not installed: skipping ALS and BM25", file=sys.stderr)
-        return named
-    named["implicit ALS (defaults)"] = ImplicitModel(AlternatingLeastSquares(random_state=seed))
-    named["implicit BM25 K=100"] = ImplicitModel(BM25Recommender(K=100))
-    return named
 
 
 def table(results: dict) -> str:

@@ -6,9 +6,10 @@ before jsonb text, Utf8 for enums, ...) and sent with ADBC's `adbc_ingest(mode="
 which COPYs only the frame's columns. A column of a type not in that map (uuid, inet, ...)
 sends the whole frame through a temporary staging table and one INSERT ... SELECT with casts
 instead (bench/generate.py, 2M play_history rows on 2 busy cores: direct 3.0M rows/min,
-staged 2.5M rows/min). DuckDB: `INSERT INTO t BY NAME SELECT * FROM <registered Arrow
-table>`. Table and column names come from the frames the pipeline builds and are checked
-against the catalogue, never from user input.
+staged 2.5M rows/min). On a psycopg connection (the publish transaction) the same casts feed
+flows/pgcopy.py's own binary COPY encoder, which can COPY with FREEZE. DuckDB: `INSERT INTO t
+BY NAME SELECT * FROM <registered Arrow table>`. Table and column names come from the frames
+the pipeline builds and are checked against the catalogue, never from user input.
 """
 
 from __future__ import annotations
@@ -168,13 +169,32 @@ def _copy_postgres(conn: Any, table: str, df: pl.DataFrame, method: str) -> None
         cur.adbc_ingest(table, arrow, mode="append")
 
 
-def copy_frame(conn: Any, table: str, df: pl.DataFrame, method: str = "auto") -> int:
-    """Return the rows appended to existing `table` from df (same column names); no commit."""
+def _is_psycopg(conn: Any) -> bool:
+    """Return True for a psycopg connection."""
+    import psycopg
+
+    return isinstance(conn, psycopg.Connection)
+
+
+def copy_frame(
+    conn: Any, table: str, df: pl.DataFrame, method: str = "auto", freeze: bool = False
+) -> int:
+    """Return the rows appended to existing `table` from df (same column names); no commit.
+
+    On a psycopg connection the COPY is flows/pgcopy.py's; `freeze` (there only) COPYs with
+    FREEZE, for a table created in the same transaction.
+    """
     if method not in ("auto", "direct", "staged"):
         raise BulkError(f"unknown copy method {method!r}")
     if df.height == 0:
         return 0
-    if _is_duckdb(conn):
+    if _is_psycopg(conn):
+        from flows.pgcopy import copy_psycopg
+
+        copy_psycopg(conn, table, df, method, freeze)
+    elif freeze:
+        raise BulkError("COPY FREEZE needs a psycopg connection")
+    elif _is_duckdb(conn):
         name = f"_bulk_frame_{table}"
         conn.register(name, df.to_arrow())
         try:

@@ -7,10 +7,10 @@ import polars as pl
 
 from flows.extract import Inputs
 from flows.holdout import holdout_quality
-from flows.matrices import Interactions, build_interactions, to_matrix
+from flows.matrices import Interactions, build_interactions
 from flows.pipeline import NightlyParams
-from flows.similarity import Similarity, compute_similarity, neighbor_frame
-from models.recommender import MODEL_VERSION, RotationRecommender
+from flows.similarity import FittedModel, Similarity, compute_similarity, neighbor_frame
+from models.recommender import MODEL_VERSION
 from transforms.columns import PLAYABLE_MATCH_STATUSES
 from transforms.content_features import store_stock
 from transforms.preferences import genre_affinity, preference_lists
@@ -32,14 +32,13 @@ CANDIDATE_FACTOR = 4  # candidates asked of the model per list slot (room for ex
 TRACKS_PER_RECORD = 3  # tracks considered per recommended record
 
 
-def model_candidates(pairs: pl.DataFrame, users: pl.DataFrame, n: int) -> pl.DataFrame:
-    """Return (user_id, item_id, score): the recommender's top-n unseen items for `users`."""
-    matrix = to_matrix(pairs)
+def model_candidates(fitted: FittedModel, users: pl.DataFrame, n: int) -> pl.DataFrame:
+    """Return (user_id, item_id, score): the fitted recommender's top-n unseen items for `users`."""
+    matrix, model = fitted.matrix, fitted.model
     rows = matrix.user_index(users["user_id"].to_numpy())
     rows = rows[rows >= 0]
-    if rows.size == 0 or matrix.matrix.nnz == 0:
+    if rows.size == 0 or model is None:
         return pl.DataFrame(schema={"user_id": pl.Int64, "item_id": pl.Int64, "score": pl.Float64})
-    model = RotationRecommender().fit(matrix.matrix)
     indices, scores = model.recommend(matrix.matrix, rows, n)
     frame = neighbor_frame(matrix.user_ids[rows], matrix.item_ids, indices, scores)
     return frame.select(
@@ -137,7 +136,7 @@ def compute_recommendations(
     """Return every recommendation_data row (lists and preferences) of the active users."""
     n, cap = params.top_n, params.max_per_artist
     modelled, cold = split_users(inter.records, params.min_history)
-    candidates = model_candidates(inter.records, modelled, n * CANDIDATE_FACTOR)
+    candidates = model_candidates(sim.records, modelled, n * CANDIDATE_FACTOR)
     records = record_lists(
         candidates,
         inter.history,

@@ -1,5 +1,8 @@
-"""The nightly flow: extract → validate → daily metrics → interactions → similarity →
-recommendations → evaluation → publish → retention, for one date, on either backend."""
+"""The nightly flow: extract → validate → daily metrics → interactions → evaluation →
+similarity → recommendations → publish → retention, for one date, on either backend.
+
+The evaluation (the temporal holdout, which needs the raw events) runs before the models so
+that the play and usage frames can be released before the large model stages."""
 
 from __future__ import annotations
 
@@ -78,6 +81,11 @@ def log_quarantine(tracker: JobTracker, validation: Validation) -> list[dict]:
     return counts
 
 
+def without_events(inputs: Inputs) -> Inputs:
+    """Return the inputs with the (large) play and usage frames emptied, schemas kept."""
+    return inputs.replace(plays=inputs.plays.clear(), usage=inputs.usage.clear())
+
+
 class NightlyRun:
     """One nightly run: its stages in order, each timed, logged and tracked on the job row."""
 
@@ -136,10 +144,12 @@ class NightlyRun:
             rows_in=inputs.rows(),
             rows_out=lambda v: v.inputs.rows(),
         )
+        del inputs  # the raw frames: only the validated ones are needed from here on
         self.tracker.processed = validation.inputs.plays.height + validation.inputs.usage.height
         self.tracker.quarantined = validation.rejected
         self.result.quarantine = log_quarantine(self.tracker, validation)
         valid = validation.inputs
+        del validation
         metrics = self._stage(
             "daily_metrics",
             30,
@@ -170,6 +180,9 @@ class NightlyRun:
             rows_in=valid.plays.height,
             rows_out=lambda i: i.records.height + i.tracks.height,
         )
+        quality = self._stage("evaluation", 50, modeling.holdout_quality, valid, p, self.as_of)
+        self.result.quality = quality
+        valid = without_events(valid)  # the models read the interactions and the catalogue
         sim = self._stage(
             "similarity",
             60,
@@ -189,8 +202,6 @@ class NightlyRun:
             p,
             rows_out=len,
         )
-        quality = self._stage("evaluation", 85, modeling.holdout_quality, valid, p, self.as_of)
-        self.result.quality = quality
         popular = modeling.popularity_rows(valid, inter)
         self._publish(sim.rows, recs, quality, popular)
         self._stage(

@@ -125,10 +125,16 @@ def stamp_metrics(frame: pl.DataFrame, run_id: str, now: datetime) -> pl.DataFra
     return stamp(frame, DAILY_METRICS_COLUMNS, run_id=run_id, computed_at=now)
 
 
+#: The API's lookup index of each published table. Rows are written in this order: the
+#: load then appends to its indexes in order, and one user's (one item's) rows share pages.
+SIMILARITY_LOOKUP = ("source_type", "source_id", "similarity_type", "rank")
+RECOMMENDATION_LOOKUP = ("user_id", "list_name", "rank")
+
+
 def stamp_similarity(
     frame: pl.DataFrame, run_id: str, now: datetime, version: str, expires: datetime
 ) -> pl.DataFrame:
-    """Return content_similarity rows ready to publish."""
+    """Return content_similarity rows ready to publish, in lookup-index order."""
     return stamp(
         frame,
         CONTENT_SIMILARITY_COLUMNS,
@@ -136,13 +142,13 @@ def stamp_similarity(
         computed_at=now,
         model_version=version,
         expires_at=expires,
-    )
+    ).sort(SIMILARITY_LOOKUP, maintain_order=True)
 
 
 def stamp_recommendations(
     frame: pl.DataFrame, run_id: str, now: datetime, version: str, expires: datetime
 ) -> pl.DataFrame:
-    """Return recommendation_data rows ready to publish."""
+    """Return recommendation_data rows ready to publish, in lookup-index order."""
     return stamp(
         frame,
         RECOMMENDATION_COLUMNS,
@@ -150,7 +156,7 @@ def stamp_recommendations(
         created_at=now,
         model_version=version,
         expires_at=expires,
-    )
+    ).sort(RECOMMENDATION_LOOKUP, maintain_order=True)
 
 
 def quality_rows(quality: dict, run_date: date, version: str) -> pl.DataFrame:

@@ -13,15 +13,25 @@ from flows.pipeline import NightlyParams
 from models.content import ContentSimilarity
 from models.matrix import InteractionMatrix
 from models.neighbors import ItemKNN, topk_neighbors
+from models.recommender import RotationRecommender
 from transforms.content_features import record_tokens, store_stock
 
 
 @dataclass(frozen=True)
+class FittedModel:
+    """The record recommender fitted on the run's user×record matrix (fitted once per run)."""
+
+    matrix: InteractionMatrix
+    model: RotationRecommender | None  # None when the matrix holds no pair
+
+
+@dataclass(frozen=True)
 class Similarity:
-    """content_similarity rows, and the record neighbours that explain recommendations."""
+    """content_similarity rows, the record neighbours that explain recommendations, the model."""
 
     rows: pl.DataFrame
     record_neighbors: pl.DataFrame  # source_id, target_id, score (collaborative)
+    records: FittedModel
 
 
 def neighbor_frame(
@@ -89,6 +99,26 @@ def collaborative_neighbors(matrix: InteractionMatrix, k: int) -> pl.DataFrame:
     return sparse_neighbor_frame(matrix.item_ids, topk_neighbors(model.similarity_, k))
 
 
+def fit_record_model(pairs: pl.DataFrame) -> FittedModel:
+    """Return the RotationRecommender fitted on the positive user×record pairs."""
+    matrix = to_matrix(pairs)
+    if matrix.matrix.nnz == 0:
+        return FittedModel(matrix, None)
+    return FittedModel(matrix, RotationRecommender().fit(matrix.matrix))
+
+
+def record_collaborative(fitted: FittedModel, k: int) -> pl.DataFrame:
+    """Return record-record collaborative top-k neighbours, from the fitted model's cosine kNN.
+
+    The model keeps each record's cosine top-``tail_k`` (ties by lower index), so its top-k
+    for k ≤ tail_k is exactly ItemKNN(k)'s; a larger k fits its own ItemKNN.
+    """
+    if fitted.model is None or k > fitted.model.tail_k:
+        return collaborative_neighbors(fitted.matrix, k)
+    neighbors = topk_neighbors(fitted.model.knn_.similarity_, k)
+    return sparse_neighbor_frame(fitted.matrix.item_ids, neighbors)
+
+
 def content_neighbors(records: pl.DataFrame, k: int) -> pl.DataFrame:
     """Return record-record content neighbours from metadata (every record, played or not)."""
     tokens = record_tokens(records).sort("record_id")
@@ -120,7 +150,8 @@ def store_neighbors(inputs: Inputs, k: int) -> pl.DataFrame:
 def compute_similarity(inputs: Inputs, inter: Interactions, params: NightlyParams) -> Similarity:
     """Return every content_similarity row: collaborative, content and hybrid; stores too."""
     k = params.similar_k
-    record_collab = collaborative_neighbors(to_matrix(inter.records), k)
+    fitted = fit_record_model(inter.records)
+    record_collab = record_collaborative(fitted, k)
     record_content = content_neighbors(inputs.records, k)
     rows = pl.concat(
         [
@@ -142,5 +173,7 @@ def compute_similarity(inputs: Inputs, inter: Interactions, params: NightlyParam
         ]
     )
     return Similarity(
-        rows=rows, record_neighbors=record_collab.select("source_id", "target_id", "score")
+        rows=rows,
+        record_neighbors=record_collab.select("source_id", "target_id", "score"),
+        records=fitted,
     )

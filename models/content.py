@@ -7,8 +7,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from models.base import BATCH_ELEMENTS
-from models.neighbors import block_topk_csr, similar_from_csr, topk_neighbors
+from models.neighbors import item_similarity_topk, similar_from_csr, topk_neighbors
 
 
 def identity_tokens(tokens):
@@ -21,9 +20,10 @@ class ContentSimilarity(BaseEstimator):
 
     Tokens look like 'genre:jazz', 'style:hard bop', 'artist:x', 'label:y', 'decade:1960s',
     'country:us'; rare tokens (an artist) weigh more than common ones (a genre). Every item
-    with at least one token gets neighbours, interactions or not. Memory bound:
-    O(nnz(tokens) + 16·C·I + 12·I·k) bytes with chunk C = max(64, 2^22 / I) items;
-    never a dense I×I matrix.
+    with at least one token gets neighbours, interactions or not. The top-k is
+    ``item_similarity_topk`` on the token×item matrix (implicit's threaded kNN, ties by
+    lower index). Memory bound: O(nnz(tokens) + 12·I·(2k + 1)) bytes plus the exact path's
+    chunks for tied rows (16·C·I, C = max(64, 2^22 / I)); never a dense I×I matrix.
     """
 
     def __init__(self, n_neighbors: int = 20, min_score: float = 0.0):
@@ -45,21 +45,13 @@ class ContentSimilarity(BaseEstimator):
         return self
 
     def _neighbors(self, F: sp.csr_matrix) -> sp.csr_matrix:
-        n_items = F.shape[0]
-        Ft = F.T.tocsr()
-        step = max(64, BATCH_ELEMENTS // 8 // max(n_items, 1))
-        blocks = []
-        for start in range(0, n_items, step):
-            stop = min(start + step, n_items)
-            co = (F[start:stop] @ Ft).tocoo()
-            keep = (co.row + start != co.col) & (co.data > self.min_score)
-            shape = (stop - start, n_items)
-            blocks.append(
-                block_topk_csr(co.row[keep], co.col[keep], co.data[keep], shape, self.n_neighbors)
-            )
-        if not blocks:
-            return sp.csr_matrix((0, 0), dtype=np.float32)
-        return sp.vstack(blocks, format="csr", dtype=np.float32)
+        """Return the items' cosine top-k (rows of F are L2-normalised: cosine = F·Fᵀ)."""
+        if F.shape[1] == 0:
+            return sp.csr_matrix((F.shape[0], F.shape[0]), dtype=np.float32)
+        S = item_similarity_topk(F.T.tocsr(), self.n_neighbors)  # items as the columns
+        S.data[S.data <= self.min_score] = 0.0
+        S.eliminate_zeros()
+        return S
 
     def neighbor_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Return (rows, cols, scores, ranks) of every item's neighbours, ranks 1..k."""

@@ -64,21 +64,22 @@ def dense_topk_csr(block: np.ndarray, k: int) -> sp.csr_matrix:
     return topk_csr(sp.coo_matrix((vals, (rows, cols)), shape=block.shape), k)
 
 
-def _similarity_chunk(X, Xt, norms, start, stop, similarity, shrink, k) -> sp.csr_matrix:
-    """Return the top-k similarities of items start:stop to every item (self excluded).
+def _similarity_rows(X, Xt, norms, items, similarity, shrink, k) -> sp.csr_matrix:
+    """Return the top-k similarities of the given items to every item (self excluded).
 
     Dense blocks (popular items) go through a dense argpartition; sparse blocks (the long
     tail) only touch their stored co-occurrences.
     """
-    co = (Xt[start:stop] @ X).tocoo()
+    co = (Xt[items] @ X).tocoo()
     rows, cols = co.row, co.col
+    source = items[rows]
     if similarity == "cosine":
-        denom = norms[rows + start] * norms[cols] + shrink
+        denom = norms[source] * norms[cols] + shrink
     else:  # jaccard on binary co-occurrence counts
-        denom = norms[rows + start] + norms[cols] - co.data + shrink
+        denom = norms[source] + norms[cols] - co.data + shrink
     data = co.data / np.maximum(denom, 1e-12)
-    data[rows + start == cols] = 0.0
-    return block_topk_csr(rows, cols, data, (stop - start, X.shape[1]), k)
+    data[source == cols] = 0.0
+    return block_topk_csr(rows, cols, data, (len(items), X.shape[1]), k)
 
 
 def block_topk_csr(rows, cols, data, shape, k: int) -> sp.csr_matrix:
@@ -97,8 +98,11 @@ def block_topk_csr(rows, cols, data, shape, k: int) -> sp.csr_matrix:
 def item_similarity_topk(
     X, k: int, *, similarity: str = "cosine", shrink: float = 0.0, chunk: int | None = None
 ) -> sp.csr_matrix:
-    """Return the I×I top-k item-item similarity CSR (cosine or jaccard), chunk by chunk.
+    """Return the I×I top-k item-item similarity CSR (cosine or jaccard).
 
+    Plain cosine (no shrink, no ``chunk``) runs on implicit's multithreaded ``all_pairs_knn``
+    (see ``_cosine_topk``); the rest, and the rows that path cannot settle, run chunk by
+    chunk here. Either way: ties by lower column, self excluded, the same neighbours.
     Memory: SIMILARITY_THREADS (2) chunk × I blocks at once (chunk = max(64, 2^22 / I)
     items; dense float32 only when over 5 % full) plus O(I × k) for the result; never a
     dense I×I matrix. Chunks run on two threads and are stacked in order (deterministic).
@@ -112,25 +116,93 @@ def item_similarity_topk(
         norms = np.asarray(X.sum(axis=0)).ravel().astype(np.float64)
     else:
         norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=0)).ravel().astype(np.float64))
-    Xt = X.T.tocsr()
+    exact = _ExactSimilarity(X, norms, similarity, shrink, k)
+    if similarity == "cosine" and shrink == 0.0 and chunk is None and X.shape[1]:
+        return _cosine_topk(X, norms, k, exact)
+    return exact.rows(np.arange(X.shape[1]), chunk)
+
+
+class _ExactSimilarity:
+    """The chunked sparse-product similarity of chosen item rows (the reference path)."""
+
+    def __init__(self, X, norms, similarity: str, shrink: float, k: int):
+        self.X, self.Xt, self.norms = X, X.T.tocsr(), norms
+        self.similarity, self.shrink, self.k = similarity, shrink, k
+
+    def rows(self, items: np.ndarray, chunk: int | None = None) -> sp.csr_matrix:
+        """Return the top-k CSR (len(items) × I) of the given item rows, two threads."""
+        n_items = self.X.shape[1]
+        step = chunk or max(1, min(n_items, max(64, BATCH_ELEMENTS // 8 // max(n_items, 1))))
+        parts = [items[start : start + step] for start in range(0, len(items), step)]
+
+        def block(part: np.ndarray) -> sp.csr_matrix:
+            return _similarity_rows(
+                self.X, self.Xt, self.norms, part, self.similarity, self.shrink, self.k
+            )
+
+        if len(parts) > 1 and SIMILARITY_THREADS > 1:  # sparsetools and numpy release the GIL
+            with ThreadPoolExecutor(SIMILARITY_THREADS) as pool:
+                blocks = list(pool.map(block, parts))  # in order: deterministic
+        else:
+            blocks = [block(part) for part in parts]
+        if not blocks:
+            return sp.csr_matrix((0, n_items), dtype=np.float32)
+        return sp.vstack(blocks, format="csr", dtype=np.float32)
+
+
+def _padded_rows(S: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Return a CSR's rows as dense (values float32, -inf padded; columns, -1 padded) arrays."""
+    counts = np.diff(S.indptr)
+    width = int(counts.max(initial=0))
+    vals = np.full((S.shape[0], width), -np.inf, dtype=np.float32)
+    cols = np.full((S.shape[0], width), -1, dtype=np.int64)
+    rows = np.repeat(np.arange(S.shape[0]), counts)
+    position = np.arange(S.nnz) - S.indptr[rows]
+    vals[rows, position] = S.data
+    cols[rows, position] = S.indices
+    return vals, cols
+
+
+def _cosine_topk(X, norms, k: int, exact: _ExactSimilarity) -> sp.csr_matrix:
+    """Return the cosine top-k CSR through implicit's ``all_pairs_knn`` (C++, threaded).
+
+    implicit keeps each row's k + 1 + k best (self included) but breaks ties its own way;
+    a row is settled when its k-th best non-self score is above the lowest score implicit
+    kept (everything it dropped is at most that), or that lowest score is not positive, or
+    the row was not full. The unsettled rows (ties across the cut) are recomputed exactly,
+    so the result equals the chunked path's: ties by lower column.
+    """
+    from implicit.nearest_neighbours import all_pairs_knn
+
     n_items = X.shape[1]
-    step = chunk or max(1, min(n_items, max(64, BATCH_ELEMENTS // 8 // max(n_items, 1))))
-    starts = range(0, n_items, step)
-
-    def chunk_at(start: int) -> sp.csr_matrix:
-        stop = min(start + step, n_items)
-        return _similarity_chunk(X, Xt, norms, start, stop, similarity, shrink, k)
-
-    if len(starts) > 1 and SIMILARITY_THREADS > 1:  # sparsetools and numpy release the GIL
-        with ThreadPoolExecutor(SIMILARITY_THREADS) as pool:
-            blocks = list(pool.map(chunk_at, starts))  # in order: deterministic
-    else:
-        blocks = [chunk_at(start) for start in starts]
-    return (
-        sp.vstack(blocks, format="csr", dtype=np.float32)
-        if blocks
-        else sp.csr_matrix((0, 0), dtype=np.float32)
+    scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    unit = (sp.csr_matrix(X, dtype=np.float64) @ sp.diags(scale)).tocsr()
+    want = 2 * k + 1
+    S = all_pairs_knn(unit, want, num_threads=SIMILARITY_THREADS, show_progress=False).tocsr()
+    S.sort_indices()  # columns ascending in each row: a stable sort then breaks ties by column
+    vals, cols = _padded_rows(S)
+    low = np.where(np.isfinite(vals), vals, np.inf).min(axis=1, initial=np.inf)
+    vals[(cols == np.arange(n_items)[:, None]) | (vals <= 0)] = -np.inf  # self, non-positive
+    order = np.argsort(-vals, axis=1, kind="stable")[:, :k]
+    top_vals = np.take_along_axis(vals, order, axis=1)
+    top_cols = np.take_along_axis(cols, order, axis=1)
+    kth = top_vals[:, k - 1] if top_vals.shape[1] >= k else np.full(n_items, -np.inf, np.float32)
+    full = np.diff(S.indptr) >= want
+    unsettled = np.flatnonzero(full & (low > 0) & (kth <= low))
+    keep = np.isfinite(top_vals)
+    keep[unsettled] = False
+    rows = np.broadcast_to(np.arange(n_items)[:, None], keep.shape)[keep]
+    result = sp.csr_matrix(
+        (top_vals[keep], (rows, top_cols[keep])), shape=S.shape, dtype=np.float32
     )
+    if unsettled.size:
+        redo = exact.rows(unsettled).tocoo()
+        fix = sp.csr_matrix(
+            (redo.data, (unsettled[redo.row], redo.col)), shape=S.shape, dtype=np.float32
+        )
+        result = (result + fix).tocsr()
+    result.sort_indices()
+    return result
 
 
 def similar_from_csr(S: sp.csr_matrix, item_rows, n: int) -> tuple[np.ndarray, np.ndarray]:

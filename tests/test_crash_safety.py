@@ -148,7 +148,7 @@ def test_connections_dropped_during_publish_are_retried_and_the_run_completes(
 
     db, sums = fresh_tiny
     outcome, drops = _run_with_drop(
-        db, monkeypatch, flows.bulk, "copy_frame", lambda a: a[1] == "recommendation_data"
+        db, monkeypatch, flows.bulk, "copy_frame", lambda a: a[1] == "recommendation_data_next"
     )
     assert drops and drops[0] >= 1  # the publish transaction's connection was among them
     assert _assert_completed_or_failed_cleanly(db, outcome, sums) == "completed"

@@ -91,18 +91,29 @@ def test_hybrid_neighbors_weights_both_sets():
 
 
 @pytest.mark.parametrize("density", [0.01, 0.3])
-@pytest.mark.parametrize("similarity", ["cosine", "jaccard"])
-def test_topk_similarity_matches_brute_force(density, similarity):
+@pytest.mark.parametrize(
+    ("similarity", "chunk", "weighted"),
+    [
+        ("cosine", 16, False),
+        ("jaccard", 16, False),
+        ("cosine", None, False),
+        ("cosine", None, True),
+    ],
+)
+def test_topk_similarity_matches_brute_force(density, similarity, chunk, weighted):
+    """Chunked path and implicit's path (chunk None) both give the exact top-k, ties by column."""
     rng = np.random.default_rng(5)
     dense = (rng.random((300, 120)) < density).astype(np.float64)
+    if weighted:
+        dense *= rng.integers(1, 4, size=dense.shape)
     co = dense.T @ dense
-    n = dense.sum(axis=0)
+    n = dense.sum(axis=0) if similarity == "jaccard" else np.square(dense).sum(axis=0)
     if similarity == "cosine":
         full = co / np.maximum(np.sqrt(np.outer(n, n)), 1e-12)
     else:
         full = co / np.maximum(n[:, None] + n[None, :] - co, 1e-12)
     np.fill_diagonal(full, 0)
-    got = item_similarity_topk(sp.csr_matrix(dense), 4, similarity=similarity, chunk=16)
+    got = item_similarity_topk(sp.csr_matrix(dense), 4, similarity=similarity, chunk=chunk)
     for item in range(120):
         order = np.lexsort((np.arange(120), -full[item]))[:4]
         order = order[full[item, order] > 0]

@@ -145,13 +145,22 @@ def test_drifting_dtypes_are_cast():
         pl.col("id", "user_id", "track_id").cast(pl.Int32),
         pl.col("played_at", "created_at").dt.replace_time_zone(None),
         pl.col("completion_percentage").cast(pl.Decimal(10, 2)),
-        pl.col("action").cast(pl.Categorical),
     )
     users = USERS.cast({"id": pl.Int32})
     result = validate_play_history(frame, users, TRACKS, now=NOW)
     assert result.valid.schema == pl.Schema(PLAY_SCHEMA)
     assert result.valid["played_at"].to_list() == [T0]
     assert result.quarantined.select("id", "reason").rows() == [(2, "completion_out_of_range")]
+
+
+def test_dictionary_coded_text_is_kept_and_judged_as_text():
+    frame = plays(play(1), play(2, action="dance"), play(3)).with_columns(
+        pl.col("action", "session_id").cast(pl.Categorical)
+    )
+    result = check_play(frame)
+    assert result.valid.schema["action"] == pl.Categorical
+    assert result.quarantined.select("id", "reason").rows() == [(2, "unknown_action")]
+    assert result.valid["action"].cast(pl.String).to_list() == ["play", "play"]
 
 
 def test_naive_now_is_utc_and_other_zones_are_converted():

@@ -62,9 +62,9 @@ def _timestamp(name: str, dtype: pl.DataType) -> pl.Expr:
 
 
 def _text(name: str, dtype: pl.DataType) -> pl.Expr:
-    if dtype == pl.String:
-        return pl.col(name)
-    if isinstance(dtype, pl.Categorical | pl.Enum):
+    if dtype == pl.String or isinstance(dtype, pl.Categorical):
+        return pl.col(name)  # categorical: dictionary-coded text, compared as text
+    if isinstance(dtype, pl.Enum):
         return pl.col(name).cast(pl.String)
     if dtype == pl.Null or dtype.is_numeric() or dtype == pl.Boolean:
         return pl.col(name).cast(pl.String, strict=False)

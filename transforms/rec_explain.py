@@ -7,10 +7,8 @@ user's weight on s (ties by seed id) and the first `max_seeds` kept, with their 
 {"kind":"similar_to","seeds":[12,40],"seed_titles":["…","…"]}. A record without seeds is
 explained by its genres: {"kind":"popular_in_genre","genres":["Jazz"]}.
 
-Cost: one join of the rows to explain with the neighbour pairs on the item, then with the
-user's interactions on (user, seed), streamed so that the rows × K intermediate is not held
-in memory; no per-user loop. The result is sorted with full tie-breaks, so the streaming
-engine's row order does not matter.
+Cost: the seed matches come from transforms/rec_seeds.py (sparse lookups, users in blocks,
+never a rows × K × liked join); the result is sorted with full tie-breaks.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from __future__ import annotations
 import polars as pl
 
 from transforms.rec_common import MODEL_REASON
+from transforms.rec_seeds import seed_matches
 
 _KEY = ["user_id", "item_id"]
 
@@ -54,16 +53,7 @@ def _liked(interactions: pl.DataFrame) -> pl.DataFrame:
 def _seed_reasons(
     todo: pl.DataFrame, pairs: pl.DataFrame, liked: pl.DataFrame, titles: pl.DataFrame, k: int
 ) -> pl.DataFrame:
-    strength = (pl.col("similarity") * pl.col("weight")).alias("strength")
-    # streamed: the (rows × neighbours) intermediate of the first join is never materialised
-    matches = (
-        todo.lazy()
-        .join(pairs.lazy(), on="item_id", how="inner")
-        .join(liked.lazy(), on=["user_id", "seed_id"], how="inner")
-        .with_columns(strength)
-        .filter(pl.col("strength") > 0)
-        .collect(engine="streaming")
-    )
+    matches = seed_matches(todo, pairs, liked)
     seeds = (
         matches.sort([*_KEY, "strength", "seed_id"], descending=[False, False, True, False])
         .filter(pl.int_range(pl.len()).over(_KEY) < k)

@@ -5,8 +5,9 @@ Every input row ends up in exactly one of `Validated.valid` and `Validated.quara
 `reason`: the first check that fails, in the order of the `*_REASONS` tuples below.
 
 Both outputs keep the input's columns (in order), cast to the table contract's dtypes (ids
-Int64, timestamps Datetime(us, UTC), naive timestamps taken as UTC; values that cannot be
-cast become null and are then judged like nulls). Row order is the input order.
+Int64, timestamps Datetime(us, UTC), naive timestamps taken as UTC; text String, or
+Categorical kept dictionary-coded; values that cannot be cast become null and are then judged
+like nulls). Row order is the input order.
 
 play_history: a null `duration_played_ms` or `completion_percentage` is valid; downstream
 transforms count it as 0. Duplicates are rows equal on every column except `id` and
@@ -51,7 +52,6 @@ USAGE_METRICS_REASONS = (
 )
 REASON = "reason"
 _DEDUP_IGNORED = ("id", "created_at")
-_ROW = "__row"
 _COUNTS_SCHEMA = {"table": pl.String, "reason": pl.String, "rows": pl.Int64}
 
 
@@ -86,19 +86,48 @@ def _reason(checks: list[tuple[str, pl.Expr]]) -> pl.Expr:
     return chain.otherwise(pl.lit(None, dtype=pl.String)).alias(REASON)
 
 
+def _first_distinct(frame: pl.DataFrame, keys: list[str]) -> pl.Series:
+    """Return a bool Series: is the row the first of its `keys` values, in frame order.
+
+    Rows are hashed first; only rows whose hash repeats (real duplicates, and the rare hash
+    collision) get the exact comparison, so a large clean frame costs one hash per row.
+    """
+    hashed = frame.select(pl.struct(keys).hash(seed=0)).to_series()
+    candidates = hashed.is_duplicated()
+    first = pl.repeat(True, frame.height, dtype=pl.Boolean, eager=True)
+    if not candidates.any():
+        return first
+    exact = frame.filter(candidates).select(pl.struct(keys).is_first_distinct()).to_series()
+    return first.scatter(candidates.arg_true(), exact)
+
+
+def _first_of_duplicates(frame: pl.DataFrame, keys: list[str]) -> pl.Series:
+    """Return a bool Series: is the row the first (smallest id, then position) of its keys."""
+    if "id" not in frame.columns:
+        return _first_distinct(frame, keys)
+    ids = frame.get_column("id")
+    if ids.null_count() == 0 and ids.is_sorted():  # extract's order: no sort, no copy
+        return _first_distinct(frame, keys)
+    order = frame.select(
+        pl.arg_sort_by(["id", pl.int_range(pl.len())], nulls_last=True)
+    ).to_series()
+    first_sorted = _first_distinct(frame[order], keys)
+    return first_sorted.scatter(order, first_sorted)  # back to input positions
+
+
 def _split(frame: pl.DataFrame, checks: list[tuple[str, pl.Expr]]) -> Validated:
     """Return the frame split by the checks plus the duplicate check (applied last)."""
     columns = frame.columns
     keys = [c for c in columns if c not in _DEDUP_IGNORED]
-    indexed = frame.with_row_index(_ROW)
     if keys:
-        ordered = indexed.sort(["id", _ROW], nulls_last=True) if "id" in columns else indexed
-        first = ordered.select(_ROW, pl.struct(keys).is_first_distinct().alias("__first"))
-        indexed = indexed.join(first, on=_ROW, how="left")
-        checks = [*checks, ("duplicate", ~pl.col("__first"))]
-    marked = indexed.with_columns(_reason(checks)).sort(_ROW)
-    valid = marked.filter(pl.col(REASON).is_null()).select(columns)
-    quarantined = marked.filter(pl.col(REASON).is_not_null()).select(*columns, REASON)
+        first = _first_of_duplicates(frame, keys)
+        checks = [*checks, ("duplicate", ~pl.lit(first))]
+    reason = frame.select(_reason(checks)).to_series()
+    bad = reason.is_not_null()
+    if not bad.any():  # the usual case: no copy of a large clean frame
+        return Validated(valid=frame, quarantined=frame.clear().with_columns(reason.clear()))
+    valid = frame.filter(~bad)
+    quarantined = frame.filter(bad).with_columns(reason.filter(bad).alias(REASON))
     return Validated(valid=valid, quarantined=quarantined)
 
 

@@ -33,19 +33,41 @@ def load_query(name: str) -> str:
     return path.read_text()
 
 
+def frame_from_batches(batches, categorical: Sequence[str] = ()) -> pl.DataFrame:
+    """Return one polars frame from Arrow record batches, `categorical` columns dictionary-coded.
+
+    Each batch is converted (and its text columns coded) before the next is read, so a large
+    event table never sits in memory twice as plain Arrow strings and again as polars ones.
+    """
+    frames = []
+    for batch in batches:
+        frame = pl.from_arrow(batch)
+        coded = [c for c in categorical if c in frame.columns]
+        frames.append(frame.with_columns(pl.col(coded).cast(pl.Categorical)) if coded else frame)
+        del batch
+    if not frames:
+        return pl.from_arrow(batches.schema.empty_table())
+    return pl.concat(frames, rechunk=False)  # a copy of the whole table saved; chunks are fine
+
+
 @dataclass(frozen=True)
 class Replacement:
-    """Rows to delete (a trusted statement and its parameters) and the frame that replaces them."""
+    """Rows to delete (a trusted statement and its parameters) and the frame that replaces them.
+
+    `every_row` marks a replacement of the whole table: a backend may then build a new table
+    and swap it in rather than DELETE (PostgresStorage does for the big published tables).
+    """
 
     table: str
     delete_sql: str
     params: tuple
     frame: pl.DataFrame
+    every_row: bool = False
 
     @classmethod
     def whole(cls, table: str, frame: pl.DataFrame) -> Replacement:
         """Return a replacement of every row of `table`."""
-        return cls(table, f"DELETE FROM {table}", (), frame)
+        return cls(table, f"DELETE FROM {table}", (), frame, every_row=True)
 
     @classmethod
     def metrics(cls, frame: pl.DataFrame, dates: Sequence, types: Sequence[str]) -> Replacement:
@@ -62,8 +84,14 @@ class Storage(ABC):
         self.db = db
 
     @abstractmethod
-    def read(self, query: str, params: Sequence[Any] = ()) -> pl.DataFrame:
-        """Return the rows of named query `query` as a polars frame (columnar, via Arrow)."""
+    def read(
+        self, query: str, params: Sequence[Any] = (), categorical: Sequence[str] = ()
+    ) -> pl.DataFrame:
+        """Return the rows of named query `query` as a polars frame (columnar, via Arrow).
+
+        Columns named in `categorical` come dictionary-coded (pl.Categorical): repeated text
+        such as event types and session ids then costs 4 bytes a row.
+        """
 
     @abstractmethod
     def execute(self, query: str, params: Sequence[Any] = ()) -> list[tuple]:

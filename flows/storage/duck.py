@@ -10,7 +10,13 @@ from typing import Any
 import polars as pl
 
 from flows.database import Database
-from flows.storage.base import Replacement, Storage, StorageError, load_query
+from flows.storage.base import (
+    Replacement,
+    Storage,
+    StorageError,
+    frame_from_batches,
+    load_query,
+)
 
 CLEANUP_SQL = Path(__file__).resolve().parents[2] / "sql" / "duckdb" / "cleanup.sql"
 
@@ -57,18 +63,19 @@ class DuckStorage(Storage):
             )
         self.require_current_schema()
 
-    def read(self, query: str, params: Sequence[Any] = ()) -> pl.DataFrame:
-        """Return the named query's rows as a polars frame (DuckDB → Arrow → polars)."""
+    def read(
+        self, query: str, params: Sequence[Any] = (), categorical: Sequence[str] = ()
+    ) -> pl.DataFrame:
+        """Return the named query's rows as a polars frame (DuckDB → Arrow batches → polars)."""
         with self._lock:
             try:
-                table = (
-                    self._connection().sql(load_query(query), params=list(params)).to_arrow_table()
-                )
+                relation = self._connection().sql(load_query(query), params=list(params))
+                frame = frame_from_batches(relation.to_arrow_reader(), categorical)
             except StorageError:
                 raise
             except Exception as exc:
                 raise StorageError(f"{query}: {str(exc).splitlines()[0]}") from None
-        return pl.from_arrow(table)
+        return frame
 
     def execute(self, query: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run a named statement and return its rows, if any."""

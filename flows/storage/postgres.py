@@ -1,4 +1,4 @@
-"""PostgreSQL backend: Arrow reads through ADBC, COPY writes, psycopg for small statements."""
+"""PostgreSQL backend: ADBC (Arrow) reads; psycopg publishes (binary COPY) and small statements."""
 
 from __future__ import annotations
 
@@ -10,7 +10,14 @@ from typing import Any
 import polars as pl
 
 from flows.database import Database, redact
-from flows.storage.base import Replacement, Storage, StorageError, load_query
+from flows.storage.base import (
+    Replacement,
+    Storage,
+    StorageError,
+    frame_from_batches,
+    load_query,
+)
+from flows.storage.literals import inline
 
 CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT = "30min"  # no database call may hang a run forever
@@ -18,6 +25,53 @@ LOCK_TIMEOUT = "60s"
 BOOKKEEPING_RETRY_S = (1, 3, 6)  # job rows, logs, timings: small statements worth retrying
 TRANSIENT_ERRORS = {"OperationalError", "InterfaceError", "AdminShutdown", "ConnectionFailure"}
 TRANSIENT_MARKERS = ("connection", "server closed", "terminating", "shutting down", "timeout")
+# published by building a fresh table and swapping it in (publish_target() in migration 0012)
+SWAPPED = frozenset({"content_similarity", "recommendation_data"})
+
+
+def _swapped(replacements: Sequence[Replacement]) -> set[str]:
+    """Return the tables to publish by swapping: SWAPPED ones replaced whole, once."""
+    tables = [r.table for r in replacements]
+    return {
+        r.table
+        for r in replacements
+        if r.every_row and r.table in SWAPPED and tables.count(r.table) == 1
+    }
+
+
+def _apply(conn, replacements: Sequence[Replacement]) -> dict[str, int]:
+    """Apply the replacements inside the open transaction of `conn`; return rows per table."""
+    from flows import bulk
+
+    for table in sorted({r.table for r in replacements}):
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (table,))
+    swapped = _swapped(replacements)
+    written = {}
+    for rep in replacements:
+        if rep.table in swapped:
+            (target,) = conn.execute(load_query("publish_prepare"), (rep.table,)).fetchone()
+            written[rep.table] = bulk.copy_frame(conn, target, rep.frame, freeze=True)
+            conn.execute(load_query("publish_build"), (rep.table,))
+        else:
+            conn.execute(rep.delete_sql, rep.params or None)
+            written[rep.table] = bulk.copy_frame(conn, rep.table, rep.frame)
+    if swapped:  # last: its ACCESS EXCLUSIVE locks are held until COMMIT
+        conn.execute(load_query("publish_swap"), (sorted(swapped),))
+    return written
+
+
+def _publish_on(conn, replacements: Sequence[Replacement]) -> dict[str, int]:
+    """Run one publish on `conn` (autocommit): the transaction, then the replaced tables dropped."""
+    swapped = sorted(_swapped(replacements))
+    drop_old = load_query("publish_drop_old")
+    if swapped:  # left by a run killed after its COMMIT: dropped here, outside any swap lock
+        conn.execute(drop_old, (swapped,))
+    with conn.transaction():
+        written = _apply(conn, replacements)
+    if swapped:
+        with contextlib.suppress(Exception):  # committed already; else the next publish drops them
+            conn.execute(drop_old, (swapped,))
+    return written
 
 
 def _with_connect_timeout(url: str) -> str:
@@ -39,7 +93,7 @@ def _clean(exc: BaseException, db: Database) -> StorageError:
 
 
 class PostgresStorage(Storage):
-    """Storage on PostgreSQL; the published tables are replaced in one transaction each."""
+    """Storage on PostgreSQL; each publish replaces its tables in one transaction."""
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
@@ -99,20 +153,23 @@ class PostgresStorage(Storage):
             )
         self.require_current_schema()
 
-    def read(self, query: str, params: Sequence[Any] = ()) -> pl.DataFrame:
-        """Return the named query's rows through ADBC as a polars frame."""
+    def read(
+        self, query: str, params: Sequence[Any] = (), categorical: Sequence[str] = ()
+    ) -> pl.DataFrame:
+        """Return the named query's rows through ADBC as a polars frame, batch by batch."""
         conn = self._arrow_conn()
         try:
             with conn.cursor() as cur:
-                cur.execute(load_query(query), parameters=tuple(params) or None)
-                table = cur.fetch_arrow_table()
+                sql, bound = inline(load_query(query), params)  # no parameters: COPY stream
+                cur.execute(sql, parameters=bound or None)
+                frame = frame_from_batches(cur.fetch_record_batch(), categorical)
             conn.commit()
         except StorageError:
             raise
         except Exception as exc:
             self._reset()
             raise _clean(exc, self.db) from None
-        return pl.from_arrow(table)
+        return frame
 
     def execute(self, query: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run a named statement (autocommit) and return its rows, if any."""
@@ -144,26 +201,41 @@ class PostgresStorage(Storage):
         return dict(self.execute("cleanup_postgres", (retention_days, now)))
 
     def publish(self, replacements: Sequence[Replacement]) -> dict[str, int]:
-        """Delete and COPY every table in one transaction: readers see the old rows until COMMIT."""
-        from flows.bulk import copy_frame
+        """Apply every replacement in ONE transaction; return rows written per table.
 
-        conn = self._arrow_conn()
-        written = {}
+        SWAPPED tables replaced whole are loaded into a fresh <table>_next, indexed, and
+        swapped in just before COMMIT (sql/postgres/0012_publish_swap.sql); the replaced
+        tables are dropped after it. The others are replaced by DELETE + COPY. Readers see
+        the old rows until COMMIT.
+        """
+        conn = self._publish_conn()
         try:
-            with conn.cursor() as cur:
-                for table in sorted({r.table for r in replacements}):
-                    cur.execute("SELECT pg_advisory_xact_lock(hashtext($1))", parameters=(table,))
-            for rep in replacements:
-                with conn.cursor() as cur:
-                    cur.execute(rep.delete_sql, parameters=rep.params or None)
-                written[rep.table] = copy_frame(conn, rep.table, rep.frame)
-            conn.commit()
+            written = _publish_on(conn, replacements)
         except Exception as exc:
-            with contextlib.suppress(Exception):
-                conn.rollback()
             self._reset()
             raise _clean(exc, self.db) from None
+        finally:
+            with contextlib.suppress(Exception):  # a broken connection must not hide the error
+                conn.close()
         return written
+
+    def _publish_conn(self):
+        """Return a new psycopg connection for one publish transaction ($1 placeholders)."""
+        import psycopg
+
+        try:
+            return psycopg.connect(
+                self.db.url,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                cursor_factory=psycopg.RawCursor,
+                options=(
+                    f"-c statement_timeout={STATEMENT_TIMEOUT} "
+                    f"-c lock_timeout={LOCK_TIMEOUT} -c TimeZone=UTC"
+                ),
+            )
+        except Exception as exc:
+            raise _clean(exc, self.db) from None
 
     def _reset(self) -> None:
         """Drop the connections after an error so that the next call reconnects."""

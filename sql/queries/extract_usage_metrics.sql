@@ -6,7 +6,6 @@ SELECT
     event_type,
     entity_type,
     entity_id,
-    CAST(properties AS TEXT)   AS properties,
     occurred_at
 FROM usage_metrics
 WHERE occurred_at >= $1 AND occurred_at < $2

@@ -1,0 +1,56 @@
+"""seed_matches equals the plain join it replaces, on random data and across user blocks."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+import transforms.rec_seeds as rec_seeds
+from transforms.rec_seeds import seed_matches
+
+
+def _random(seed: int):
+    rng = np.random.default_rng(seed)
+    todo = pl.DataFrame(
+        {"user_id": rng.integers(0, 40, 300), "item_id": rng.integers(100, 160, 300)}
+    ).unique()
+    pairs = pl.DataFrame(
+        {
+            "seed_id": rng.integers(100, 170, 400),
+            "item_id": rng.integers(100, 160, 400),
+            "similarity": rng.random(400),
+        }
+    ).unique(["seed_id", "item_id"], keep="first")
+    liked = pl.DataFrame(
+        {
+            "user_id": rng.integers(0, 50, 500),
+            "seed_id": rng.integers(100, 170, 500),
+            "weight": rng.normal(1.0, 1.0, 500),  # some negative: never a seed
+        }
+    ).unique(["user_id", "seed_id"], keep="first")
+    return todo, pairs, liked
+
+
+def _reference(todo, pairs, liked) -> pl.DataFrame:
+    joined = todo.join(pairs, on="item_id").join(liked, on=["user_id", "seed_id"])
+    return (
+        joined.select("user_id", "item_id", "seed_id", strength=pl.col("similarity") * "weight")
+        .filter(pl.col("strength") > 0)
+        .sort("user_id", "item_id", "seed_id")
+    )
+
+
+@pytest.mark.parametrize("block_elements", [1 << 23, 200])  # one block, then many small ones
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_equal_the_join(monkeypatch, seed, block_elements):
+    monkeypatch.setattr(rec_seeds, "BLOCK_ELEMENTS", block_elements)
+    todo, pairs, liked = _random(seed)
+    got = seed_matches(todo, pairs, liked)
+    expected = _reference(todo, pairs, liked)
+    assert got.height > 0
+    assert got.equals(expected)
+
+
+def test_empty_inputs_give_the_schema():
+    todo, pairs, liked = _random(0)
+    empty = seed_matches(todo.head(0), pairs, liked)
+    assert empty.height == 0 and empty.columns == ["user_id", "item_id", "seed_id", "strength"]
