@@ -36,6 +36,7 @@ from flows.runner import StageRunner, direct, prefect_task
 from flows.storage import Replacement, Storage, StorageError, open_storage
 from flows.tracking import JobTracker, utcnow
 from transforms.columns import METRIC_TYPES
+from transforms.interactions import PLAY_COLUMNS_USED, USAGE_COLUMNS_USED
 
 EVENT_METRIC_TYPES = [t for t in METRIC_TYPES if t != MODEL_QUALITY]
 
@@ -79,6 +80,14 @@ def log_quarantine(tracker: JobTracker, validation: Validation) -> list[dict]:
             details=row,
         )
     return counts
+
+
+def model_events(inputs: Inputs) -> Inputs:
+    """Return the inputs with the play and usage frames cut to the columns the models read."""
+    return inputs.replace(
+        plays=inputs.plays.select(PLAY_COLUMNS_USED),
+        usage=inputs.usage.select(USAGE_COLUMNS_USED),
+    )
 
 
 def without_events(inputs: Inputs) -> Inputs:
@@ -170,6 +179,7 @@ class NightlyRun:
             rows_in=metrics.height,
         )
         self.result.rows["daily_metrics"] = metrics.height
+        valid = model_events(valid)  # session ids, devices, … served the metrics only
         inter = self._stage(
             "interactions",
             45,

@@ -34,7 +34,9 @@ OUTPUT_SCHEMA = {
 }
 _EVENTS_SCHEMA = {USER: pl.Int64, ITEM: pl.Int64, AT: co.UTC_DATETIME, WEIGHT: pl.Float64}
 _MICROSECONDS_PER_DAY = 86_400 * 1_000_000
-_USAGE_USED = ["user_id", "event_type", "entity_type", "entity_id", "occurred_at"]
+#: The event columns the interactions read (the rest serve the daily metrics only).
+PLAY_COLUMNS_USED = ("user_id", "track_id", "action", "played_at", "completion_percentage")
+USAGE_COLUMNS_USED = ("user_id", "event_type", "entity_type", "entity_id", "occurred_at")
 
 
 @dataclass(frozen=True)
@@ -96,8 +98,7 @@ def _play_weight(params: InteractionParams) -> pl.Expr:
 
 
 def _plays(plays: pl.DataFrame) -> pl.DataFrame:
-    used = ["user_id", "track_id", "action", "played_at", "completion_percentage"]
-    return _cast(plays, co.PLAY_HISTORY, used, "play_history")
+    return _cast(plays, co.PLAY_HISTORY, list(PLAY_COLUMNS_USED), "play_history")
 
 
 def _favorites(favorites: pl.DataFrame, kind: str) -> pl.DataFrame:
@@ -160,7 +161,7 @@ def record_interactions(
     liked_tracks = _favorites(favorites, "track").join(
         records, left_on="favoritable_id", right_on="track_id", how="inner"
     )
-    events = _cast(usage, co.USAGE_METRICS, _USAGE_USED, "usage_metrics")
+    events = _cast(usage, co.USAGE_METRICS, list(USAGE_COLUMNS_USED), "usage_metrics")
     views = events.filter((pl.col("event_type") == PAGE_VIEW) & (pl.col("entity_type") == "record"))
     collected = _collected(collections, collection_items)
     fav = pl.lit(params.favorite_weight)
