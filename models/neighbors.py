@@ -237,9 +237,10 @@ def _as_neighbor_csr(neigh) -> sp.csr_matrix:
 class ItemKNN(Recommender):
     """Collaborative item-item top-k neighbours (cosine or jaccard, with shrinkage).
 
-    Scores are ``X[u] @ S`` with S the sparse top-k similarity. Memory bound:
-    fit O(nnz(X) + 32·C·I + 12·I·k) bytes (two chunk blocks at once, chunk C =
-    max(64, 2^22 / I)); recommend O(B·I + I·k).
+    Scores are ``X[u] @ S`` with S the sparse top-k similarity. Memory bound: fit
+    12·nnz(X) + 16·I + 24·I·(2k + 1) bytes on the cosine path (implicit), plus the exact
+    path's 32·C·I (two chunk blocks, C = max(64, 2^22 / I)) for tied rows, jaccard or
+    shrinkage; recommend O(B·I + I·k).
     """
 
     def __init__(self, k: int = 50, shrink: float = 0.0, similarity: str = "cosine"):

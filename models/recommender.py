@@ -110,8 +110,9 @@ class RotationRecommender(Recommender):
 
     Memory bound in bytes (U users, I items, D head items, r = rank, K = tail_k, B = users
     per batch with B·D ≤ 2^25, nnz = stored pairs): fit ≈ 20·D² (float64 Gram + inverse in
-    place + float32 weights) + 8·(U + I)·(r + 10) (SVD) + O(nnz) + 16·C·I + 12·I·K (kNN,
-    chunk C·I ≤ 2^22); model kept ≈ 4·D² + 8·I·r + 12·I·K; recommend ≈ 6 · 4·B·D (dense
+    place + float32 weights) + 8·(U + I)·(r + 10) (SVD) + 12·nnz + 8·T·I + 24·I·(2K + 1)
+    (kNN: float64 normalised copy, T = 2 threads' accumulators, implicit's top-(2K+1)
+    lists); model kept ≈ 4·D² + 8·I·r + 12·I·K; recommend ≈ 6 · 4·B·D (dense
     head block and temporaries, ≤ 0.8 GB) + 12·B·h·K (sparse kNN candidates, h = the
     batch's mean history) + the output 8·len(users)·n. At 100k users × 50k items × 5.8M
     pairs (D = 2,960, r = 16, K = 50): fit ≈ 0.2 + 0.02 + 0.1 + 0.03 GB, kept ≈ 0.1 GB.

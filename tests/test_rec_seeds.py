@@ -39,10 +39,10 @@ def _reference(todo, pairs, liked) -> pl.DataFrame:
     )
 
 
-@pytest.mark.parametrize("block_elements", [1 << 23, 200])  # one block, then many small ones
+@pytest.mark.parametrize("block_rows", [1 << 15, 7])  # one block, then many small ones
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_matches_equal_the_join(monkeypatch, seed, block_elements):
-    monkeypatch.setattr(rec_seeds, "BLOCK_ELEMENTS", block_elements)
+def test_matches_equal_the_join(monkeypatch, seed, block_rows):
+    monkeypatch.setattr(rec_seeds, "BLOCK_ROWS", block_rows)
     todo, pairs, liked = _random(seed)
     got = seed_matches(todo, pairs, liked)
     expected = _reference(todo, pairs, liked)
