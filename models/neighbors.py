@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -126,8 +127,13 @@ class _ExactSimilarity:
     """The chunked sparse-product similarity of chosen item rows (the reference path)."""
 
     def __init__(self, X, norms, similarity: str, shrink: float, k: int):
-        self.X, self.Xt, self.norms = X, X.T.tocsr(), norms
+        self.X, self.norms = X, norms
         self.similarity, self.shrink, self.k = similarity, shrink, k
+
+    @cached_property
+    def Xt(self) -> sp.csr_matrix:
+        """Return Xᵀ as CSR, built on first use (implicit's path often needs no exact row)."""
+        return self.X.T.tocsr()
 
     def rows(self, items: np.ndarray, chunk: int | None = None) -> sp.csr_matrix:
         """Return the top-k CSR (len(items) × I) of the given item rows, two threads."""

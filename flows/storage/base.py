@@ -44,7 +44,6 @@ def frame_from_batches(batches, categorical: Sequence[str] = ()) -> pl.DataFrame
         frame = pl.from_arrow(batch)
         coded = [c for c in categorical if c in frame.columns]
         frames.append(frame.with_columns(pl.col(coded).cast(pl.Categorical)) if coded else frame)
-        del batch
     if not frames:
         return pl.from_arrow(batches.schema.empty_table())
     return pl.concat(frames, rechunk=False)  # a copy of the whole table saved; chunks are fine

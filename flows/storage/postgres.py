@@ -118,22 +118,26 @@ class PostgresStorage(Storage):
 
     def _small_conn(self):
         if self._small is None or self._small.closed:
-            import psycopg
-
-            try:
-                self._small = psycopg.connect(
-                    self.db.url,
-                    autocommit=True,
-                    connect_timeout=CONNECT_TIMEOUT_S,
-                    cursor_factory=psycopg.RawCursor,
-                    options=(
-                        f"-c statement_timeout={STATEMENT_TIMEOUT} "
-                        f"-c lock_timeout={LOCK_TIMEOUT} -c TimeZone=UTC"
-                    ),
-                )
-            except Exception as exc:
-                raise _clean(exc, self.db) from None
+            self._small = self._psycopg_connect()
         return self._small
+
+    def _psycopg_connect(self):
+        """Return a new autocommit psycopg connection ($1 placeholders, timeouts, UTC)."""
+        import psycopg
+
+        try:
+            return psycopg.connect(
+                self.db.url,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                cursor_factory=psycopg.RawCursor,
+                options=(
+                    f"-c statement_timeout={STATEMENT_TIMEOUT} "
+                    f"-c lock_timeout={LOCK_TIMEOUT} -c TimeZone=UTC"
+                ),
+            )
+        except Exception as exc:
+            raise _clean(exc, self.db) from None
 
     def close(self) -> None:
         """Close both connections."""
@@ -208,7 +212,7 @@ class PostgresStorage(Storage):
         tables are dropped after it. The others are replaced by DELETE + COPY. Readers see
         the old rows until COMMIT.
         """
-        conn = self._publish_conn()
+        conn = self._psycopg_connect()  # its own: one publish transaction
         try:
             written = _publish_on(conn, replacements)
         except Exception as exc:
@@ -218,24 +222,6 @@ class PostgresStorage(Storage):
             with contextlib.suppress(Exception):  # a broken connection must not hide the error
                 conn.close()
         return written
-
-    def _publish_conn(self):
-        """Return a new psycopg connection for one publish transaction ($1 placeholders)."""
-        import psycopg
-
-        try:
-            return psycopg.connect(
-                self.db.url,
-                autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT_S,
-                cursor_factory=psycopg.RawCursor,
-                options=(
-                    f"-c statement_timeout={STATEMENT_TIMEOUT} "
-                    f"-c lock_timeout={LOCK_TIMEOUT} -c TimeZone=UTC"
-                ),
-            )
-        except Exception as exc:
-            raise _clean(exc, self.db) from None
 
     def _reset(self) -> None:
         """Drop the connections after an error so that the next call reconnects."""
