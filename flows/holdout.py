@@ -9,7 +9,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from flows.extract import Inputs, day_end
-from flows.matrices import build_interactions, to_matrix
+from flows.matrices import build_record_interactions, to_matrix
 from flows.pipeline import NightlyParams
 from models.metrics import ranking_metrics
 from models.recommender import RotationRecommender
@@ -61,8 +61,8 @@ def holdout_quality(
     """
     cutoff = day_end(params.run_date) - timedelta(days=params.holdout_days)
     ip = params.interactions
-    train = build_interactions(_before(inputs, cutoff), cutoff, ip).records
-    future = build_interactions(_after(inputs, cutoff), now, ip).records
+    train = build_record_interactions(_before(inputs, cutoff), cutoff, ip)
+    future = build_record_interactions(_after(inputs, cutoff), now, ip)
     matrix = to_matrix(train)
     test = future.filter(pl.col("weight") > 0).join(
         train.filter(pl.col("weight") > 0), on=["user_id", "item_id"], how="anti"

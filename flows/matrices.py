@@ -29,9 +29,11 @@ class Interactions:
     track_history: pl.DataFrame  # user_id, track_id
 
 
-def build_interactions(inputs: Inputs, as_of: datetime, params: InteractionParams) -> Interactions:
-    """Return the weighted interactions and seen-item history of validated inputs."""
-    records = record_interactions(
+def build_record_interactions(
+    inputs: Inputs, as_of: datetime, params: InteractionParams
+) -> pl.DataFrame:
+    """Return the weighted user×record interactions of validated inputs."""
+    return record_interactions(
         plays=inputs.plays,
         usage=inputs.usage,
         favorites=inputs.favorites,
@@ -41,6 +43,11 @@ def build_interactions(inputs: Inputs, as_of: datetime, params: InteractionParam
         as_of=as_of,
         params=params,
     )
+
+
+def build_interactions(inputs: Inputs, as_of: datetime, params: InteractionParams) -> Interactions:
+    """Return the weighted interactions and seen-item history of validated inputs."""
+    records = build_record_interactions(inputs, as_of, params)
     tracks = track_interactions(inputs.plays, inputs.favorites, as_of=as_of, params=params)
     history = user_history(
         plays=inputs.plays,

@@ -6,6 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
+from transforms.parallel import map_in_order
+
 #: Default score-batch budget: users per batch × items stays under this many floats (128 MB).
 BATCH_ELEMENTS = 1 << 25
 
@@ -96,15 +98,14 @@ class Recommender(BaseEstimator):
         Rows are padded with -1 / -inf when fewer than n items are eligible; ties go to the
         lower item index. ``filter_seen`` drops the items stored in the user's row of X;
         ``exclude`` (a CSR with X's shape) drops more. Users are scored in batches, so memory
-        is O(batch_size × n_items) on top of the model's own state.
+        is O(WORKER_THREADS × batch_size × n_items) on top of the model's own state.
         """
         X = as_csr(X)
         user_rows = np.asarray(user_rows, dtype=np.int64)
         exclude = None if exclude is None else as_csr(exclude)
         step = self._batch_size(X.shape[1], batch_size)
-        out_idx = np.full((len(user_rows), n), -1, dtype=np.int32)
-        out_val = np.full((len(user_rows), n), -np.inf, dtype=np.float32)
-        for start in range(0, len(user_rows), step):
+
+        def batch(start: int) -> tuple[np.ndarray, np.ndarray]:
             rows = user_rows[start : start + step]
             scores = np.asarray(self.score_users(X, rows), dtype=np.float32)
             scores[np.isnan(scores)] = -np.inf
@@ -112,5 +113,9 @@ class Recommender(BaseEstimator):
                 mask_rows(scores, X, rows)
             if exclude is not None:
                 mask_rows(scores, exclude, rows)
-            out_idx[start : start + step], out_val[start : start + step] = top_n(scores, n)
-        return out_idx, out_val
+            return top_n(scores, n)
+
+        parts = map_in_order(batch, range(0, len(user_rows), step))
+        if not parts:
+            return np.full((0, n), -1, dtype=np.int32), np.full((0, n), -np.inf, dtype=np.float32)
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])

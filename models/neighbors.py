@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
 
 from models.base import BATCH_ELEMENTS, Recommender, as_csr, top_n
+from transforms.parallel import WORKER_THREADS, map_in_order
 
 SIMILARITIES = ("cosine", "jaccard")
 #: Worker threads for the chunked similarity (memory: this many chunk blocks at once).
-SIMILARITY_THREADS = min(2, os.cpu_count() or 1)
+SIMILARITY_THREADS = WORKER_THREADS
 
 
 def topk_neighbors(sim, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -146,11 +145,7 @@ class _ExactSimilarity:
                 self.X, self.Xt, self.norms, part, self.similarity, self.shrink, self.k
             )
 
-        if len(parts) > 1 and SIMILARITY_THREADS > 1:  # sparsetools and numpy release the GIL
-            with ThreadPoolExecutor(SIMILARITY_THREADS) as pool:
-                blocks = list(pool.map(block, parts))  # in order: deterministic
-        else:
-            blocks = [block(part) for part in parts]
+        blocks = map_in_order(block, parts)  # sparsetools and numpy release the GIL
         if not blocks:
             return sp.csr_matrix((0, n_items), dtype=np.float32)
         return sp.vstack(blocks, format="csr", dtype=np.float32)

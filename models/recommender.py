@@ -14,6 +14,7 @@ from sklearn.utils.extmath import randomized_svd
 from models.base import BATCH_ELEMENTS, Recommender, as_csr, top_n
 from models.linear import dlae_weights, gram
 from models.neighbors import ItemKNN
+from transforms.parallel import map_in_order
 
 MODEL_VERSION = "rotation-dlae-lowpass-knn-2"
 
@@ -112,10 +113,11 @@ class RotationRecommender(Recommender):
     per batch with B·D ≤ 2^25, nnz = stored pairs): fit ≈ 20·D² (float64 Gram + inverse in
     place + float32 weights) + 8·(U + I)·(r + 10) (SVD) + 12·nnz + 8·T·I + 24·I·(2K + 1)
     (kNN: float64 normalised copy, T = 2 threads' accumulators, implicit's top-(2K+1)
-    lists); model kept ≈ 4·D² + 8·I·r + 12·I·K; recommend ≈ 6 · 4·B·D (dense
+    lists); model kept ≈ 4·D² + 8·I·r + 12·I·K; recommend ≈ T · (6 · 4·B·D (dense
     head block and temporaries, ≤ 0.8 GB) + 12·B·h·K (sparse kNN candidates, h = the
-    batch's mean history) + the output 8·len(users)·n. At 100k users × 50k items × 5.8M
-    pairs (D = 2,960, r = 16, K = 50): fit ≈ 0.2 + 0.02 + 0.1 + 0.03 GB, kept ≈ 0.1 GB.
+    batch's mean history), T = 2 batches scored at once) + the output 8·len(users)·n. At
+    100k users × 50k items × 5.8M pairs (D = 2,960, r = 16, K = 50): fit ≈ 0.2 + 0.02 + 0.1
+    + 0.03 GB, kept ≈ 0.1 GB.
     """
 
     def __init__(
@@ -238,16 +240,19 @@ class RotationRecommender(Recommender):
             if batch_size is not None
             else max(1, min(4096, BATCH_ELEMENTS // n_head))
         )
-        out_idx = np.full((len(user_rows), n), -1, dtype=np.int32)
-        out_val = np.full((len(user_rows), n), -np.inf, dtype=np.float32)
-        dense_users = []
-        for start in range(0, len(user_rows), step):
-            batch = user_rows[start : start + step]
-            idx, val, fallback = self._recommend_batch(X, batch, n, filter_seen, exclude)
-            out_idx[start : start + len(batch)] = idx
-            out_val[start : start + len(batch)] = val
-            dense_users.append(start + np.flatnonzero(fallback))
-        dense_users = np.concatenate(dense_users) if dense_users else np.empty(0, np.int64)
+        starts = range(0, len(user_rows), step)
+        parts = map_in_order(
+            lambda start: self._recommend_batch(
+                X, user_rows[start : start + step], n, filter_seen, exclude
+            ),
+            starts,
+        )
+        if not parts:
+            return np.full((0, n), -1, dtype=np.int32), np.full((0, n), -np.inf, dtype=np.float32)
+        out_idx = np.concatenate([idx for idx, _, _ in parts])
+        out_val = np.concatenate([val for _, val, _ in parts])
+        fallbacks = zip(starts, (fallback for _, _, fallback in parts), strict=True)
+        dense_users = np.concatenate([start + np.flatnonzero(mask) for start, mask in fallbacks])
         if dense_users.size:
             idx, val = super().recommend(
                 X,
@@ -313,9 +318,19 @@ class RotationRecommender(Recommender):
 
 
 def _drop_stored(r, c, v, M: sp.csr_matrix):
-    """Return (r, c, v) without the entries stored in CSR M (rows of M align with r)."""
+    """Return (r, c, v) without the entries stored in CSR M (rows of M align with r).
+
+    M's keys row · n_cols + column are ascending (canonical CSR), so a binary search finds
+    each candidate: no hash set of M's entries is built.
+    """
+    if not M.has_sorted_indices:
+        M = M.sorted_indices()
     n_cols = M.shape[1]
     stored = np.repeat(np.arange(M.shape[0], dtype=np.int64), np.diff(M.indptr)) * n_cols
     stored += M.indices
-    keep = ~np.isin(r.astype(np.int64) * n_cols + c, stored)
+    if stored.size == 0:
+        return r, c, v
+    keys = r.astype(np.int64) * n_cols + c
+    pos = np.minimum(np.searchsorted(stored, keys), stored.size - 1)
+    keep = stored[pos] != keys
     return r[keep], c[keep], v[keep]

@@ -117,6 +117,18 @@ def test_batching_does_not_change_results(fitted, X):
     np.testing.assert_array_equal(a[1], b[1])
 
 
+def test_threaded_batches_give_the_serial_results(fitted, X, monkeypatch):
+    import transforms.parallel as parallel
+
+    users = np.arange(N_USERS)
+    monkeypatch.setattr(parallel, "WORKER_THREADS", 1)
+    serial = fitted.recommend(X, users, 10, batch_size=5)
+    monkeypatch.setattr(parallel, "WORKER_THREADS", 2)
+    threaded = fitted.recommend(X, users, 10, batch_size=5)
+    np.testing.assert_array_equal(serial[0], threaded[0])
+    np.testing.assert_array_equal(serial[1], threaded[1])
+
+
 def test_deterministic_across_fits(make, X):
     users = np.arange(N_USERS)
     a = make().fit(X).recommend(X, users, 10)

@@ -54,3 +54,46 @@ def test_empty_inputs_give_the_schema():
     todo, pairs, liked = _random(0)
     empty = seed_matches(todo.head(0), pairs, liked)
     assert empty.height == 0 and empty.columns == ["user_id", "item_id", "seed_id", "strength"]
+
+
+@pytest.mark.parametrize("block_rows", [1 << 15, 7])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_top_keeps_each_rows_strongest_seeds(monkeypatch, seed, block_rows):
+    monkeypatch.setattr(rec_seeds, "BLOCK_ROWS", block_rows)
+    todo, pairs, liked = _random(seed)
+    pairs = pairs.with_columns(pl.col("similarity").round(1))  # ties in strength
+    liked = liked.with_columns(pl.col("weight").round(0))
+    got = seed_matches(todo, pairs, liked, top=2)
+    expected = (
+        _reference(todo, pairs, liked)
+        .sort(["user_id", "item_id", "strength", "seed_id"], descending=[False, False, True, False])
+        .filter(pl.int_range(pl.len()).over("user_id", "item_id") < 2)
+    )
+    assert got.height > 0 and got.equals(expected)
+
+
+def test_repeated_liked_pairs_are_summed():
+    todo, pairs, liked = _random(3)
+    repeated = pl.concat([liked, liked.head(100).with_columns(pl.col("weight") * 0.5)])
+    summed = repeated.group_by("user_id", "seed_id").agg(pl.col("weight").sum())
+    got = seed_matches(todo, pairs, repeated)
+    expected = _reference(todo, pairs, summed)
+    assert got.select("user_id", "item_id", "seed_id").equals(
+        expected.select("user_id", "item_id", "seed_id")
+    )
+    assert np.allclose(got["strength"].to_numpy(), expected["strength"].to_numpy())
+
+
+def test_sparse_large_ids_give_the_same_matches():
+    todo, pairs, liked = _random(4)
+    big = 10**12  # far outside a compact range: coded by np.unique instead of a flag table
+    shift = [pl.col(c) + big for c in ("item_id", "seed_id") if c in pairs.columns]
+    got = seed_matches(
+        todo.with_columns(pl.col("item_id") + big),
+        pairs.with_columns(shift),
+        liked.with_columns(pl.col("seed_id") + big),
+    )
+    expected = _reference(todo, pairs, liked).with_columns(
+        pl.col("item_id") + big, pl.col("seed_id") + big
+    )
+    assert got.height > 0 and got.equals(expected)

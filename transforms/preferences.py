@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.rec_common import SORT_KEYS, empty_output, to_output
+from transforms.rec_common import empty_output, run_position, to_output
 
 EVENTS_SCALE = 5.0
-# list_name -> (records column, whether it holds a list)
-_FACETS = {"genres": ("genres", True), "styles": ("styles", True), "artists": ("artist", False)}
+# list_name -> (records column, whether it holds a list); in list_name order (see
+# preference_lists)
+_FACETS = {"artists": ("artist", False), "genres": ("genres", True), "styles": ("styles", True)}
 
 
 def _positive(interactions: pl.DataFrame) -> pl.DataFrame:
@@ -34,10 +35,9 @@ def _positive(interactions: pl.DataFrame) -> pl.DataFrame:
     ).filter(pl.col("weight") > 0)
 
 
-def _facet_affinity(
-    interactions: pl.DataFrame, records: pl.DataFrame, column: str, is_list: bool
-) -> pl.DataFrame:
-    """Return (user_id, key, affinity, events, records) for one records column."""
+def _facet_keys(records: pl.DataFrame, column: str, is_list: bool) -> pl.DataFrame:
+    """Return (item_id, key, code) of one records column: non-empty keys, and as code the
+    UInt32 dense rank of the key (so codes sort like the keys)."""
     dtype = pl.List(pl.String) if is_list else pl.String
     keys = records.select(
         pl.col("id").cast(pl.Int64).alias("item_id"), pl.col(column).cast(dtype).alias("key")
@@ -45,38 +45,59 @@ def _facet_affinity(
     if is_list:
         keys = keys.explode("key")
     keys = keys.filter(pl.col("key").str.len_chars() > 0).unique()
-    joined = _positive(interactions).join(keys, on="item_id", how="inner")
-    return joined.group_by(["user_id", "key"]).agg(
+    return keys.with_columns(pl.col("key").rank("dense").cast(pl.UInt32).alias("code"))
+
+
+def _facet_affinity(interactions: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+    """Return (user_id, code, affinity, events, records) for the keys of `_facet_keys`.
+
+    Grouped on the integer code (faster than on the key strings) and eagerly: the streaming
+    engine would sum the weights in a varying order, so not reproducibly.
+    """
+    joined = _positive(interactions).join(keys.drop("key"), on="item_id", how="inner")
+    return joined.group_by(["user_id", "code"]).agg(
         pl.col("weight").sum().alias("affinity"),
         pl.len().cast(pl.Int64).alias("events"),
         pl.col("item_id").n_unique().cast(pl.Int64).alias("records"),
     )
 
 
+def _ranked(affinity: pl.DataFrame) -> pl.DataFrame:
+    """Return `affinity` sorted by user, affinity desc, code (that is, key) asc."""
+    return affinity.sort(["user_id", "affinity", "code"], descending=[False, True, False])
+
+
+def _with_keys(frame: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+    """Return `frame` (…, code) with the `key` of each code, in the same order."""
+    names = keys.select("code", "key").unique("code")
+    return frame.join(names, on="code", how="left", maintain_order="left")
+
+
 def genre_affinity(interactions: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
     """Return (user_id, genre, affinity, events) per user and genre, by affinity desc."""
-    frame = _facet_affinity(interactions, records, "genres", is_list=True)
-    return frame.select("user_id", pl.col("key").alias("genre"), "affinity", "events").sort(
-        ["user_id", "affinity", "genre"], descending=[False, True, False]
-    )
+    keys = _facet_keys(records, "genres", is_list=True)
+    frame = _with_keys(_ranked(_facet_affinity(interactions, keys)), keys)
+    return frame.select("user_id", pl.col("key").alias("genre"), "affinity", "events")
 
 
-def _preference_list(affinity: pl.DataFrame, list_name: str, top_n: int) -> pl.DataFrame:
-    ranked = affinity.sort(["user_id", "affinity", "key"], descending=[False, True, False])
-    rank = pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("user_id")
+def _preference_list(
+    affinity: pl.DataFrame, keys: pl.DataFrame, list_name: str, top_n: int
+) -> pl.DataFrame:
+    rank = (run_position("user_id") + 1).cast(pl.Int32)
+    top = _ranked(affinity).with_columns(rank.alias("rank")).filter(pl.col("rank") <= top_n)
+    # rank 1 holds the user's largest affinity, so the max over the kept rows is the max
     score = pl.col("affinity") / pl.col("affinity").max().over("user_id")
     confidence = 1.0 - (-pl.col("events").cast(pl.Float64) / EVENTS_SCALE).exp()
     reason = pl.struct(
         kind=pl.lit("affinity"), events=pl.col("events"), records=pl.col("records")
     ).struct.json_encode()
-    rows = ranked.with_columns(
-        rank.alias("rank"),
+    rows = _with_keys(top, keys).with_columns(
         score.alias("score"),
         confidence.alias("confidence"),
         reason.alias("reason"),
         pl.col("key").alias("item_key"),
     )
-    return to_output(rows.filter(pl.col("rank") <= top_n), list_name)
+    return to_output(rows, list_name)
 
 
 def preference_lists(
@@ -86,8 +107,10 @@ def preference_lists(
 
     `interactions` (user_id, item_id, weight) with item_id a record id.
     """
-    lists = [
-        _preference_list(_facet_affinity(interactions, records, col, is_list), name, top_n)
-        for name, (col, is_list) in _FACETS.items()
-    ]
-    return pl.concat([empty_output(), *lists]).sort(SORT_KEYS)
+    lists = []
+    for name, (column, is_list) in _FACETS.items():
+        keys = _facet_keys(records, column, is_list)
+        lists.append(_preference_list(_facet_affinity(interactions, keys), keys, name, top_n))
+    # each list is sorted by (user_id, rank) and _FACETS is in list_name order, so a stable
+    # sort on user_id alone gives the (user_id, list_name, rank) order
+    return pl.concat([empty_output(), *lists]).sort("user_id", maintain_order=True)

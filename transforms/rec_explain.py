@@ -41,23 +41,20 @@ def _pairs(neighbors: pl.DataFrame) -> pl.DataFrame:
 
 
 def _liked(interactions: pl.DataFrame) -> pl.DataFrame:
-    """Return (user_id, seed_id, weight): summed positive interaction weight per record."""
-    positive = interactions.select(
+    """Return (user_id, seed_id, weight): the positive interactions (seed_matches sums repeats)."""
+    return interactions.select(
         pl.col("user_id").cast(pl.Int64),
         pl.col("item_id").cast(pl.Int64).alias("seed_id"),
         pl.col("weight").cast(pl.Float64),
     ).filter(pl.col("weight") > 0)
-    return positive.group_by(["user_id", "seed_id"]).agg(pl.col("weight").sum())
 
 
 def _seed_reasons(
     todo: pl.DataFrame, pairs: pl.DataFrame, liked: pl.DataFrame, titles: pl.DataFrame, k: int
 ) -> pl.DataFrame:
-    matches = seed_matches(todo, pairs, liked)
+    matches = seed_matches(todo, pairs, liked, top=k)  # by (user, item, strength desc, seed)
     seeds = (
-        matches.sort([*_KEY, "strength", "seed_id"], descending=[False, False, True, False])
-        .filter(pl.int_range(pl.len()).over(_KEY) < k)
-        .join(titles, on="seed_id", how="left", maintain_order="left")
+        matches.join(titles, on="seed_id", how="left", maintain_order="left")
         .group_by(_KEY, maintain_order=True)
         .agg(pl.col("seed_id").alias("seeds"), pl.col("title").alias("seed_titles"))
     )

@@ -26,6 +26,7 @@ from transforms.content_features import store_stock
 from transforms.rec_common import (
     FALLBACK_CONFIDENCE,
     SORT_KEYS,
+    artist_code,
     empty_output,
     records_frame,
     to_output,
@@ -54,14 +55,14 @@ def record_popularity(interactions: pl.DataFrame) -> pl.DataFrame:
 
 
 def _popular_records(popularity: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
-    """Return (item_id, artist, genres, position, score) of popular known records."""
+    """Return (item_id, artist code, genres, position, score) of popular known records."""
     ordered = popularity.sort(["users", "weight", "item_id"], descending=[True, True, False])
     ranked = ordered.with_row_index("position").select(
         pl.col("item_id").cast(pl.Int64),
         pl.col("position").cast(pl.Int64),
         (pl.col("users") / pl.col("users").max()).cast(pl.Float64).alias("score"),
     )
-    details = records_frame(records, "artist", pl.col("genres").cast(pl.List(pl.String)))
+    details = records_frame(records, artist_code(), pl.col("genres").cast(pl.List(pl.String)))
     return ranked.join(details, on="item_id", how="inner").sort("position")
 
 

@@ -20,6 +20,7 @@ from transforms.content_features import store_stock
 from transforms.rec_common import (
     MODEL_REASON,
     SORT_KEYS,
+    artist_code,
     clean_candidates,
     conform,
     empty_output,
@@ -52,11 +53,17 @@ def _exclude(pool: pl.DataFrame, history: pl.DataFrame, item_column: str) -> pl.
     return pool.join(seen, on=["user_id", "item_id"], how="anti")
 
 
-def _model_list(
-    pool: pl.DataFrame, sizes: pl.DataFrame, list_name: str, top_n: int, max_per_artist: int
+def _model_list(  # rows sorted by (user_id, rank)
+    pool: pl.DataFrame,
+    sizes: pl.DataFrame,
+    reason: pl.Expr,
+    list_name: str,
+    top_n: int,
+    max_per_artist: int,
 ) -> pl.DataFrame:
     ranked = top_with_artist_cap(pool, top_n=top_n, max_per_artist=max_per_artist)
-    return to_output(with_model_confidence(ranked, sizes), list_name)
+    rows = with_model_confidence(ranked, sizes).with_columns(reason.alias("reason"))
+    return to_output(rows, list_name)
 
 
 def record_lists(
@@ -76,15 +83,18 @@ def record_lists(
     sale at an active store. Candidates for unknown records are dropped.
     """
     pool = clean_candidates(candidates).join(
-        records_frame(records, "artist"), on="item_id", how="inner"
+        records_frame(records, artist_code()), on="item_id", how="inner"
     )
-    pool = _exclude(pool, history, "record_id").with_columns(pl.lit(MODEL_REASON).alias("reason"))
+    pool = _exclude(pool, history, "record_id")
     stocked_ids = store_stock(inventory, stores).select(pl.col("record_id").alias("item_id"))
     sizes = history_sizes(history, "record_id")
-    general = _model_list(pool, sizes, "records", top_n, max_per_artist)
+    reason = pl.lit(MODEL_REASON)
+    general = _model_list(pool, sizes, reason, "records", top_n, max_per_artist)
     stocked = pool.join(stocked_ids.unique(), on="item_id", how="semi")
-    in_stock = _model_list(stocked, sizes, "records_in_stock", top_n, max_per_artist)
-    return pl.concat([general, in_stock]).sort(SORT_KEYS)
+    in_stock = _model_list(stocked, sizes, reason, "records_in_stock", top_n, max_per_artist)
+    # both lists are sorted by (user_id, rank) and in list_name order: a stable sort on
+    # user_id gives the SORT_KEYS order without comparing strings
+    return pl.concat([general, in_stock]).sort("user_id", maintain_order=True)
 
 
 def _playable(audio_matches: pl.DataFrame) -> pl.DataFrame:
@@ -115,16 +125,30 @@ def track_list(
     track_records = tracks.select(
         pl.col("id").cast(pl.Int64).alias("item_id"), pl.col("record_id").cast(pl.Int64)
     )
-    artists = records_frame(records, "artist").rename({"item_id": "record_id"})
+    artists = records_frame(records, artist_code()).rename({"item_id": "record_id"})
     pool = (
         clean_candidates(track_candidates)
         .join(_playable(audio_matches), on="item_id", how="semi")
         .join(track_records, on="item_id", how="inner")
         .join(artists, on="record_id", how="inner")
     )
-    pool = _exclude(pool, track_history, "track_id").with_columns(_track_reason().alias("reason"))
+    pool = _exclude(pool, track_history, "track_id")
     sizes = history_sizes(track_history, "track_id")
-    return _model_list(pool, sizes, "tracks", top_n, max_per_artist).sort(SORT_KEYS)
+    # one list, already sorted by (user_id, rank): in SORT_KEYS order
+    return _model_list(pool, sizes, _track_reason(), "tracks", top_n, max_per_artist)
+
+
+def _unclaimed(frame: pl.DataFrame, earlier: list[pl.DataFrame]) -> pl.DataFrame:
+    """Return the rows of `frame` whose (user_id, list_name) no frame in `earlier` holds
+    (`frame` itself, not a copy, when there are none)."""
+    on = ["user_id", "list_name"]
+    names = pl.col("list_name").is_in(frame.get_column("list_name").unique(), nulls_equal=True)
+    claimed = [pl.DataFrame(schema=frame.select(on).schema)]
+    claimed += [e.filter(names).select(on) for e in earlier]
+    taken = pl.concat(claimed).unique()
+    if frame.select(on).join(taken, on=on, how="semi", nulls_equal=True).is_empty():
+        return frame
+    return frame.join(taken, on=on, how="anti", nulls_equal=True, maintain_order="left")
 
 
 def assemble_recommendations(*lists: pl.DataFrame) -> pl.DataFrame:
@@ -134,16 +158,8 @@ def assemble_recommendations(*lists: pl.DataFrame) -> pl.DataFrame:
     later ones' rows for it are dropped (so pass cold-start fallbacks before model lists to
     prefer them), keeping (user_id, list_name, rank) unique.
     """
-    frames = [
-        conform(frame).with_columns(pl.lit(i, dtype=pl.Int32).alias("_source"))
-        for i, frame in enumerate(lists)
-    ]
+    frames = [conform(frame) for frame in lists]
     if not frames:
         return empty_output()
-    combined = pl.concat(frames)
-    first = pl.col("_source").min().over(["user_id", "list_name"])
-    return (
-        combined.filter(pl.col("_source") == first)
-        .drop("_source")
-        .sort([*SORT_KEYS, "item_id", "item_key"], nulls_last=True)
-    )
+    kept = pl.concat([_unclaimed(frame, frames[:i]) for i, frame in enumerate(frames)])
+    return kept.sort([*SORT_KEYS, "item_id", "item_key"], nulls_last=True)
