@@ -110,11 +110,16 @@ def encode_rows(chunk: pl.DataFrame, types: list[str | None]) -> pa.Buffer:
     return rows.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
 
 
-def binary_stream(df: pl.DataFrame, types: list[str | None]) -> Iterator[memoryview]:
-    """Yield the whole binary COPY stream of an encoded frame, a chunk of rows at a time."""
+def binary_stream(df: pl.DataFrame, plan: list[tuple[pl.Expr, str | None]]) -> Iterator[memoryview]:
+    """Yield the whole binary COPY stream of df, a chunk of rows cast and encoded at a time.
+
+    `plan` holds each column's (cast expression, numpy type) from binary_column; casting
+    chunk by chunk keeps one chunk's copy of the text columns in memory, not the frame's.
+    """
+    exprs, types = [expr for expr, _ in plan], [np_type for _, np_type in plan]
     yield memoryview(HEADER)
     for offset in range(0, df.height, CHUNK_ROWS):
-        yield memoryview(encode_rows(df.slice(offset, CHUNK_ROWS), types))
+        yield memoryview(encode_rows(df.slice(offset, CHUNK_ROWS).select(exprs), types))
     yield memoryview(TRAILER)
 
 
@@ -130,10 +135,9 @@ def _copy_binary(conn: Any, sql: str, df: pl.DataFrame, plan: list) -> None:
     """Send df through one binary COPY statement, encoding while the last chunk travels."""
     from psycopg.copy import QueuedLibpqWriter
 
-    encoded = df.select(expr for expr, _ in plan)
     cur = conn.cursor()
     with cur.copy(sql, writer=QueuedLibpqWriter(cur)) as copy:
-        for part in binary_stream(encoded, [np_type for _, np_type in plan]):
+        for part in binary_stream(df, plan):
             copy.write(part)
 
 

@@ -131,6 +131,24 @@ SIMILARITY_LOOKUP = ("source_type", "source_id", "similarity_type", "rank")
 RECOMMENDATION_LOOKUP = ("user_id", "list_name", "rank")
 
 
+def is_sorted_by(frame: pl.DataFrame, keys: tuple[str, ...]) -> bool:
+    """Return True when `frame` is in ascending (nulls first) order of `keys` already."""
+    if frame.height < 2:
+        return True
+    ordered = pl.lit(True)
+    for key in reversed(keys):  # lexicographic: a greater key, or an equal one and the rest
+        now, before = pl.col(key), pl.col(key).shift()
+        greater = now.is_not_null() & (before.is_null() | (now > before))
+        equal = now.eq_missing(before)
+        ordered = greater | (equal & ordered)
+    return bool(frame.select(ordered.slice(1).all()).item())
+
+
+def in_order(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
+    """Return `frame` sorted by `keys` (stable), without a copy when it already is."""
+    return frame if is_sorted_by(frame, keys) else frame.sort(keys, maintain_order=True)
+
+
 def stamp_similarity(
     frame: pl.DataFrame, run_id: str, now: datetime, version: str, expires: datetime
 ) -> pl.DataFrame:
@@ -142,7 +160,7 @@ def stamp_similarity(
         computed_at=now,
         model_version=version,
         expires_at=expires,
-    ).sort(SIMILARITY_LOOKUP, maintain_order=True)
+    ).pipe(in_order, SIMILARITY_LOOKUP)
 
 
 def stamp_recommendations(
@@ -156,7 +174,7 @@ def stamp_recommendations(
         created_at=now,
         model_version=version,
         expires_at=expires,
-    ).sort(RECOMMENDATION_LOOKUP, maintain_order=True)
+    ).pipe(in_order, RECOMMENDATION_LOOKUP)
 
 
 def quality_rows(quality: dict, run_date: date, version: str) -> pl.DataFrame:

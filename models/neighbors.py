@@ -9,6 +9,7 @@ import scipy.sparse as sp
 
 from models.base import BATCH_ELEMENTS, Recommender, as_csr, top_n
 from transforms.parallel import WORKER_THREADS, map_in_order
+from transforms.ranking import top_per_row
 
 SIMILARITIES = ("cosine", "jaccard")
 #: Worker threads for the chunked similarity (memory: this many chunk blocks at once).
@@ -24,17 +25,8 @@ def topk_neighbors(sim, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
     coo = sp.coo_matrix(sim)
     keep = coo.data > 0
     rows, cols, data = coo.row[keep], coo.col[keep], coo.data[keep].astype(np.float32)
-    order = np.lexsort((cols, -data, rows))
-    rows, cols, data = rows[order], cols[order], data[order]
-    starts = np.searchsorted(rows, rows, side="left")
-    ranks = np.arange(len(rows)) - starts + 1
-    sel = ranks <= k
-    return (
-        rows[sel].astype(np.int64),
-        cols[sel].astype(np.int64),
-        data[sel],
-        ranks[sel].astype(np.int32),
-    )
+    rows, cols, data, ranks = top_per_row(rows, cols, data, k)
+    return rows.astype(np.int64), cols.astype(np.int64), data, ranks.astype(np.int32)
 
 
 def topk_csr(sim, k: int) -> sp.csr_matrix:

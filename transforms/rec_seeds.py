@@ -15,6 +15,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from transforms.parallel import map_in_order
+from transforms.ranking import top_per_row
 
 #: Todo rows per block: the block's gathered neighbour and liked rows stay small (≈ 50 MB).
 BLOCK_ROWS = 1 << 15
@@ -52,12 +53,8 @@ def _block_matches(rows_users, rows_items, N: sp.csr_matrix, L: sp.csr_matrix, t
     rows, seeds, strength = product.row[keep], product.col[keep], product.data[keep]
     if top is None:
         return rows, seeds, strength
-    ranked = pl.DataFrame({"row": rows, "seed": seeds, "strength": strength}).sort(
-        ["row", "strength", "seed"], descending=[False, True, False]
-    )  # polars: several times faster than np.lexsort here
-    rows = ranked["row"].to_numpy()
-    first = np.arange(rows.size) - np.searchsorted(rows, rows, side="left") < top
-    return rows[first], ranked["seed"].to_numpy()[first], ranked["strength"].to_numpy()[first]
+    rows, seeds, strength, _ = top_per_row(rows, seeds, strength, top)
+    return rows, seeds, strength
 
 
 def seed_matches(
