@@ -86,11 +86,7 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     column = frame.get_column(key)
     if column.null_count() == 0 and column.is_sorted():
         return frame.with_columns(column.set_sorted())
-    order = column.arg_sort()
-    # column by column, each read column dropped as its sorted copy is made: the frame is
-    # this function's own (just read), and a large event table never exists twice whole
-    sorted_columns = [frame.drop_in_place(name).gather(order) for name in frame.columns]
-    return pl.DataFrame(sorted_columns).with_columns(pl.col(key).set_sorted())
+    return frame.sort(key)
 
 
 #: Repeated text of the event tables, read dictionary-coded (4 bytes a row, not a string).

@@ -213,7 +213,9 @@ class NightlyRun:
             rows_out=len,
         )
         popular = modeling.popularity_rows(valid, inter)
-        self._publish(sim.rows, recs, quality, popular)
+        similarity = sim.rows
+        del sim, inter, valid  # the fitted model, matrices and catalogue: not needed to publish
+        self._publish(similarity, recs, quality, popular)
         self._stage(
             "retention", 98, self.storage.cleanup, p.usage_retention_days, self.now, retry=True
         )
