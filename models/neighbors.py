@@ -12,8 +12,6 @@ from transforms.parallel import WORKER_THREADS, map_in_order
 from transforms.ranking import top_per_row
 
 SIMILARITIES = ("cosine", "jaccard")
-#: Worker threads for the chunked similarity (memory: this many chunk blocks at once).
-SIMILARITY_THREADS = WORKER_THREADS
 
 
 def topk_neighbors(sim, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -95,7 +93,7 @@ def item_similarity_topk(
     Plain cosine (no shrink, no ``chunk``) runs on implicit's multithreaded ``all_pairs_knn``
     (see ``_cosine_topk``); the rest, and the rows that path cannot settle, run chunk by
     chunk here. Either way: ties by lower column, self excluded, the same neighbours.
-    Memory: SIMILARITY_THREADS (2) chunk × I blocks at once (chunk = max(64, 2^22 / I)
+    Memory: WORKER_THREADS (2) chunk × I blocks at once (chunk = max(64, 2^22 / I)
     items; dense float32 only when over 5 % full) plus O(I × k) for the result; never a
     dense I×I matrix. Chunks run on two threads and are stacked in order (deterministic).
     """
@@ -171,7 +169,7 @@ def _cosine_topk(X, norms, k: int, exact: _ExactSimilarity) -> sp.csr_matrix:
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
     unit = (sp.csr_matrix(X, dtype=np.float64) @ sp.diags(scale)).tocsr()
     want = 2 * k + 1
-    S = all_pairs_knn(unit, want, num_threads=SIMILARITY_THREADS, show_progress=False).tocsr()
+    S = all_pairs_knn(unit, want, num_threads=WORKER_THREADS, show_progress=False).tocsr()
     S.sort_indices()  # columns ascending in each row: a stable sort then breaks ties by column
     vals, cols = _padded_rows(S)
     low = np.where(np.isfinite(vals), vals, np.inf).min(axis=1, initial=np.inf)
