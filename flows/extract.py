@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 import polars as pl
 
 from flows.storage import Storage
+from flows.tracking import release_free_memory
 
 ALL_HISTORY_START = datetime(1900, 1, 1, tzinfo=UTC)
 
@@ -86,7 +87,11 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     column = frame.get_column(key)
     if column.null_count() == 0 and column.is_sorted():
         return frame.with_columns(column.set_sorted())
-    return frame.sort(key)
+    order = column.arg_sort()
+    # column by column, each read column dropped as its sorted copy is made: the frame is
+    # this function's own (just read), and a large event table never exists twice whole
+    sorted_columns = [frame.drop_in_place(name).gather(order) for name in frame.columns]
+    return pl.DataFrame(sorted_columns).with_columns(pl.col(key).set_sorted())
 
 
 #: Repeated text of the event tables, read dictionary-coded (4 bytes a row, not a string).
@@ -102,5 +107,6 @@ def extract_inputs(storage: Storage, run_date: date, window_days: int) -> Inputs
     frames = {name: _sorted(storage.read(query)) for name, query in QUERIES.items()}
     window = (start, end)
     plays = _sorted(storage.read("extract_play_history", window, PLAY_CATEGORICAL))
+    release_free_memory()  # an unsorted table's read batches, freed by its sort
     usage = _sorted(storage.read("extract_usage_metrics", window, USAGE_CATEGORICAL))
     return Inputs(plays=plays, usage=usage, **frames)

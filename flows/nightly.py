@@ -34,7 +34,7 @@ from flows.pipeline import (
 from flows.reporting import publish_artifacts
 from flows.runner import StageRunner, direct, prefect_task
 from flows.storage import Replacement, Storage, StorageError, open_storage
-from flows.tracking import JobTracker, utcnow
+from flows.tracking import JobTracker, release_free_memory, utcnow
 from transforms.columns import METRIC_TYPES
 from transforms.interactions import PLAY_COLUMNS_USED, USAGE_COLUMNS_USED
 
@@ -120,6 +120,7 @@ class NightlyRun:
             value = self.run(name, fn, *args, retry=retry)
             timing.rows_in = rows_in
             timing.rows_out = rows_out(value) if rows_out else None
+            release_free_memory()  # what the stage freed, not carried into the next one
         self.result.stages.append(
             {
                 "stage": name,
@@ -159,6 +160,7 @@ class NightlyRun:
         self.result.quarantine = log_quarantine(self.tracker, validation)
         valid = validation.inputs
         del validation
+        release_free_memory()  # the raw frames
         metrics = self._stage(
             "daily_metrics",
             30,
@@ -193,6 +195,7 @@ class NightlyRun:
         quality = self._stage("evaluation", 50, modeling.holdout_quality, valid, p, self.as_of)
         self.result.quality = quality
         valid = without_events(valid)  # the models read the interactions and the catalogue
+        release_free_memory()
         sim = self._stage(
             "similarity",
             60,
@@ -215,6 +218,7 @@ class NightlyRun:
         popular = modeling.popularity_rows(valid, inter)
         similarity = sim.rows
         del sim, inter, valid  # the fitted model, matrices and catalogue: not needed to publish
+        release_free_memory()
         self._publish(similarity, recs, quality, popular)
         self._stage(
             "retention", 98, self.storage.cleanup, p.usage_retention_days, self.now, retry=True

@@ -20,6 +20,7 @@ STAGES = {
 RATIOS = {
     "extract_rows_per_s_vs_anchor",
     "publish_rows_per_s_vs_anchor",
+    "publish_rows_per_s_vs_text_anchor",
     "models_seconds_vs_anchor",
     "daily_metrics_vs_sql_one_date",
     "sql_backfill_vs_ours",
@@ -36,7 +37,7 @@ def test_benchmark_report_has_every_stage_anchor_and_ratio(pg_database, capsys):
     anchors = report["anchors"]
     assert 0 < anchors["extract"]["rows"] < stages["extract"]["rows_out"]
     published = report["rows"]["content_similarity"] + report["rows"]["recommendation_data"]
-    assert anchors["load"]["rows"] == published
+    assert anchors["load"]["rows"] == anchors["load_text"]["rows"] == published
     assert anchors["model"]["pairs"] > 0 and anchors["model"]["seconds"] > 0
     assert anchors["metrics"]["dates"] == 3 and anchors["metrics"]["backfill_s"] > 0
     assert set(report["ratios"]) == RATIOS and report["machine"]["cores"] >= 1

@@ -186,8 +186,8 @@ def test_a_publish_failing_after_the_swap_keeps_the_previous_table(as_pipeline, 
     real_apply = pg_storage._apply
     swapped: list[int] = []
 
-    def apply_then_fail(conn, replacements):
-        real_apply(conn, replacements)
+    def apply_then_fail(conn, replacements, built):
+        real_apply(conn, replacements, built)
         swapped.append(conn.execute("SELECT count(*) FROM recommendation_data").fetchone()[0])
         raise RuntimeError("injected failure after the swap")
 
@@ -199,6 +199,34 @@ def test_a_publish_failing_after_the_swap_keeps_the_previous_table(as_pipeline, 
     assert _catalogue(admin) == before
     with _admin(admin) as conn:
         assert conn.execute("SELECT 'content_similarity'::regclass::oid").fetchone() == oids
+
+
+def test_a_build_failing_on_one_table_discards_the_other_built_table(as_pipeline, monkeypatch):
+    """The tables are built at once on separate connections and committed before the swap:
+    when one build fails, the other's finished <table>_next is dropped (publish_discard)."""
+    import flows.bulk
+
+    admin, pipeline = as_pipeline
+    _publish(pipeline, "a")
+    before = _catalogue(admin)
+    real_copy = flows.bulk.copy_frame
+    loaded: list[str] = []
+
+    def failing_copy(conn, name, frame, *args, **kwargs):
+        if name == "recommendation_data_next":
+            raise RuntimeError("injected failure while building")
+        loaded.append(name)
+        return real_copy(conn, name, frame, *args, **kwargs)
+
+    monkeypatch.setattr(flows.bulk, "copy_frame", failing_copy)
+    with pytest.raises(StorageError, match="injected failure while building"):
+        _publish(pipeline, "b", n=100)
+    assert loaded == ["content_similarity_next"]  # built, committed, then discarded
+    _assert_holds(admin, "a")
+    assert _catalogue(admin) == before  # no <table>_next left behind
+    monkeypatch.undo()
+    assert _publish(pipeline, "c") == {"content_similarity": 400, "recommendation_data": 400}
+    _assert_holds(admin, "c")
 
 
 def test_stale_next_and_old_tables_do_not_break_the_next_publish(as_pipeline):
@@ -223,6 +251,7 @@ def test_stale_next_and_old_tables_do_not_break_the_next_publish(as_pipeline):
         "SELECT publish_build('daily_metrics')",
         "SELECT publish_swap('content_similarity', 'jobs')",
         "SELECT publish_swap('record_popularity')",
+        "SELECT publish_discard('users')",
     ],
 )
 def test_the_functions_refuse_other_tables(as_pipeline, sql):
@@ -239,6 +268,7 @@ def test_the_helpers_and_ddl_stay_out_of_reach_of_the_pipeline(as_pipeline):
     with _admin(pipeline) as conn:
         for sql in (
             "SELECT publish_swap_one('content_similarity')",
+            "SELECT publish_drop_suffixed(ARRAY['content_similarity'], '')",
             "SELECT publish_copy_access('content_similarity', 'users')",
             "CREATE TABLE content_similarity_next (id int)",
             "DROP TABLE content_similarity",
@@ -355,8 +385,13 @@ def test_a_reader_that_waited_on_the_swap_finds_the_new_rows(as_pipeline):
         _admin(admin) as reader,
     ):
         reader.execute("SET ROLE service_role")
+        replacements = _replacements("b")
+        storage = PostgresStorage(pipeline)
+        pg_storage._build_all_next(
+            storage._psycopg_connect, {r.table: r.frame for r in replacements}
+        )
         with conn.transaction():
-            pg_storage._apply(conn, _replacements("b"))
+            pg_storage._apply(conn, replacements, {r.table for r in replacements})
             lookup = threading.Thread(
                 target=lambda: found.append(
                     reader.execute(

@@ -282,11 +282,17 @@ def test_explain_uses_both_directions_and_leaves_other_rows():
         ]
     )  # fmt: skip
     out = explain(lists, interactions, NEIGHBORS, RECORDS)
-    model = out.filter(pl.col("reason").str.contains("similar_to"), list_name="records")
+    model = out.filter(
+        pl.col("reason").cast(pl.String).str.contains("similar_to"), list_name="records"
+    )
     seeds = {i: json.loads(r)["seeds"] for i, r in model.select("item_id", "reason").rows()}
     assert seeds == {5: [2], 6: [2]}  # 2 → 5 read forwards, 6 → 2 read backwards
-    fallback = out.filter(pl.col("reason").str.contains("fallback"))
-    assert fallback.height == lists.filter(pl.col("reason").str.contains("fallback")).height > 0
+    fallback = out.filter(pl.col("reason").cast(pl.String).str.contains("fallback"))
+    assert (
+        fallback.height
+        == lists.filter(pl.col("reason").cast(pl.String).str.contains("fallback")).height
+        > 0
+    )
 
 
 # fallback ----------------------------------------------------------------------------------------
@@ -362,7 +368,12 @@ def test_assemble_prefers_earlier_frames_and_sorts():
     model = record_lists(CANDIDATES, HISTORY, RECORDS, INVENTORY, STORES)
     out = assemble_recommendations(fallback, model)
     assert_valid_lists(out)
-    assert out.filter(user_id=2, list_name="records")["reason"].str.contains("fallback").all()
+    assert (
+        out.filter(user_id=2, list_name="records")["reason"]
+        .cast(pl.String)
+        .str.contains("fallback")
+        .all()
+    )
     assert out.filter(user_id=1).height == model.filter(user_id=1).height
     assert out.select("user_id", "list_name", "rank").is_duplicated().sum() == 0
     assert out.equals(out.sort("user_id", "list_name", "rank"))

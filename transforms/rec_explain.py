@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.rec_common import MODEL_REASON
+from transforms.rec_common import MODEL_REASON, OUTPUT_SCHEMA
 from transforms.rec_seeds import seed_matches
 
 _KEY = ["user_id", "item_id"]
@@ -101,4 +101,6 @@ def explain(
     reasons = pl.concat([seeded, by_genre])
     filled = lists.join(reasons, on=_KEY, how="left", maintain_order="left")
     reason = pl.when(to_fill).then(pl.col("new_reason")).otherwise(pl.col("reason"))
-    return filled.with_columns(reason.alias("reason")).drop("new_reason")
+    return filled.with_columns(reason.cast(OUTPUT_SCHEMA["reason"]).alias("reason")).drop(
+        "new_reason"
+    )

@@ -162,4 +162,4 @@ def assemble_recommendations(*lists: pl.DataFrame) -> pl.DataFrame:
     if not frames:
         return empty_output()
     kept = pl.concat([_unclaimed(frame, frames[:i]) for i, frame in enumerate(frames)])
-    return kept.sort([*SORT_KEYS, "item_id", "item_key"], nulls_last=True)
+    return kept.sort(SORT_KEYS, maintain_order=True)  # unique keys; stable all the same

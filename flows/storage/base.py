@@ -36,14 +36,26 @@ def load_query(name: str) -> str:
 def frame_from_batches(batches, categorical: Sequence[str] = ()) -> pl.DataFrame:
     """Return one polars frame from Arrow record batches, `categorical` columns dictionary-coded.
 
-    Each batch is converted (and its text columns coded) before the next is read, so a large
-    event table never sits in memory twice as plain Arrow strings and again as polars ones.
+    Each batch is converted (its text columns coded or copied, every other column copied) and
+    released before the next is read, so a large event table never sits in memory twice, as
+    the driver's Arrow batches and again as polars columns.
     """
     frames = []
     for batch in batches:
         frame = pl.from_arrow(batch)
         coded = [c for c in categorical if c in frame.columns]
-        frames.append(frame.with_columns(pl.col(coded).cast(pl.Categorical)) if coded else frame)
+        text = [c for c, dtype in frame.schema.items() if dtype == pl.String and c not in coded]
+        other = [c for c in frame.columns if c not in coded and c not in text]
+        # every column copied out of the batch: polars would share its buffers (numbers
+        # as they are, strings as views into it), and any value still in use, in this frame
+        # or one gathered from it, would keep the whole batch alive
+        frames.append(
+            frame.with_columns(
+                pl.col(coded).cast(pl.Categorical),
+                pl.col(text) + pl.lit(""),
+                pl.col(other).gather(pl.int_range(pl.len())),
+            )
+        )
     if not frames:
         return pl.from_arrow(batches.schema.empty_table())
     return pl.concat(frames, rechunk=False)  # a copy of the whole table saved; chunks are fine

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import polars as pl
@@ -39,20 +40,51 @@ def _swapped(replacements: Sequence[Replacement]) -> set[str]:
     }
 
 
-def _apply(conn, replacements: Sequence[Replacement]) -> dict[str, int]:
-    """Apply the replacements inside the open transaction of `conn`; return rows per table."""
+def _build_next(connect: Callable[[], Any], table: str, frame: pl.DataFrame) -> int:
+    """Load and index <table>_next on a connection of its own, committed; return its rows.
+
+    Not visible under the table's name until publish_swap: readers see the live table.
+    """
+    from flows import bulk
+
+    conn = connect()
+    try:
+        with conn.transaction():
+            (target,) = conn.execute(load_query("publish_prepare"), (table,)).fetchone()
+            rows = bulk.copy_frame(conn, target, frame, freeze=True)
+            conn.execute(load_query("publish_build"), (table,))
+        return rows
+    finally:
+        with contextlib.suppress(Exception):  # a broken connection must not hide the error
+            conn.close()
+
+
+def _build_all_next(connect: Callable[[], Any], swapped: dict[str, pl.DataFrame]) -> dict:
+    """Build every <table>_next at once, one thread and connection each; return rows per table.
+
+    The server loads and indexes each table on its own core; the first error is raised
+    after every build has stopped.
+    """
+    if len(swapped) < 2:
+        return {table: _build_next(connect, table, frame) for table, frame in swapped.items()}
+    with ThreadPoolExecutor(len(swapped), thread_name_prefix="publish") as pool:
+        futures = {t: pool.submit(_build_next, connect, t, f) for t, f in swapped.items()}
+        wait(futures.values())
+    return {table: future.result() for table, future in futures.items()}
+
+
+def _apply(conn, replacements: Sequence[Replacement], swapped: set[str]) -> dict[str, int]:
+    """Apply the replacements inside the open transaction of `conn`; swap in the built tables.
+
+    Returns rows per table replaced here (the swapped tables were loaded before).
+    """
     from flows import bulk
 
     for table in sorted({r.table for r in replacements}):
         conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (table,))
-    swapped = _swapped(replacements)
     written = {}
     for rep in replacements:
-        if rep.table in swapped:
-            (target,) = conn.execute(load_query("publish_prepare"), (rep.table,)).fetchone()
-            written[rep.table] = bulk.copy_frame(conn, target, rep.frame, freeze=True)
-            conn.execute(load_query("publish_build"), (rep.table,))
-        else:
+        if rep.table not in swapped:
             conn.execute(rep.delete_sql, rep.params or None)
             written[rep.table] = bulk.copy_frame(conn, rep.table, rep.frame)
     if swapped:  # last: its ACCESS EXCLUSIVE locks are held until COMMIT
@@ -60,17 +92,55 @@ def _apply(conn, replacements: Sequence[Replacement]) -> dict[str, int]:
     return written
 
 
-def _publish_on(conn, replacements: Sequence[Replacement]) -> dict[str, int]:
-    """Run one publish on `conn` (autocommit): the transaction, then the replaced tables dropped."""
+@contextlib.contextmanager
+def _session_locks(conn, tables: set[str]) -> Iterator[None]:
+    """Hold a session advisory lock on each of `tables` (in name order) until the block ends."""
+    for table in sorted(tables):
+        conn.execute("SELECT pg_advisory_lock(hashtext($1))", (table,))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # a broken connection has released them already
+            conn.execute("SELECT pg_advisory_unlock_all()")
+
+
+def _build_and_swap(
+    conn, replacements: Sequence[Replacement], swapped: list[str], connect: Callable[[], Any]
+) -> dict[str, int]:
+    """Build the swapped tables, then replace the others and swap in ONE transaction on `conn`.
+
+    On failure the built <table>_next tables are discarded before the error goes on.
+    """
+    frames = {r.table: r.frame for r in replacements if r.table in swapped}
+    try:
+        written = _build_all_next(connect, frames)
+        with conn.transaction():
+            return written | _apply(conn, replacements, set(swapped))
+    except BaseException:
+        if swapped:  # never swapped in: their disk space back now, not at the next publish
+            with contextlib.suppress(Exception):
+                conn.execute(load_query("publish_discard"), (swapped,))
+        raise
+
+
+def _publish_on(
+    conn, replacements: Sequence[Replacement], connect: Callable[[], Any]
+) -> dict[str, int]:
+    """Run one publish from `conn` (autocommit); return rows written per table.
+
+    `conn` holds a session advisory lock on every table throughout, so no other publish
+    replaces a <table>_next between its build (on connections from `connect`) and the swap;
+    the replaced tables are dropped after the COMMIT.
+    """
     swapped = sorted(_swapped(replacements))
     drop_old = load_query("publish_drop_old")
-    if swapped:  # left by a run killed after its COMMIT: dropped here, outside any swap lock
-        conn.execute(drop_old, (swapped,))
-    with conn.transaction():
-        written = _apply(conn, replacements)
-    if swapped:
-        with contextlib.suppress(Exception):  # committed already; else the next publish drops them
+    with _session_locks(conn, {r.table for r in replacements}):
+        if swapped:  # left by a run killed after its COMMIT: dropped here, outside any swap lock
             conn.execute(drop_old, (swapped,))
+        written = _build_and_swap(conn, replacements, swapped, connect)
+        if swapped:
+            with contextlib.suppress(Exception):  # committed; else the next publish drops them
+                conn.execute(drop_old, (swapped,))
     return written
 
 
@@ -207,14 +277,15 @@ class PostgresStorage(Storage):
     def publish(self, replacements: Sequence[Replacement]) -> dict[str, int]:
         """Apply every replacement in ONE transaction; return rows written per table.
 
-        SWAPPED tables replaced whole are loaded into a fresh <table>_next, indexed, and
-        swapped in just before COMMIT (sql/postgres/0012_publish_swap.sql); the replaced
-        tables are dropped after it. The others are replaced by DELETE + COPY. Readers see
-        the old rows until COMMIT.
+        SWAPPED tables replaced whole are first loaded into a fresh <table>_next and indexed,
+        each on its own connection and all at once (sql/postgres/0012_publish_swap.sql);
+        then one transaction replaces the other tables by DELETE + COPY and swaps every
+        <table>_next in; the replaced tables are dropped after its COMMIT. Readers see the
+        old rows of every table until that COMMIT.
         """
         conn = self._psycopg_connect()  # its own: one publish transaction
         try:
-            written = _publish_on(conn, replacements)
+            written = _publish_on(conn, replacements, self._psycopg_connect)
         except Exception as exc:
             self._reset()
             raise _clean(exc, self.db) from None
