@@ -29,6 +29,7 @@ from flows.nightly import run_nightly
 from flows.pipeline import NightlyParams
 from flows.storage.base import load_query
 from flows.storage.literals import inline
+from flows.storage.postgres import SWAPPED
 from flows.tracking import peak_rss_bytes
 
 RUN_DATE = END - timedelta(days=1)
@@ -61,7 +62,7 @@ def extract_anchor(db, run_date: date) -> dict:
     return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds}
 
 
-PUBLISHED = ("content_similarity", "recommendation_data")
+PUBLISHED = sorted(SWAPPED)  # the tables a nightly publishes whole
 
 
 def load_text_anchor(db) -> dict:
@@ -90,12 +91,12 @@ def load_text_anchor(db) -> dict:
 
 def _spool_binary(conn, table: str, columns: str, spool) -> int:
     """Write the server's binary COPY of `table`'s `columns` to file `spool`; return its rows."""
-    sql = f"COPY (SELECT {columns} FROM {table}) TO STDOUT (FORMAT binary)"
-    with conn.cursor().copy(sql) as cp:
+    cur = conn.cursor()
+    with cur.copy(f"COPY (SELECT {columns} FROM {table}) TO STDOUT (FORMAT binary)") as cp:
         for block in cp:
             spool.write(block)
     spool.seek(0)
-    return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return cur.rowcount
 
 
 def load_anchor(db) -> dict:

@@ -76,12 +76,11 @@ def _build_all_next(connect: Callable[[], Any], swapped: dict[str, pl.DataFrame]
 def _apply(conn, replacements: Sequence[Replacement], swapped: set[str]) -> dict[str, int]:
     """Apply the replacements inside the open transaction of `conn`; swap in the built tables.
 
-    Returns rows per table replaced here (the swapped tables were loaded before).
+    Returns rows per table replaced here (the swapped tables were loaded before). The
+    caller holds the tables' advisory locks (_session_locks).
     """
     from flows import bulk
 
-    for table in sorted({r.table for r in replacements}):
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", (table,))
     written = {}
     for rep in replacements:
         if rep.table not in swapped:
