@@ -219,3 +219,12 @@ def test_collection_item_count_follows_inserts_and_deletes(conn) -> None:
     assert scalar(conn, counts) == [1, 1]
     conn.execute("DELETE FROM user_collection_items")
     assert scalar(conn, counts) == [0, 0]
+
+
+def test_a_temporary_table_cannot_take_the_collection_count_trigger(conn) -> None:
+    conn.execute("INSERT INTO user_collections (id, user_id, name) VALUES (1, 1, 'mine')")
+    conn.execute("CREATE TEMPORARY TABLE user_collections (id bigint, item_count integer)")
+    conn.execute("INSERT INTO user_collections VALUES (1, 0)")  # the temporary one
+    conn.execute("INSERT INTO user_collection_items (collection_id, record_id) VALUES (1, 10)")
+    assert scalar(conn, "SELECT item_count FROM public.user_collections WHERE id = 1") == 1
+    assert scalar(conn, "SELECT item_count FROM pg_temp.user_collections WHERE id = 1") == 0

@@ -231,6 +231,19 @@ def test_many_dates_equal_each_date_alone(result):
     assert_frame_equal(three.filter(pl.col("metric_date") != D3), result)
 
 
+def test_listening_seconds_are_the_exact_quotient_whatever_the_dates_computed_with():
+    # 16,197,640 ms × 0.001 (polars' division by a constant) is 16197.640000000001
+    plays = PLAYS.with_columns(
+        pl.when(pl.col("id") == 1).then(15_952_640).otherwise(pl.col("duration_played_ms"))
+        .alias("duration_played_ms")
+    )  # fmt: skip
+    inputs = replace(INPUTS, plays=plays)
+    total_ms = 15_952_640 + 180000 + 60000 + 5000  # D1's plays (16,197,640), null as 0
+    for dates in ([D1], [D1, D2], [D1, D2, D3]):
+        seconds = values(daily_metrics(inputs, dates), "platform", D1)["all"]["listening_seconds"]
+        assert seconds == total_ms / 1000, dates  # Python divides exactly, as PostgreSQL
+
+
 def test_quiet_day_has_zero_platform_rows_only():
     quiet = daily_metrics(INPUTS, [date(2024, 1, 1)])
     assert len(quiet) == len(PLATFORM_METRICS)

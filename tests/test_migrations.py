@@ -229,7 +229,23 @@ def test_every_function_pins_its_search_path(migrated_pg: Database) -> None:
         ).fetchall()
     assert {r[0] for r in rows} == set(PINNED_FUNCTIONS)
     for name, config in rows:
-        assert config == ["search_path=pg_catalog, public"], name
+        assert config[0] in (
+            "search_path=pg_catalog, public",
+            "search_path=pg_catalog, public, pg_temp",
+        ), name
+
+
+@pytest.mark.postgres
+def test_every_security_definer_function_searches_pg_temp_last(migrated_pg: Database) -> None:
+    with connect(migrated_pg) as conn:
+        rows = conn.execute(
+            "SELECT proname, proconfig FROM pg_proc "
+            "WHERE prosecdef AND pronamespace = 'public'::regnamespace"
+        ).fetchall()
+    assert {"update_collection_item_count", "sync_identity_sequences"} <= {r[0] for r in rows}
+    for name, config in rows:
+        paths = [c for c in config or [] if c.startswith("search_path=")]
+        assert paths and paths[0].endswith(", pg_temp"), (name, config)
 
 
 @pytest.mark.postgres

@@ -119,17 +119,33 @@ def _prepare(inputs: MetricInputs, days: pl.DataFrame) -> _Dated:
     )
 
 
+def ms_to_seconds(column: str) -> pl.Expr:
+    """Return integer milliseconds ÷ 1000, the correctly rounded quotient (as PostgreSQL's).
+
+    polars divides a column by a constant as a product with its reciprocal: one value in
+    seven then differs from the true quotient in the last bit, and not always (a one-group
+    aggregate divides exactly), so a date's figure depended on the dates computed with it.
+    numpy divides exactly.
+    """
+    return pl.col(column).map_batches(
+        lambda s: pl.Series(s.name, s.cast(pl.Float64).to_numpy() / 1000.0),
+        return_dtype=pl.Float64,
+    )
+
+
 def _play_stats(plays: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     """Return plays, completes, skips, listeners, listening_seconds and sessions per group."""
     action = pl.col("action")
-    return plays.group_by(by).agg(
+    stats = plays.group_by(by).agg(
         (action == "play").sum().alias("plays"),
         (action == "complete").sum().alias("completes"),
         (action == "skip").sum().alias("skips"),
         pl.col("user_id").drop_nulls().n_unique().alias("listeners"),
-        (pl.col("duration_played_ms").fill_null(0).sum() / 1000).alias("listening_seconds"),
+        pl.col("duration_played_ms").fill_null(0).sum().alias("listening_ms"),
         pl.col("session_id").drop_nulls().n_unique().alias("sessions"),
     )
+    seconds = ms_to_seconds("listening_ms").alias("listening_seconds")
+    return stats.with_columns(seconds).drop("listening_ms")
 
 
 def _count(frame: pl.DataFrame, by: list[str], name: str) -> pl.DataFrame:
