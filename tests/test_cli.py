@@ -222,3 +222,15 @@ def test_similar_through_the_installed_script(round_trip, tmp_path):
     assert done.stdout.splitlines()[0] == f"record {record}"
     assert "content" in done.stdout.splitlines()
     assert "collaborative" not in done.stdout
+
+
+@pytest.mark.parametrize("preset", [None, "45"])
+def test_the_prefect_server_gets_time_for_its_first_start(monkeypatch, capsys, preset):
+    name = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
+    monkeypatch.setenv(name, preset or "")  # recorded, so the test leaves the variable as it was
+    if preset is None:
+        monkeypatch.delenv(name)
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    # Prefect's own 20 s was too short for the first start on a busy machine (`rotation demo`)
+    assert os.environ[name] == (preset or "180")
