@@ -89,6 +89,22 @@ def test_confidence_grows_with_events():
     jazz, rock = out["confidence"].to_list()
     assert jazz > rock
     assert jazz == pytest.approx(1 - math.exp(-1))
+    # five rows of one record: five events, one distinct record, their weights summed
+    assert json.loads(out["reason"][0]) == {"kind": "affinity", "events": 5, "records": 1}
+    assert out["score"].to_list() == pytest.approx([1.0, 0.2])
+
+
+def test_records_outside_the_catalogue_and_null_ids_count_nowhere():
+    stray = pl.DataFrame(
+        {"user_id": [1, 1, None, 3], "item_id": [1, 99, 2, None], "weight": [1.0, 5.0, 4.0, 2.0]}
+    )
+    out = preference_lists(stray, RECORDS)
+    assert out["user_id"].unique().to_list() == [1]
+    assert _list(out, 1, "genres")["item_key"].to_list() == ["Jazz"]
+    reason = json.loads(_list(out, 1, "artists")["reason"][0])
+    assert reason == {"kind": "affinity", "events": 1, "records": 1}
+    affinity = genre_affinity(stray, RECORDS)
+    assert affinity.rows() == [(1, "Jazz", 1.0, 1)]
 
 
 def test_user_without_positive_weights_gets_nothing():

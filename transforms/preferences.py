@@ -17,8 +17,13 @@ Reason: {"kind":"affinity","events":n,"records":m}.
 
 from __future__ import annotations
 
-import polars as pl
+from dataclasses import dataclass
 
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from transforms.codes import id_codes
 from transforms.rec_common import empty_output, run_position, to_output
 
 EVENTS_SCALE = 5.0
@@ -28,11 +33,15 @@ _FACETS = {"artists": ("artist", False), "genres": ("genres", True), "styles": (
 
 
 def _positive(interactions: pl.DataFrame) -> pl.DataFrame:
-    return interactions.select(
-        pl.col("user_id").cast(pl.Int64),
-        pl.col("item_id").cast(pl.Int64),
-        pl.col("weight").cast(pl.Float64),
-    ).filter(pl.col("weight") > 0)
+    return (
+        interactions.select(
+            pl.col("user_id").cast(pl.Int64),
+            pl.col("item_id").cast(pl.Int64),
+            pl.col("weight").cast(pl.Float64),
+        )
+        .filter(pl.col("weight") > 0)
+        .drop_nulls()
+    )
 
 
 def _facet_keys(records: pl.DataFrame, column: str, is_list: bool) -> pl.DataFrame:
@@ -44,21 +53,67 @@ def _facet_keys(records: pl.DataFrame, column: str, is_list: bool) -> pl.DataFra
     )
     if is_list:
         keys = keys.explode("key")
-    keys = keys.filter(pl.col("key").str.len_chars() > 0).unique()
+    keys = keys.filter(pl.col("key").str.len_chars() > 0).drop_nulls("item_id").unique()
     return keys.with_columns(pl.col("key").rank("dense").cast(pl.UInt32).alias("code"))
 
 
-def _facet_affinity(interactions: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+@dataclass(frozen=True)
+class _Taste:
+    """Positive interactions as users × records sparse matrices, shared by every facet."""
+
+    users: np.ndarray  # user id of each row
+    records: np.ndarray  # record id of each column, ascending
+    weights: sp.csr_matrix  # summed positive weights
+    events: sp.csr_matrix  # positive interaction rows
+    repeated: bool  # some (user, record) pair has several rows
+
+
+def _taste(interactions: pl.DataFrame, records: pl.DataFrame) -> _Taste:
+    """Return the positive interactions as users × records matrices (the catalogue's columns)."""
+    positive = _positive(interactions)
+    catalogue = records["id"].cast(pl.Int64).drop_nulls().to_numpy()
+    ids, (columns, _) = id_codes(positive["item_id"].to_numpy(), catalogue)
+    users, (rows,) = id_codes(positive["user_id"].to_numpy())
+    shape = (users.size, ids.size)
+    weights = sp.csr_matrix((positive["weight"].to_numpy(), (rows, columns)), shape)
+    events = sp.csr_matrix((np.ones(rows.size), (rows, columns)), shape)
+    return _Taste(users, ids, weights, events, repeated=events.nnz < rows.size)
+
+
+def _sorted_product(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.coo_matrix:
+    """Return left @ right in canonical (row, column) order: products of equal patterns align."""
+    product = left @ right
+    product.sort_indices()
+    return product.tocoo()
+
+
+def _facet_affinity(taste: _Taste, keys: pl.DataFrame) -> pl.DataFrame:
     """Return (user_id, code, affinity, events, records) for the keys of `_facet_keys`.
 
-    Grouped on the integer code (faster than on the key strings) and eagerly: the streaming
-    engine would sum the weights in a varying order, so not reproducibly.
+    Sparse products of the users × records weights and event counts with the records × keys
+    incidence, not a join of every interaction with its record's keys and a group-by (3 ×
+    faster at the L profile). Deterministic: a product sums each row in record order.
     """
-    joined = _positive(interactions).join(keys.drop("key"), on="item_id", how="inner")
-    return joined.group_by(["user_id", "code"]).agg(
-        pl.col("weight").sum().alias("affinity"),
-        pl.len().cast(pl.Int64).alias("events"),
-        pl.col("item_id").n_unique().cast(pl.Int64).alias("records"),
+    codes = keys["code"].to_numpy().astype(np.int64)
+    rows = np.searchsorted(taste.records, keys["item_id"].to_numpy())
+    incidence = sp.csr_matrix(
+        (np.ones(codes.size), (rows, codes)),
+        shape=(taste.records.size, int(codes.max(initial=0)) + 1),
+    )
+    affinity, events = (_sorted_product(m, incidence) for m in (taste.weights, taste.events))
+    distinct = events  # each (user, record) pair one row: events are distinct records
+    if taste.repeated:
+        once = taste.events.copy()
+        once.data[:] = 1.0
+        distinct = _sorted_product(once, incidence)
+    return pl.DataFrame(
+        {
+            "user_id": taste.users[affinity.row],
+            "code": affinity.col.astype(np.uint32),
+            "affinity": affinity.data,
+            "events": events.data.astype(np.int64),
+            "records": distinct.data.astype(np.int64),
+        }
     )
 
 
@@ -76,7 +131,7 @@ def _with_keys(frame: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
 def genre_affinity(interactions: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
     """Return (user_id, genre, affinity, events) per user and genre, by affinity desc."""
     keys = _facet_keys(records, "genres", is_list=True)
-    frame = _with_keys(_ranked(_facet_affinity(interactions, keys)), keys)
+    frame = _with_keys(_ranked(_facet_affinity(_taste(interactions, records), keys)), keys)
     return frame.select("user_id", pl.col("key").alias("genre"), "affinity", "events")
 
 
@@ -107,10 +162,11 @@ def preference_lists(
 
     `interactions` (user_id, item_id, weight) with item_id a record id.
     """
+    taste = _taste(interactions, records)
     lists = []
     for name, (column, is_list) in _FACETS.items():
         keys = _facet_keys(records, column, is_list)
-        lists.append(_preference_list(_facet_affinity(interactions, keys), keys, name, top_n))
+        lists.append(_preference_list(_facet_affinity(taste, keys), keys, name, top_n))
     # each list is sorted by (user_id, rank) and _FACETS is in list_name order, so a stable
     # sort on user_id alone gives the (user_id, list_name, rank) order
     return pl.concat([empty_output(), *lists]).sort("user_id", maintain_order=True)

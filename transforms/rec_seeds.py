@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from transforms.codes import id_codes
 from transforms.parallel import map_in_order
 from transforms.ranking import top_per_row
 
@@ -21,26 +22,6 @@ from transforms.ranking import top_per_row
 BLOCK_ROWS = 1 << 15
 
 _SCHEMA = {"user_id": pl.Int64, "item_id": pl.Int64, "seed_id": pl.Int64, "strength": pl.Float64}
-
-
-def _codes(*arrays: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Return (the sorted distinct ids of `arrays`, each array's positions in them).
-
-    Ids in a compact non-negative range (serial keys) are coded through a flag table in
-    linear time; others by np.unique and a binary search.
-    """
-    values = [np.asarray(a, dtype=np.int64) for a in arrays]
-    low = min((int(v.min()) for v in values if v.size), default=0)
-    high = max((int(v.max()) for v in values if v.size), default=0)
-    if low >= 0 and high < 4 * sum(v.size for v in values) + (1 << 20):
-        present = np.zeros(high + 1, dtype=bool)
-        for v in values:
-            present[v] = True
-        ids = np.flatnonzero(present)
-        position = np.cumsum(present, dtype=np.int64) - 1
-        return ids, [position[v] for v in values]
-    ids = np.unique(np.concatenate(values))
-    return ids, [np.searchsorted(ids, v) for v in values]
 
 
 def _block_matches(rows_users, rows_items, N: sp.csr_matrix, L: sp.csr_matrix, top: int | None):
@@ -71,13 +52,13 @@ def seed_matches(
     if todo.height == 0 or pairs.height == 0 or liked.height == 0:
         return pl.DataFrame(schema=_SCHEMA)
     todo = todo.sort("user_id", "item_id")
-    ids, (pair_items, pair_seeds, liked_seeds, todo_items) = _codes(
+    ids, (pair_items, pair_seeds, liked_seeds, todo_items) = id_codes(
         pairs["item_id"].to_numpy(),
         pairs["seed_id"].to_numpy(),
         liked["seed_id"].to_numpy(),
         todo["item_id"].to_numpy(),
     )
-    users, (liked_users, todo_users) = _codes(
+    users, (liked_users, todo_users) = id_codes(
         liked["user_id"].to_numpy(), todo["user_id"].to_numpy()
     )
     n_ids = ids.size
