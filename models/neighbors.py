@@ -12,6 +12,9 @@ from transforms.parallel import WORKER_THREADS, map_in_order
 from transforms.ranking import top_per_row
 
 SIMILARITIES = ("cosine", "jaccard")
+#: Relative slack below implicit's k-th score when tied rows are recomputed (its float
+#: rounding differs from the exact path's by ≈ 1e-7; everything within the slack is kept).
+TIE_MARGIN = 1e-4
 
 
 def topk_neighbors(sim, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -54,11 +57,12 @@ def dense_topk_csr(block: np.ndarray, k: int) -> sp.csr_matrix:
     return topk_csr(sp.coo_matrix((vals, (rows, cols)), shape=block.shape), k)
 
 
-def _similarity_rows(X, Xt, norms, items, similarity, shrink, k) -> sp.csr_matrix:
+def _similarity_rows(X, Xt, norms, items, similarity, shrink, k, floor=None) -> sp.csr_matrix:
     """Return the top-k similarities of the given items to every item (self excluded).
 
     Dense blocks (popular items) go through a dense argpartition; sparse blocks (the long
-    tail) only touch their stored co-occurrences.
+    tail) only touch their stored co-occurrences. With ``floor`` (one value per item, at or
+    below its k-th best score), lower scores are dropped before the top-k cut.
     """
     co = (Xt[items] @ X).tocoo()
     rows, cols = co.row, co.col
@@ -69,6 +73,9 @@ def _similarity_rows(X, Xt, norms, items, similarity, shrink, k) -> sp.csr_matri
         denom = norms[source] + norms[cols] - co.data + shrink
     data = co.data / np.maximum(denom, 1e-12)
     data[source == cols] = 0.0
+    if floor is not None:
+        keep = data >= floor[rows]
+        rows, cols, data = rows[keep], cols[keep], data[keep]
     return block_topk_csr(rows, cols, data, (len(items), X.shape[1]), k)
 
 
@@ -124,18 +131,24 @@ class _ExactSimilarity:
         """Return Xᵀ as CSR, built on first use (implicit's path often needs no exact row)."""
         return self.X.T.tocsr()
 
-    def rows(self, items: np.ndarray, chunk: int | None = None) -> sp.csr_matrix:
-        """Return the top-k CSR (len(items) × I) of the given item rows, two threads."""
+    def rows(self, items: np.ndarray, chunk: int | None = None, floor=None) -> sp.csr_matrix:
+        """Return the top-k CSR (len(items) × I) of the given item rows, two threads.
+
+        ``floor`` (optional, aligned with ``items``): a lower bound on each row's k-th best
+        score; scores below it cannot be in the top-k and are dropped before the cut.
+        """
         n_items = self.X.shape[1]
         step = chunk or max(1, min(n_items, max(64, BATCH_ELEMENTS // 8 // max(n_items, 1))))
-        parts = [items[start : start + step] for start in range(0, len(items), step)]
+        starts = range(0, len(items), step)
 
-        def block(part: np.ndarray) -> sp.csr_matrix:
+        def block(start: int) -> sp.csr_matrix:
+            part = items[start : start + step]
+            low = None if floor is None else floor[start : start + step]
             return _similarity_rows(
-                self.X, self.Xt, self.norms, part, self.similarity, self.shrink, self.k
+                self.X, self.Xt, self.norms, part, self.similarity, self.shrink, self.k, low
             )
 
-        blocks = map_in_order(block, parts)  # sparsetools and numpy release the GIL
+        blocks = map_in_order(block, starts)  # sparsetools and numpy release the GIL
         if not blocks:
             return sp.csr_matrix((0, n_items), dtype=np.float32)
         return sp.vstack(blocks, format="csr", dtype=np.float32)
@@ -161,7 +174,10 @@ def _cosine_topk(X, norms, k: int, exact: _ExactSimilarity) -> sp.csr_matrix:
     a row is settled when its k-th best non-self score is above the lowest score implicit
     kept (everything it dropped is at most that), or that lowest score is not positive, or
     the row was not full. The unsettled rows (ties across the cut) are recomputed exactly,
-    so the result equals the chunked path's: ties by lower column.
+    so the result equals the chunked path's: ties by lower column. implicit's k-th best
+    non-self score is that row's true k-th best up to rounding, so the recomputation drops
+    scores more than TIE_MARGIN (relative) below it before the cut: the tied rows are the
+    popular ones, with ≈ 10k co-occurring items each at the L profile.
     """
     from implicit.nearest_neighbours import all_pairs_knn
 
@@ -187,7 +203,8 @@ def _cosine_topk(X, norms, k: int, exact: _ExactSimilarity) -> sp.csr_matrix:
         (top_vals[keep], (rows, top_cols[keep])), shape=S.shape, dtype=np.float32
     )
     if unsettled.size:
-        redo = exact.rows(unsettled).tocoo()
+        floor = kth[unsettled].astype(np.float64) * (1.0 - TIE_MARGIN)
+        redo = exact.rows(unsettled, floor=floor).tocoo()
         fix = sp.csr_matrix(
             (redo.data, (unsettled[redo.row], redo.col)), shape=S.shape, dtype=np.float32
         )
