@@ -15,8 +15,12 @@ from models.base import BATCH_ELEMENTS, Recommender, as_csr, top_n
 from models.linear import dlae_weights, gram
 from models.neighbors import ItemKNN
 from transforms.parallel import map_in_order
+from transforms.ranking import top_per_row
 
 MODEL_VERSION = "rotation-dlae-lowpass-knn-2"
+
+#: Relative slack of the float64 pre-test on raw kNN sums (see _reachable).
+RAW_SLACK = 1e-5
 
 #: Default cap on the dense head's scoring work, nnz(X) · D multiply-adds (see dense_size).
 HEAD_WORK = float(2**34)
@@ -286,8 +290,8 @@ class RotationRecommender(Recommender):
         floor = np.float32(self.tail_weight) * ((np.float32(0.0) - mean32) / std32)
         fallback = (np.diff(rows.indptr) == 0) | (floor >= cut)
         K = (rows @ self.tail_similarity_).tocoo()
-        r, c = K.row, K.col
-        val = K.data - mean32[r]
+        r, c, raw = _reachable(K, mean, std, cut, self.tail_weight)
+        val = raw - mean32[r]
         val /= std32[r]
         val *= np.float32(self.tail_weight)
         keep = (val >= cut[r]) & ~fallback[r]
@@ -300,21 +304,33 @@ class RotationRecommender(Recommender):
         finite = hval.ravel() > -np.inf
         all_r = np.concatenate([hr[finite], r])
         all_c = np.concatenate([items.ravel()[finite], c])
-        all_v = np.concatenate([hval.ravel()[finite], val])
-        order = np.lexsort((all_c, -all_v, all_r))
-        all_r, all_c, all_v = all_r[order], all_c[order], all_v[order]
-        starts = np.searchsorted(all_r, all_r, side="left")
-        rank = np.arange(len(all_r)) - starts
-        sel = rank < n
+        all_v = np.concatenate([hval.ravel()[finite], val]) + np.float32(0.0)  # -0.0 → 0.0
+        all_r, all_c, all_v, rank = top_per_row(all_r, all_c, all_v, n)
         idx = np.full((len(batch), n), -1, dtype=np.int32)
         out = np.full((len(batch), n), -np.inf, dtype=np.float32)
-        idx[all_r[sel], rank[sel]] = all_c[sel]
-        out[all_r[sel], rank[sel]] = all_v[sel]
+        idx[all_r, rank - 1] = all_c
+        out[all_r, rank - 1] = all_v
         return idx, out, fallback
 
     def similar_items(self, item_rows, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Return (indices, scores) of each item's n nearest collaborative (cosine) neighbours."""
         return self.knn_.similar_items(item_rows, n)
+
+
+def _reachable(K: sp.coo_matrix, mean, std, cut, weight: float):
+    """Return (rows, cols, raw kNN sums) of K's entries that may reach their row's cut.
+
+    An entry is kept by the caller when weight · (raw − mean) / std ≥ cut (float32). Here
+    the same test runs once on the raw sums, in float64 with a relative slack far above
+    float32 rounding, so only the few candidates left are standardised: never an entry
+    that the exact test would keep is dropped.
+    """
+    if weight <= 0:
+        return K.row, K.col, K.data
+    reach = cut.astype(np.float64) / weight * std
+    floor = mean + reach - RAW_SLACK * (np.abs(mean) + np.abs(reach) + std)
+    keep = K.data >= floor[K.row]
+    return K.row[keep], K.col[keep], K.data[keep]
 
 
 def _drop_stored(r, c, v, M: sp.csr_matrix):
