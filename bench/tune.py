@@ -35,6 +35,11 @@ Procedure (the test part of the protocol split is never read):
    time order, cosine or raw) 0.1851; user-kNN (k 30/80) 0.1851; RP3beta (β 0.3/0.6) 0.1851;
    the infinite-width autoencoder's NTK kernel ridge (depth 1/2) 0.1854, alone 0.1781. None
    moved validation by more than the split-to-split noise, so none was adopted.
+8. Variants of the head on the step-6 splits (``--share 0.25``, 5 splits; default 0.2706):
+   the relaxed diagonal constraint of RDLAE (diag(B) ≤ ξ, ξ 0.3/0.1/0.0) 0.2706–0.2711;
+   user-weighted Gram (rows of X scaled by n_u^-β/2, β 0.25–1) 0.2706 down to 0.2625, with
+   coverage falling to 0.10; a user-side EASE (U×U ridge, λ 50–1500) blended at weights
+   0.15–0.6: 0.2663–0.2710 (more coverage, up to 0.22, at the lower nDCG). Not adopted.
 The chosen values are printed and are what ``RotationRecommender.__init__`` uses as defaults
 (the same defaults for every data set).
 """
