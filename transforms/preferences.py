@@ -91,8 +91,9 @@ def _facet_affinity(taste: _Taste, keys: pl.DataFrame) -> pl.DataFrame:
     """Return (user_id, code, affinity, events, records) for the keys of `_facet_keys`.
 
     Sparse products of the users × records weights and event counts with the records × keys
-    incidence, not a join of every interaction with its record's keys and a group-by (3 ×
-    faster at the L profile). Deterministic: a product sums each row in record order.
+    incidence, not a join of every interaction with its record's keys and a group-by
+    (preference_lists 11.7 s → 5.7 s at the L profile). Deterministic: a product sums each
+    row in record order.
     """
     codes = keys["code"].to_numpy().astype(np.int64)
     rows = np.searchsorted(taste.records, keys["item_id"].to_numpy())
