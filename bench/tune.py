@@ -40,6 +40,10 @@ Procedure (the test part of the protocol split is never read):
    user-weighted Gram (rows of X scaled by n_u^-β/2, β 0.25–1) 0.2706 down to 0.2625, with
    coverage falling to 0.10; a user-side EASE (U×U ridge, λ 50–1500) blended at weights
    0.15–0.6: 0.2663–0.2710 (more coverage, up to 0.22, at the lower nDCG). Not adopted.
+9. Per-user blends on the same splits (default 0.2706): the low-rank weight scaled by
+   (n_u / median n)^γ (γ −0.5 to 0.5, lowrank_weight 0.4/0.6/0.8) 0.2691–0.2712; a
+   popularity term ±0.1–0.2 · (n_u / median n)^−γ · z(log count) (γ 0.5/1) 0.2705–0.2708.
+   Within the split-to-split noise; not adopted.
 The chosen values are printed and are what ``RotationRecommender.__init__`` uses as defaults
 (the same defaults for every data set).
 """

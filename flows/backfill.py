@@ -2,14 +2,20 @@
 
 The metrics are computed and published a slice of SLICE_DATES dates at a time, each slice
 in one transaction: a 90-day backfill at profile L is ≈ 34M rows, which as one frame and
-one DELETE + COPY took 7.8 GB of memory and over 9 minutes (bench/README.md). Every date's
-rows are replaced atomically; a failed run leaves the dates of its earlier slices replaced.
+one DELETE + COPY took 7.8 GB of memory and over 9 minutes (bench/README.md). Slices are
+computed in date order; up to the storage's ``publishers`` are published at once, each on
+a connection of its own (the server spends a slice's publish in index upkeep, on one core),
+while the next slice is computed. Every date's rows are replaced atomically; a failed run
+leaves the dates of the slices that were published replaced (a job log line each).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 
 from prefect import flow
@@ -63,17 +69,79 @@ def date_slices(dates: list[date], size: int) -> list[list[date]]:
     return [dates[i : i + size] for i in range(0, len(dates), size)]
 
 
-def _publish_slice(storage, tracker, runner, valid: Inputs, chunk: list[date], now) -> int:
-    """Compute the daily metrics of the dates in `chunk` and replace theirs; return the rows."""
-    metrics = runner("daily_metrics", compute_daily_metrics, valid, chunk)
-    return runner(
+def _run_now(fn, *args, **kwargs) -> Future:
+    """Return a finished future of fn(*args, **kwargs) run here (an error is kept in it)."""
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args, **kwargs))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
+
+
+def _submit_publish(pool, storage, runner, frame, chunk: list[date]) -> Future:
+    """Publish one slice's stamped rows (on a pool thread, in this context); return its future.
+
+    A storage with one publisher publishes here and now: its connection is not shared
+    between threads.
+    """
+    context = contextvars.copy_context()  # the Prefect flow run, so the task is linked to it
+    submit = pool.submit if storage.publishers > 1 else _run_now
+    return submit(
+        context.run,
+        runner,
         "publish",
         storage.replace_daily_metrics,
-        stamp_metrics(metrics, tracker.run_id, now),
+        frame,
         chunk,
         EVENT_METRIC_TYPES,
         retry=True,
     )
+
+
+def _publish_slices(storage, tracker, runner, valid: Inputs, dates: list[date], now) -> int:
+    """Compute each slice's metrics in date order, publish them concurrently; return the rows.
+
+    At most ``storage.publishers`` slices are being published while the next one is
+    computed (memory: that many slices' frames plus one). Fewer dates than publishers ×
+    SLICE_DATES are cut into smaller slices, so that every publisher has one.
+    """
+    size = max(1, min(SLICE_DATES, -(-len(dates) // storage.publishers)))
+    rows = 0
+    pending: deque[tuple[list[date], Future]] = deque()
+
+    def finish_oldest() -> None:
+        nonlocal rows
+        chunk, future = pending.popleft()
+        rows += _published(tracker, chunk, future)
+        share = (dates.index(chunk[-1]) + 1) / len(dates)
+        tracker.progress(50 + 50 * share, f"daily metrics published to {chunk[-1]}")
+
+    with ThreadPoolExecutor(storage.publishers, thread_name_prefix="backfill") as pool:
+        try:
+            for chunk in date_slices(dates, size):
+                metrics = runner("daily_metrics", compute_daily_metrics, valid, chunk)
+                frame = stamp_metrics(metrics, tracker.run_id, now)
+                del metrics
+                while len(pending) >= storage.publishers:
+                    finish_oldest()
+                pending.append((chunk, _submit_publish(pool, storage, runner, frame, chunk)))
+                del frame
+            while pending:
+                finish_oldest()
+        except BaseException:
+            for chunk, future in pending:  # published while another slice failed: say so
+                if future.exception() is None:
+                    _published(tracker, chunk, future)
+            raise
+    return rows
+
+
+def _published(tracker: JobTracker, chunk: list[date], future: Future) -> int:
+    """Return the rows of a slice's finished publish (raising its error), logging its dates."""
+    rows = future.result()
+    tracker.log("info", "publish", f"daily metrics of {chunk[0]} to {chunk[-1]}: {rows} rows")
+    return rows
 
 
 def _stages(
@@ -92,11 +160,7 @@ def _stages(
     del inputs, validation
     release_free_memory()  # the raw frames
     with tracker.stage("daily_metrics", 100) as timing:
-        rows = 0
-        for chunk in date_slices(dates, SLICE_DATES):
-            rows += _publish_slice(storage, tracker, runner, valid, chunk, now)
-            share = (dates.index(chunk[-1]) + 1) / len(dates)
-            tracker.progress(50 + 50 * share, f"daily metrics published to {chunk[-1]}")
+        rows = _publish_slices(storage, tracker, runner, valid, dates, now)
         timing.rows_out = rows
     result.rows["daily_metrics"] = rows
 

@@ -53,3 +53,15 @@ def flow_run_parameters(flow_run_id: str | UUID) -> dict:
 
     with get_client(sync_client=True) as client:
         return dict(client.read_flow_run(UUID(str(flow_run_id))).parameters)
+
+
+def flow_run_task_names(flow_run_id: str | UUID) -> list[str]:
+    """Return the names of the task runs the server holds for one flow run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(str(flow_run_id))]))
+        )
+    return [run.name for run in runs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import polars as pl
@@ -23,6 +24,8 @@ import flows.backfill
 from flows.backfill import backfill, date_slices, run_backfill
 from flows.database import ENV_VAR, Database
 from flows.nightly import run_nightly
+from flows.storage import open_storage
+from flows.storage.base import Storage
 from transforms.columns import PLATFORM_METRICS
 
 pytest_plugins = ["prefect_fixtures"]
@@ -95,6 +98,30 @@ def test_backfill_in_slices_equals_one_slice(generated, monkeypatch):
     assert runs == [sliced.run_id]
 
 
+def test_a_failed_slice_leaves_the_slices_published_logged(generated, monkeypatch):
+    monkeypatch.setattr(flows.backfill, "SLICE_DATES", 2)  # [0:2] [2:4] [4:5]
+    real = Storage.replace_daily_metrics
+
+    def failing(self, frame, dates, types):
+        if DATES[2] in dates:
+            raise RuntimeError("injected failure in the second slice")
+        return real(self, frame, dates, types)
+
+    monkeypatch.setattr(Storage, "replace_daily_metrics", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        run_backfill(generated, FIRST, RUN_DATE)
+
+    held = query(generated, "SELECT DISTINCT metric_date FROM daily_metrics")["metric_date"]
+    logged = query(generated, "SELECT message FROM job_logs WHERE stage = 'publish'")["message"]
+    published = set()
+    for message in logged:
+        first, last = re.match(r"daily metrics of (\S+) to (\S+):", message).groups()
+        published |= {d for d in DATES if str(first) <= str(d) <= str(last)}
+    assert set(held.to_list()) == published
+    assert set(DATES[0:2]) <= published and not published & set(DATES[2:4])
+    assert latest_job(generated, "backfill")["job_status"] == "failed"
+
+
 def test_backfill_equals_the_nightly_daily_metrics(generated):
     day = DATES[2]
     nightly = run_nightly(generated, params(run_date=day))
@@ -122,18 +149,23 @@ def test_backfill_equals_the_nightly_daily_metrics(generated):
 
 
 @pytest.mark.prefect_server
-def test_backfill_flow_through_prefect(prefect_harness, migrated_duck, monkeypatch):
-    generate(migrated_duck)
-    monkeypatch.setenv(ENV_VAR, migrated_duck.url)
+def test_backfill_flow_through_prefect(prefect_harness, generated, monkeypatch):
+    monkeypatch.setenv(ENV_VAR, generated.url)  # Postgres: slices published on two threads
 
     state = backfill(date_from=FIRST, date_to=RUN_DATE, return_state=True)
 
     assert state.is_completed()
     summary = state.result()
     assert summary["status"] == "completed" and summary["rows"]["daily_metrics"] > 0
-    job = latest_job(migrated_duck, "backfill")
+    job = latest_job(generated, "backfill")
     assert job["job_status"] == "completed"
     assert job["flow_run_id"] == str(state.state_details.flow_run_id)
     assert job["progress_percent"] == 100
-    dates = query(migrated_duck, "SELECT DISTINCT metric_date FROM daily_metrics")
+    dates = query(generated, "SELECT DISTINCT metric_date FROM daily_metrics")
     assert sorted(dates["metric_date"].to_list()) == DATES
+    from prefect_fixtures import flow_run_task_names
+
+    tasks = flow_run_task_names(state.state_details.flow_run_id)  # each slice's, in this run
+    with open_storage(generated) as storage:
+        slices = len(date_slices(DATES, -(-len(DATES) // storage.publishers)))
+    assert sum(name.startswith("publish") for name in tasks) == slices

@@ -67,6 +67,8 @@ class Replacement:
 
     `every_row` marks a replacement of the whole table: a backend may then build a new table
     and swap it in rather than DELETE (PostgresStorage does for the big published tables).
+    `days` (date ordinals) confines it to those dates: replacements of disjoint dates of a
+    table may then be published at once (PostgresStorage locks the dates, not the table).
     """
 
     table: str
@@ -74,6 +76,7 @@ class Replacement:
     params: tuple
     frame: pl.DataFrame
     every_row: bool = False
+    days: tuple[int, ...] = ()
 
     @classmethod
     def whole(cls, table: str, frame: pl.DataFrame) -> Replacement:
@@ -83,13 +86,16 @@ class Replacement:
     @classmethod
     def metrics(cls, frame: pl.DataFrame, dates: Sequence, types: Sequence[str]) -> Replacement:
         """Return a replacement of the daily_metrics slice `dates` × `types`."""
-        return cls(
-            "daily_metrics", load_query("delete_daily_metrics"), (list(dates), list(types)), frame
-        )
+        days = tuple(sorted({d.toordinal() for d in dates}))
+        params = (list(dates), list(types))
+        return cls("daily_metrics", load_query("delete_daily_metrics"), params, frame, days=days)
 
 
 class Storage(ABC):
     """Reads named queries as polars frames and publishes frames, on one database."""
+
+    #: Publishes of disjoint ``days`` that may run at once (from different threads).
+    publishers = 1
 
     def __init__(self, db: Database) -> None:
         self.db = db

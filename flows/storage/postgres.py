@@ -77,7 +77,7 @@ def _apply(conn, replacements: Sequence[Replacement], swapped: set[str]) -> dict
     """Apply the replacements inside the open transaction of `conn`; swap in the built tables.
 
     Returns rows per table replaced here (the swapped tables were loaded before). The
-    caller holds the tables' advisory locks (_session_locks).
+    caller holds the publish's advisory locks (_session_locks).
     """
     from flows import bulk
 
@@ -91,11 +91,36 @@ def _apply(conn, replacements: Sequence[Replacement], swapped: set[str]) -> dict
     return written
 
 
+def _lock_statements(replacements: Sequence[Replacement]) -> list[tuple[str, tuple]]:
+    """Return the advisory lock calls of a publish, in the one order every publish uses.
+
+    A replacement of the whole table locks the table; one confined to dates (``days``)
+    shares the table's lock and locks each of its dates (two-int keys: hashtext(table),
+    the date ordinal), so publishes of disjoint dates run at once. Table locks come first,
+    by name, then date locks in (table, date) order: no two publishes deadlock.
+    """
+    tables = {r.table for r in replacements}
+    exclusive = {r.table for r in replacements if not r.days}
+    statements = [
+        (
+            "SELECT pg_advisory_lock(hashtext($1))"
+            if table in exclusive
+            else "SELECT pg_advisory_lock_shared(hashtext($1))",
+            (table,),
+        )
+        for table in sorted(tables)
+    ]
+    shared = [r for r in replacements if r.table not in exclusive]
+    days = sorted({(r.table, day) for r in shared for day in r.days})
+    statements += [("SELECT pg_advisory_lock(hashtext($1), $2::int)", key) for key in days]
+    return statements
+
+
 @contextlib.contextmanager
-def _session_locks(conn, tables: set[str]) -> Iterator[None]:
-    """Hold a session advisory lock on each of `tables` (in name order) until the block ends."""
-    for table in sorted(tables):
-        conn.execute("SELECT pg_advisory_lock(hashtext($1))", (table,))
+def _session_locks(conn, replacements: Sequence[Replacement]) -> Iterator[None]:
+    """Hold the session advisory locks of a publish (``_lock_statements``) until the block ends."""
+    for statement, params in _lock_statements(replacements):
+        conn.execute(statement, params)
     try:
         yield
     finally:
@@ -127,13 +152,14 @@ def _publish_on(
 ) -> dict[str, int]:
     """Run one publish from `conn` (autocommit); return rows written per table.
 
-    `conn` holds a session advisory lock on every table throughout, so no other publish
-    replaces a <table>_next between its build (on connections from `connect`) and the swap;
+    `conn` holds session advisory locks throughout (``_lock_statements``: every table, or
+    the dates of a dated replacement), so no other publish replaces a <table>_next between
+    its build (on connections from `connect`) and the swap, nor the same dates at once;
     the replaced tables are dropped after the COMMIT.
     """
     swapped = sorted(_swapped(replacements))
     drop_old = load_query("publish_drop_old")
-    with _session_locks(conn, {r.table for r in replacements}):
+    with _session_locks(conn, replacements):
         if swapped:  # left by a run killed after its COMMIT: dropped here, outside any swap lock
             conn.execute(drop_old, (swapped,))
         written = _build_and_swap(conn, replacements, swapped, connect)
@@ -163,6 +189,8 @@ def _clean(exc: BaseException, db: Database) -> StorageError:
 
 class PostgresStorage(Storage):
     """Storage on PostgreSQL; each publish replaces its tables in one transaction."""
+
+    publishers = 2  # each publish has a connection of its own; the server uses a core each
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
