@@ -69,6 +69,11 @@ def date_slices(dates: list[date], size: int) -> list[list[date]]:
     return [dates[i : i + size] for i in range(0, len(dates), size)]
 
 
+def slice_size(n_dates: int, publishers: int) -> int:
+    """Return the dates per slice: SLICE_DATES, or fewer so that every publisher has one."""
+    return max(1, min(SLICE_DATES, -(-n_dates // publishers)))
+
+
 def _run_now(fn, *args, **kwargs) -> Future:
     """Return a finished future of fn(*args, **kwargs) run here (an error is kept in it)."""
     future: Future = Future()
@@ -106,7 +111,7 @@ def _publish_slices(storage, tracker, runner, valid: Inputs, dates: list[date], 
     computed (memory: that many slices' frames plus one). Fewer dates than publishers ×
     SLICE_DATES are cut into smaller slices, so that every publisher has one.
     """
-    size = max(1, min(SLICE_DATES, -(-len(dates) // storage.publishers)))
+    size = slice_size(len(dates), storage.publishers)
     rows = 0
     pending: deque[tuple[list[date], Future]] = deque()
 

@@ -21,7 +21,7 @@ from pipeline_fixtures import (
 )
 
 import flows.backfill
-from flows.backfill import backfill, date_slices, run_backfill
+from flows.backfill import backfill, date_slices, run_backfill, slice_size
 from flows.database import ENV_VAR, Database
 from flows.nightly import run_nightly
 from flows.storage import open_storage
@@ -167,5 +167,5 @@ def test_backfill_flow_through_prefect(prefect_harness, generated, monkeypatch):
 
     tasks = flow_run_task_names(state.state_details.flow_run_id)  # each slice's, in this run
     with open_storage(generated) as storage:
-        slices = len(date_slices(DATES, -(-len(DATES) // storage.publishers)))
+        slices = len(date_slices(DATES, slice_size(len(DATES), storage.publishers)))
     assert sum(name.startswith("publish") for name in tasks) == slices
