@@ -7,12 +7,13 @@ import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from models.base import Recommender, as_csr, top_n
+from transforms.parallel import RowBlocks
 
 
 def gram(X) -> np.ndarray:
     """Return the dense float64 item-item Gram matrix XᵀX of a sparse X."""
     X = sp.csr_matrix(X, dtype=np.float64)
-    return (X.T.tocsr() @ X).toarray()
+    return RowBlocks(X.T.tocsr()).dense_product(X)
 
 
 def _symmetrize_upper(M: np.ndarray, block: int = 1024) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from transforms.codes import id_codes
+
 
 def _index_of(sorted_ids: np.ndarray, ids) -> np.ndarray:
     """Return the positions of ``ids`` in ``sorted_ids`` (int64), -1 where absent."""
@@ -37,16 +39,11 @@ class InteractionMatrix:
         w = np.ones(len(users), np.float32) if weights is None else np.asarray(weights, np.float32)
         if not len(users) == len(items) == len(w):
             raise ValueError("user_ids, item_ids and weights differ in length")
-        uniq_users, u_idx = np.unique(users, return_inverse=True)
-        catalogue = (
-            items
-            if all_items is None
-            else np.concatenate([items, np.asarray(all_items, dtype=np.int64)])
-        )
-        uniq_items = np.unique(catalogue)
-        i_idx = np.searchsorted(uniq_items, items)
+        uniq_users, (u_idx,) = id_codes(users)
+        extra = [] if all_items is None else [np.asarray(all_items, dtype=np.int64)]
+        uniq_items, (i_idx, *_) = id_codes(items, *extra)
         shape = (uniq_users.size, uniq_items.size)
-        coo = sp.coo_matrix((w, (u_idx.ravel(), i_idx)), shape=shape, dtype=np.float32)
+        coo = sp.coo_matrix((w, (u_idx, i_idx)), shape=shape, dtype=np.float32)
         csr = coo.tocsr()  # sums duplicates
         csr.sum_duplicates()
         csr.sort_indices()

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.extmath import randomized_svd
 
 from models.base import BATCH_ELEMENTS, Recommender, as_csr, top_n
 from models.linear import dlae_weights, gram
+from models.lowrank import sparse_randomized_svd
 from models.neighbors import ItemKNN
 from transforms.parallel import map_in_order
 from transforms.ranking import top_per_row
@@ -115,12 +115,13 @@ class RotationRecommender(Recommender):
 
     Memory bound in bytes (U users, I items, D head items, r = rank, K = tail_k, B = users
     per batch with B·D ≤ 2^25, nnz = stored pairs): fit ≈ 20·D² (float64 Gram + inverse in
-    place + float32 weights) + 8·(U + I)·(r + 10) (SVD) + 12·nnz + 8·T·I + 24·I·(2K + 1)
-    (kNN: float64 normalised copy, T = 2 threads' accumulators, implicit's top-(2K+1)
-    lists); model kept ≈ 4·D² + 8·I·r + 12·I·K; recommend ≈ T · (6 · 4·B·D (dense
-    head block and temporaries, ≤ 0.8 GB) + 12·B·h·K (sparse kNN candidates, h = the
-    batch's mean history), T = 2 batches scored at once) + the output 8·len(users)·n. At
-    100k users × 50k items × 5.8M pairs (D = 2,960, r = 16, K = 50): fit ≈ 0.2 + 0.02 + 0.1
+    place + float32 weights) + 8·(U + I)·(r + 10) + 36·nnz (SVD: the scaled input, and its
+    row blocks as CSR and, transposed, as CSC) + 12·nnz + 8·T·I + 24·I·(2K + 1) (kNN:
+    float64 normalised copy, T = 2 threads' accumulators, implicit's top-(2K+1) lists);
+    model kept ≈ 4·D² + 8·I·r + 12·I·K; recommend ≈ T · (6 · 4·B·D (dense head block and
+    temporaries, ≤ 0.8 GB) + 12·B·h·K (sparse kNN candidates, h = the batch's mean
+    history), T = 2 batches scored at once) + the output 8·len(users)·n. At
+    100k users × 50k items × 5.8M pairs (D = 2,960, r = 16, K = 50): fit ≈ 0.2 + 0.23 + 0.1
     + 0.03 GB, kept ≈ 0.1 GB.
     """
 
@@ -178,7 +179,7 @@ class RotationRecommender(Recommender):
         item_counts = np.maximum(self.item_counts_, 1.0)
         R = sp.diags(user_counts**-0.5) @ X @ sp.diags(item_counts**-self.item_exponent)
         rank = max(1, min(self.rank, min(X.shape) - 1))
-        _, _, vt = randomized_svd(R, rank, n_iter=7, random_state=self.random_state)
+        _, _, vt = sparse_randomized_svd(R, rank, n_iter=7, random_state=self.random_state)
         self.item_factors_ = (vt.T * (item_counts**-self.item_exponent)[:, None]).astype(np.float32)
         loadings = vt.T * (item_counts**self.item_exponent)[:, None]
         self.head_loadings_ = np.ascontiguousarray(loadings[self.dense_items_].T, dtype=np.float32)
