@@ -67,6 +67,8 @@ def report(analysed, tmp_path_factory) -> Path:
 
 def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """Run headless Chromium with a fresh profile; return the finished process."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (.ci/run does)")
     profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
     return subprocess.run(
         [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
