@@ -26,7 +26,8 @@ def sparse_randomized_svd(
     """Return (U, s, Vt) of M's top ``n_components``: sklearn's ``randomized_svd``, threaded.
 
     Same defaults as sklearn's (power_iteration_normalizer 'auto', transpose 'auto',
-    flip_sign True). Memory: M and Mᵀ as CSR (2 × 12·nnz bytes) plus O((U + I)·(k + p)).
+    flip_sign True). Memory: M's row blocks as CSR and Mᵀ's as CSC, copies of M's entries
+    (2 × 12·nnz bytes in float64), plus O((U + I)·(k + p)).
     """
     M = sp.csr_matrix(M)
     n_samples, n_features = M.shape
