@@ -2,7 +2,9 @@
 
 Usage: python bench/quality.py DATASET_DIR [--k 10] [--seed 42] [--json OUT.json]
 
-DATASET_DIR holds a MovieLens-style ``u.data`` (tab-separated user, item, rating, timestamp).
+DATASET_DIR holds a MovieLens-style ``u.data`` (tab-separated user, item, rating, timestamp)
+and, optionally, ``u.item`` (with ``u.genre``): the project's model then uses the item genres,
+as the nightly run uses records.genres, and is also shown without them.
 Protocol (DESIGN.md): every (user, item) pair is one positive of weight 1; per-user random
 75/25 split with the seed; users with < 4 interactions dropped; 10 recommendations per user
 with train items removed. Prints a table and a JSON document naming the machine.
@@ -33,6 +35,41 @@ def load_pairs(dataset_dir: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndar
     _, users = np.unique(raw[:, 0], return_inverse=True)
     _, items = np.unique(raw[:, 1], return_inverse=True)
     return users.ravel(), items.ravel(), raw[:, 3]
+
+
+def load_genres(dataset_dir: str | Path) -> sp.csr_matrix | None:
+    """Return the items × genres 0/1 matrix of ``u.item`` in load_pairs' item order, or None.
+
+    Parsed as ``rotation import-interactions --items`` parses it (genre names from ``u.genre``).
+    """
+    from flows.importer import read_item_metadata
+    from flows.matrices import genre_matrix
+    from models.matrix import InteractionMatrix
+
+    path = Path(dataset_dir) / "u.item"
+    if not path.exists():
+        return None
+    raw = np.loadtxt(Path(dataset_dir) / "u.data", dtype=np.int64, ndmin=2)
+    matrix = InteractionMatrix.from_arrays(raw[:, 0], raw[:, 1])
+    items = read_item_metadata(path, "movielens").rename({"item_id": "id"})
+    return genre_matrix(items, matrix)
+
+
+class WithItemFeatures:
+    """A model fitted with fixed item features (``fit(X, item_features=...)``)."""
+
+    def __init__(self, model, features):
+        self.model = model
+        self.features = features
+
+    def fit(self, X):
+        """Return self, the model fitted on X and the item features."""
+        self.model.fit(X, item_features=self.features)
+        return self
+
+    def recommend(self, X, user_rows, n, **kwargs):
+        """Return the model's recommendations."""
+        return self.model.recommend(X, user_rows, n, **kwargs)
 
 
 def load_split(dataset_dir, seed: int = 42) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -86,13 +123,19 @@ class ImplicitModel:
         return ids, None
 
 
-def models(seed: int) -> dict:
-    """Return the named models to compare."""
+def models(seed: int, genres=None) -> dict:
+    """Return the named models to compare (the project's with `genres` when there are some)."""
     from implicit.cpu.als import AlternatingLeastSquares
     from implicit.nearest_neighbours import BM25Recommender
 
+    ours = {"RotationRecommender": RotationRecommender()}
+    if genres is not None:
+        ours = {
+            "RotationRecommender + genres": WithItemFeatures(RotationRecommender(), genres),
+            "RotationRecommender, no genres": RotationRecommender(),
+        }
     return {
-        f"RotationRecommender ({MODEL_VERSION})": RotationRecommender(),
+        **ours,
         "Popularity": Popularity(),
         "ItemKNN cosine k=100": ItemKNN(k=100, similarity="cosine"),
         "SAR-style jaccard k=100": ItemKNN(k=100, similarity="jaccard"),
@@ -121,9 +164,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args(argv)
     train, test = load_split(args.dataset_dir, seed=args.seed)
-    results = {name: evaluate(m, train, test, k=args.k) for name, m in models(args.seed).items()}
+    candidates = models(args.seed, load_genres(args.dataset_dir))
+    results = {name: evaluate(m, train, test, k=args.k) for name, m in candidates.items()}
     report = {
         "machine": machine(),
+        "model_version": MODEL_VERSION,
         "k": args.k,
         "seed": args.seed,
         "users": int(train.shape[0]),
@@ -134,6 +179,7 @@ def main(argv=None) -> dict:
     }
     print(f"machine: {report['machine']}")
     print(f"{train.shape[0]} users x {train.shape[1]} items, train {train.nnz}, test {test.nnz}")
+    print(f"RotationRecommender is {MODEL_VERSION}")
     print(table(results))
     print(json.dumps(report, indent=2))
     if args.json:

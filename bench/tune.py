@@ -1,6 +1,7 @@
 """Choose RotationRecommender's defaults on a validation split carved out of TRAIN only.
 
-Usage: python bench/tune.py DATASET_DIR [--seed 42] [--share 0.1] [--splits 3] [--json OUT.json]
+Usage: python bench/tune.py DATASET_DIR [--seed 42] [--share 0.1] [--splits 3] [--from-defaults]
+       [--json OUT.json]
 
 Procedure (the test part of the protocol split is never read):
 1. Split DATASET_DIR/u.data with the DESIGN protocol (per-user random 75/25, seed 42, users
@@ -10,11 +11,11 @@ Procedure (the test part of the protocol split is never read):
    over the three validation splits. A 10 % holdout keeps FIT close to the size of TRAIN:
    with a 25 % holdout (FIT = 56 % of the data) the search drifted to the low ranks and
    strong low-rank weights that suit the smaller matrix and lost on the full one.
-3. Stage 1 — the linear head alone (lowrank_weight = 0): grid over l2 (absolute ridge, as in
+3. Stage 1 — the linear head alone (no low-pass: lowpass = ()): grid over l2 (absolute ridge, as in
    EASE: a prior count that carries across data-set sizes better than a relative one) ×
    dropout × input_exponent.
 4. Stage 2 — with the stage-1 head fixed: grid over the low-rank filter's rank ×
-   lowrank_weight × item_exponent.
+   its weight × item_exponent (``lowpass`` = ((rank, weight),)). Stage 3: see step 10.
 5. In each stage pick the highest mean validation nDCG@10; ties go to the earlier grid entry.
    The grids were widened once (l2 down to 150, rank down to 8) after a first run chose
    their edge values. Last run's choice: l2 300, dropout 0.5, input_exponent 0.1, rank 16,
@@ -44,6 +45,26 @@ Procedure (the test part of the protocol split is never read):
    (n_u / median n)^γ (γ −0.5 to 0.5, lowrank_weight 0.4/0.6/0.8) 0.2691–0.2712; a
    popularity term ±0.1–0.2 · (n_u / median n)^−γ · z(log count) (γ 0.5/1) 0.2705–0.2708.
    Within the split-to-split noise; not adopted.
+10. Item genres and several low-pass ranks (2026-12-01; one-off scripts on the step-6 splits,
+   ``--share 0.25``, 5 splits, default 0.2706; each part's scores precomputed once, then
+   blended): genre side-information rows in the Gram (Jeunen et al. 2020, α² 0–1000) best
+   0.2729 (5/5 splits better than the default); a genre-lift score (the user's genre counts
+   × each item's genre share over the catalogue's, ``genre_lift``) 0.2737 (5/5); low-pass
+   filters of ranks 8/16/64 blended 0.6/0.4/0.2 0.2736 (5/5 with exact eigenvectors, 3/5
+   with the randomized SVD); the three together (α² 10, lift 0.5) 0.2771, precision 0.2371,
+   coverage 0.183, better on 5/5 splits by 0.0066 on average. A joint 1,024-point grid
+   (α² 0/10/30/100 × lift 0/0.3/0.5/0.75 × each low-pass weight 0/0.2/0.4/0.6), chosen on
+   four splits and scored on the fifth, in turn: +0.0055 held out, 5/5. Item pairs as
+   higher-order features (Steck & Liang 2021; 1k–20k pairs) −0.0011 to −0.0033, heat-kernel
+   and GF-CF linear filters +0.0006/+0.0010 (3/5), rank-based or softmax blending +0.0001:
+   not adopted. Stage 3 of ``main`` re-runs the genre part of that search on a 48-point grid
+   (``STAGE3`` × the stage-2 low-pass or ``MULTI_RANK``, the second of which is the joint
+   grid's best blend); ``--from-defaults`` starts it from the stage-1/2 defaults. Its run
+   ``--share 0.25 --splits 5 --from-defaults`` chose side_weight 10, genre_weight 0.5,
+   lowpass ((8, 0.6), (16, 0.2), (64, 0.2)): 0.2776 validation nDCG@10 (0.2771 with the
+   16-rank weight 0.4; the next settings 0.2769–0.2772): the defaults. Genres come from
+   ``u.item`` (``load_genres``), as the nightly run takes them from records.genres; a data
+   set without them gets the same defaults, whose genre parts are then inactive.
 The chosen values are printed and are what ``RotationRecommender.__init__`` uses as defaults
 (the same defaults for every data set).
 """
@@ -66,7 +87,13 @@ STAGE1 = {
     "dropout": [0.25, 0.5],
     "input_exponent": [0.0, 0.1, 0.2],
 }
-STAGE2 = {"rank": [8, 16, 24, 32], "lowrank_weight": [0.2, 0.4, 0.6], "item_exponent": [0.3, 0.5]}
+STAGE2 = {
+    "lowpass": [((rank, weight),) for rank in (8, 16, 24, 32) for weight in (0.2, 0.4, 0.6)],
+    "item_exponent": [0.3, 0.5],
+}
+MULTI_RANK = [((8, 0.6), (16, 0.4), (64, 0.2)), ((8, 0.6), (16, 0.2), (64, 0.2))]
+STAGE3 = {"side_weight": [0.0, 10.0, 30.0, 100.0], "genre_weight": [0.0, 0.3, 0.5, 0.75]}
+NO_GENRES = {"side_weight": 0.0, "genre_weight": 0.0}
 METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "coverage")
 
 
@@ -83,18 +110,27 @@ def validation_split(train, seed: int, share: float = VALIDATION_SHARE):
     return fit, pairs_to_csr(users[test], items[test], train.shape)
 
 
-def mean_metrics(params: dict, splits) -> dict:
-    """Return the validation metrics of RotationRecommender(**params) averaged over splits."""
-    runs = [evaluate(RotationRecommender(**params), fit, val, k=10) for fit, val in splits]
+def mean_metrics(params: dict, splits, genres=None) -> dict:
+    """Return the validation metrics of RotationRecommender(**params) averaged over splits.
+
+    With `genres` (items × genres) the model is fitted with them as item features.
+    """
+    from quality import WithItemFeatures
+
+    def model():
+        ours = RotationRecommender(**params)
+        return ours if genres is None else WithItemFeatures(ours, genres)
+
+    runs = [evaluate(model(), fit, val, k=10) for fit, val in splits]
     return {m: float(np.mean([r[m] for r in runs])) for m in METRICS}
 
 
-def grid_search(splits, fixed: dict, grid: dict) -> tuple[dict, list[dict]]:
+def grid_search(splits, fixed: dict, grid: dict, genres=None) -> tuple[dict, list[dict]]:
     """Return (best params, all rows): mean validation metrics of every grid point."""
     rows = []
     for values in itertools.product(*grid.values()):
         params = {**fixed, **dict(zip(grid, values, strict=True))}
-        metrics = mean_metrics(params, splits)
+        metrics = mean_metrics(params, splits, genres)
         rows.append({"params": params, **metrics})
         print(
             f"  {dict(zip(grid, values, strict=True))}  ndcg {metrics['ndcg_at_k']:.4f}"
@@ -106,14 +142,19 @@ def grid_search(splits, fixed: dict, grid: dict) -> tuple[dict, list[dict]]:
 
 
 def main(argv=None) -> dict:
-    """Run the two-stage search; return the chosen parameters and the grid results."""
-    from quality import load_split  # bench/ is on sys.path when run as a script
+    """Run the three-stage search; return the chosen parameters and the grid results."""
+    from quality import load_genres, load_split  # bench/ is on sys.path when run as a script
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset_dir")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--share", type=float, default=VALIDATION_SHARE, help="held out")
     parser.add_argument("--splits", type=int, default=3, help="validation splits (seeds)")
+    parser.add_argument(
+        "--from-defaults",
+        action="store_true",
+        help="skip stages 1-2: stage 3 starts from the defaults' head and a rank-16 low-pass",
+    )
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args(argv)
     train, _ = load_split(args.dataset_dir, seed=args.seed)  # test part discarded here
@@ -124,13 +165,25 @@ def main(argv=None) -> dict:
     print(
         f"fit {splits[0][0].nnz} pairs, validation {splits[0][1].nnz} pairs (x{args.splits} splits)"
     )
-    print("stage 1: linear head")
-    head, stage1 = grid_search(splits, {"lowrank_weight": 0.0}, STAGE1)
-    head = {key: head[key] for key in STAGE1}
-    print(f"stage 1 choice: {head}\nstage 2: low-rank filter")
-    chosen, stage2 = grid_search(splits, head, STAGE2)
+    report = {}
+    if args.from_defaults:
+        defaults = RotationRecommender().get_params()
+        chosen = {key: defaults[key] for key in (*STAGE1, "item_exponent")}
+        chosen["lowpass"] = ((16, 0.6),)
+    else:
+        print("stage 1: linear head")
+        head, report["stage1"] = grid_search(splits, {"lowpass": (), **NO_GENRES}, STAGE1)
+        head = {key: head[key] for key in STAGE1}
+        print(f"stage 1 choice: {head}\nstage 2: low-rank filter")
+        chosen, report["stage2"] = grid_search(splits, {**head, **NO_GENRES}, STAGE2)
+    print(f"stage 3: genres and multi-rank low-pass, from {chosen}")
+    stage3 = {**STAGE3, "lowpass": [chosen["lowpass"], *MULTI_RANK]}
+    fixed = {key: value for key, value in chosen.items() if key not in stage3}
+    chosen, report["stage3"] = grid_search(
+        splits, fixed, stage3, genres=load_genres(args.dataset_dir)
+    )
     print(f"chosen: {chosen}")
-    report = {"chosen": chosen, "stage1": stage1, "stage2": stage2}
+    report = {"chosen": chosen, **report}
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return report

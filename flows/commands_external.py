@@ -39,6 +39,11 @@ def register_external(sub) -> None:
         help="with --database: score the published 'records' lists against this "
         "csv of held-out pairs (written by import-interactions --test-out)",
     )
+    ev.add_argument(
+        "--items",
+        default=None,
+        help="item genres for the model: MovieLens u.item, or a csv item_id,genres (a|b|c)",
+    )
     add_database(ev)
     ev.add_argument("--protocol", choices=["stratified", "temporal"], default="stratified")
     ev.add_argument("--k", type=positive, default=10)
@@ -73,7 +78,7 @@ def cmd_import(args) -> int:
 def cmd_evaluate(args) -> int:
     """Print the production model's metrics on an external file as JSON."""
     from flows.evaluation import evaluate_pairs, evaluate_published
-    from flows.importer import read_interactions
+    from flows.importer import read_interactions, read_item_metadata
 
     if args.test:
         print(json.dumps(evaluate_published(args.db, Path(args.test), args.k), indent=2))
@@ -81,7 +86,14 @@ def cmd_evaluate(args) -> int:
     if not args.interactions:
         raise ValueError("evaluate needs --interactions FILE, or --database DB --test FILE")
     parsed = read_interactions(Path(args.interactions), args.fmt)
-    figures = evaluate_pairs(parsed.interactions, protocol=args.protocol, k=args.k, seed=args.seed)
+    items = read_item_metadata(Path(args.items) if args.items else None, args.fmt)
+    figures = evaluate_pairs(
+        parsed.interactions,
+        protocol=args.protocol,
+        k=args.k,
+        seed=args.seed,
+        items=None if items is None else items.rename({"item_id": "id"}),
+    )
     figures["refused_lines"] = parsed.counts()
     print(json.dumps(figures, indent=2))
     return 0

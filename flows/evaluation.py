@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from flows.matrices import to_matrix
+from flows.matrices import genre_matrix, to_matrix
 from models.metrics import ranking_metrics
 from models.recommender import MODEL_VERSION, RotationRecommender
 from models.split import stratified_split, temporal_split
@@ -45,11 +45,16 @@ def split_pairs(
     return pairs.filter(pl.Series(keep & ~test)), pairs.filter(pl.Series(test))
 
 
-def top_k(train: pl.DataFrame, k: int) -> pl.DataFrame:
-    """Return (user_id, item_id, score, rank): the production model's top-k unseen items."""
+def top_k(train: pl.DataFrame, k: int, items: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Return (user_id, item_id, score, rank): the production model's top-k unseen items.
+
+    `items` (id, genres), when given, are the items' genres, as records.genres in a run.
+    """
     matrix = to_matrix(train.with_columns(pl.lit(1.0).alias("weight")))
     rows = np.arange(matrix.matrix.shape[0])
-    indices, scores = RotationRecommender().fit(matrix.matrix).recommend(matrix.matrix, rows, k)
+    genres = None if items is None else genre_matrix(items, matrix)
+    model = RotationRecommender().fit(matrix.matrix, item_features=genres)
+    indices, scores = model.recommend(matrix.matrix, rows, k)
     ranks = np.tile(np.arange(1, k + 1), len(rows))
     keep = indices.ravel() >= 0
     return pl.DataFrame(
@@ -88,12 +93,20 @@ def score_lists(lists: pl.DataFrame, test: pl.DataFrame, k: int, n_items: int) -
 
 
 def evaluate_pairs(
-    pairs: pl.DataFrame, *, protocol: str = "stratified", k: int = 10, seed: int = 42
+    pairs: pl.DataFrame,
+    *,
+    protocol: str = "stratified",
+    k: int = 10,
+    seed: int = 42,
+    items: pl.DataFrame | None = None,
 ) -> dict:
-    """Return the metrics of the production model on `pairs` (user_id, item_id, timestamp)."""
+    """Return the metrics of the production model on `pairs` (user_id, item_id, timestamp).
+
+    `items` (id, genres): the items' genres, optional (see `top_k`).
+    """
     train, test = split_pairs(pairs, protocol, seed=seed)
     start = time.perf_counter()
-    lists = top_k(train, k)
+    lists = top_k(train, k, items)
     seconds = time.perf_counter() - start
     figures = score_lists(lists, test, k, pairs["item_id"].n_unique())
     return {

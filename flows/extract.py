@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -101,12 +103,50 @@ PLAY_CATEGORICAL = ("action", "device_type", "source")
 USAGE_CATEGORICAL = ("event_type", "entity_type")
 
 
+def _read_sorted(storage: Storage, query: str, params: tuple, categorical: tuple) -> pl.DataFrame:
+    return _sorted(storage.read(query, params, categorical))
+
+
+def _read_unless_stopped(storage: Storage, stop: threading.Event, read: tuple):
+    """Return the read's sorted frame, or None once `stop` is set; a failure sets `stop`."""
+    if stop.is_set():
+        return None
+    try:
+        return _read_sorted(storage, *read)
+    except BaseException:
+        stop.set()
+        raise
+
+
+def read_all(storage: Storage, reads: dict[str, tuple]) -> dict[str, pl.DataFrame]:
+    """Return each read's frame (query, parameters, categorical columns) in id order.
+
+    ``storage.readers`` reads run at once, in the order given; after a failed read no
+    other read starts, and the first error is raised once the running ones have ended.
+    """
+    if storage.readers <= 1:
+        return {name: _read_sorted(storage, *read) for name, read in reads.items()}
+    stop = threading.Event()
+    with ThreadPoolExecutor(storage.readers, thread_name_prefix="extract") as pool:
+        futures = {
+            name: pool.submit(_read_unless_stopped, storage, stop, read)
+            for name, read in reads.items()
+        }
+    return {name: future.result() for name, future in futures.items()}
+
+
 def extract_inputs(storage: Storage, run_date: date, window_days: int) -> Inputs:
-    """Return the run's inputs: plays and usage in the window, the other tables whole."""
-    start, end = window_bounds(run_date, window_days)
-    frames = {name: _sorted(storage.read(query)) for name, query in QUERIES.items()}
-    window = (start, end)
-    plays = _sorted(storage.read("extract_play_history", window, PLAY_CATEGORICAL))
-    release_free_memory()  # an unsorted table's read batches, freed by its sort
-    usage = _sorted(storage.read("extract_usage_metrics", window, USAGE_CATEGORICAL))
-    return Inputs(plays=plays, usage=usage, **frames)
+    """Return the run's inputs: plays and usage in the window, the other tables whole.
+
+    The two event tables are read first, on two connections at once when the storage
+    allows it (Postgres: the server streams one while this process decodes the other).
+    """
+    window = window_bounds(run_date, window_days)
+    reads = {
+        "usage": ("extract_usage_metrics", window, USAGE_CATEGORICAL),
+        "plays": ("extract_play_history", window, PLAY_CATEGORICAL),
+        **{name: (query, (), ()) for name, query in QUERIES.items()},
+    }
+    frames = read_all(storage, reads)
+    release_free_memory()  # the read batches of any table that came unsorted
+    return Inputs(**frames)

@@ -9,7 +9,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from flows.extract import Inputs, day_end
-from flows.matrices import build_record_interactions, to_matrix
+from flows.matrices import build_record_interactions, genre_matrix, to_matrix
 from flows.pipeline import NightlyParams
 from models.metrics import ranking_metrics
 from models.recommender import RotationRecommender
@@ -77,7 +77,8 @@ def holdout_quality(
     test_csr = sp.csr_matrix(
         (np.ones(keep.sum(), np.float32), (users[keep], items[keep])), shape=matrix.matrix.shape
     )[rows]
-    model = RotationRecommender().fit(matrix.matrix)
+    genres = genre_matrix(inputs.records, matrix)
+    model = RotationRecommender().fit(matrix.matrix, item_features=genres)
     recommended, _ = model.recommend(matrix.matrix, rows, k)
     figures = ranking_metrics(recommended, test_csr, k, matrix.matrix.shape[1])
     named = {name.replace("_at_k", f"_at_{k}"): value for name, value in figures.items()}

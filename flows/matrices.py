@@ -7,6 +7,7 @@ from datetime import datetime
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 
 from flows.extract import Inputs
 from models.matrix import InteractionMatrix
@@ -67,4 +68,21 @@ def to_matrix(pairs: pl.DataFrame, all_items: np.ndarray | None = None) -> Inter
         positive["item_id"].to_numpy(),
         positive["weight"].to_numpy().astype(np.float32),
         all_items=all_items,
+    )
+
+
+def genre_matrix(items: pl.DataFrame, matrix: InteractionMatrix) -> sp.csr_matrix:
+    """Return the matrix's items × genres 0/1 matrix from `items` (id, genres: list of text).
+
+    Rows follow the matrix's columns (an item absent from `items` has no genre), columns
+    the sorted genre names; a genre repeated on an item counts once, nulls not at all.
+    """
+    pairs = items.select(pl.col("id").cast(pl.Int64), "genres").explode("genres").drop_nulls()
+    pairs = pairs.unique(maintain_order=True)
+    rows = matrix.item_index(pairs["id"].to_numpy())
+    names, cols = np.unique(pairs["genres"].to_numpy().astype(str), return_inverse=True)
+    found = rows >= 0
+    return sp.csr_matrix(
+        (np.ones(int(found.sum())), (rows[found], cols[found])),
+        shape=(matrix.shape[1], names.size),
     )

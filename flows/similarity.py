@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 
 from flows.extract import Inputs
-from flows.matrices import Interactions, to_matrix
+from flows.matrices import Interactions, genre_matrix, to_matrix
 from flows.pipeline import NightlyParams
 from models.content import ContentSimilarity
 from models.matrix import InteractionMatrix
@@ -99,12 +99,13 @@ def collaborative_neighbors(matrix: InteractionMatrix, k: int) -> pl.DataFrame:
     return sparse_neighbor_frame(matrix.item_ids, topk_neighbors(model.similarity_, k))
 
 
-def fit_record_model(pairs: pl.DataFrame) -> FittedModel:
-    """Return the RotationRecommender fitted on the positive user×record pairs."""
+def fit_record_model(pairs: pl.DataFrame, records: pl.DataFrame) -> FittedModel:
+    """Return the RotationRecommender fitted on the positive user×record pairs and genres."""
     matrix = to_matrix(pairs)
     if matrix.matrix.nnz == 0:
         return FittedModel(matrix, None)
-    return FittedModel(matrix, RotationRecommender().fit(matrix.matrix))
+    model = RotationRecommender().fit(matrix.matrix, item_features=genre_matrix(records, matrix))
+    return FittedModel(matrix, model)
 
 
 def record_collaborative(fitted: FittedModel, k: int) -> pl.DataFrame:
@@ -150,7 +151,7 @@ def store_neighbors(inputs: Inputs, k: int) -> pl.DataFrame:
 def compute_similarity(inputs: Inputs, inter: Interactions, params: NightlyParams) -> Similarity:
     """Return every content_similarity row: collaborative, content and hybrid; stores too."""
     k = params.similar_k
-    fitted = fit_record_model(inter.records)
+    fitted = fit_record_model(inter.records, inputs.records)
     record_collab = record_collaborative(fitted, k)
     record_content = content_neighbors(inputs.records, k)
     rows = pl.concat(

@@ -17,13 +17,27 @@ from models.neighbors import ItemKNN
 from transforms.parallel import map_in_order
 from transforms.ranking import top_per_row
 
-MODEL_VERSION = "rotation-dlae-lowpass-knn-2"
+MODEL_VERSION = "rotation-dlae-genres-lowpass3-knn-3"
 
 #: Relative slack of the float64 pre-test on raw kNN sums (see _reachable).
 RAW_SLACK = 1e-5
 
 #: Default cap on the dense head's scoring work, nnz(X) · D multiply-adds (see dense_size).
 HEAD_WORK = float(2**34)
+
+
+def _rows_product(A, B: np.ndarray, block: int = 2048) -> np.ndarray:
+    """Return A @ B (dense B) as float32, computed in float64 blocks of rows.
+
+    OpenBLAS's float32 products round differently with the number of rows multiplied at
+    once; in float64, rounded once to float32, a row's values do not depend on its batch.
+    """
+    out = np.empty((A.shape[0], B.shape[1]), dtype=np.float32)
+    for start in range(0, A.shape[0], block):
+        part = A[start : start + block]
+        part = part.toarray() if sp.issparse(part) else part
+        out[start : start + block] = part.astype(np.float64) @ B
+    return out
 
 
 def _row_stats(total, total_sq, count) -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +90,18 @@ def _sparse_stats(K: sp.csr_matrix, seen: sp.csr_matrix) -> tuple[np.ndarray, np
     return _row_stats(total, total_sq, count)
 
 
+def _item_features(features, n_items: int) -> sp.csr_matrix | None:
+    """Return item features as a CSR 0/1 matrix with one row per item, or None for none."""
+    if features is None:
+        return None
+    F = sp.csr_matrix(features, dtype=np.float64)
+    if F.shape[0] != n_items:
+        raise ValueError(f"item_features has {F.shape[0]} rows; X has {n_items} items")
+    F.data = (F.data != 0).astype(np.float64)
+    F.eliminate_zeros()
+    return None if F.nnz == 0 else F
+
+
 def dense_item_set(counts: np.ndarray, max_items: int) -> np.ndarray:
     """Return the sorted indices of the ``max_items`` most-interacted items (ties: lower index)."""
     if counts.size <= max_items:
@@ -96,33 +122,55 @@ def dense_size(n_items: int, nnz: int, max_items: int, head_work: float = HEAD_W
     return int(min(n_items, max_items, budget))
 
 
+def genre_lift(features: sp.csr_matrix) -> np.ndarray:
+    """Return the genres × items lift weights (float64) of an items × genres 0/1 matrix.
+
+    Item j's weight on genre g is its share of j's genres over g's share of all genre
+    labels: a user's genre counts times these weights is how much more than the catalogue
+    the user's history leans to the item's genres. Items or genres with no label weigh 0.
+    """
+    F = sp.csr_matrix(features, dtype=np.float64)
+    per_item = np.asarray(F.sum(axis=1)).ravel()
+    per_genre = np.asarray(F.sum(axis=0)).ravel()
+    share = per_genre / max(per_genre.sum(), 1.0)
+    inv_item = np.divide(1.0, per_item, out=np.zeros_like(per_item), where=per_item > 0)
+    inv_share = np.divide(1.0, share, out=np.zeros_like(share), where=share > 0)
+    return (sp.diags(inv_item) @ F @ sp.diags(inv_share)).T.toarray()
+
+
 class RotationRecommender(Recommender):
-    """DLAE on the head items, blended with a low-rank filter, and an ItemKNN long tail.
+    """DLAE on the head items with genre side information, blended with low-pass filters and
+    a genre-lift score, and an ItemKNN long tail.
 
     Score of user u, item j (each part z-scored per user over the head items' scores, the
     user's own items left out of the statistics):
-      head j:  z(x_u · B)_j + lowrank_weight · z(lowpass)_j
+      head j:  z(x_u · B)_j + Σ_k w_k · z(lowpass_k)_j + genre_weight · z(lift)_j
       tail j:  tail_weight · z(x_u · S)_j
     B = DLAE (Steck 2020) on the D most-interacted items (D from ``dense_size``: the scoring
     work nnz(X)·D is capped by ``head_work``, and D ≤ ``max_dense_items``), fitted on the
     popularity-normalised input X·C^-c (C = item counts, c = ``input_exponent``) with ridge
-    λ = l2 and dropout p, scored as (x_u C^-c) B; lowpass = x_u C⁻ᵇ V Vᵀ Cᵇ on the head
-    columns, V the top ``rank`` right singular vectors of Du^-½ X C^-b (Du = user counts);
-    S = ItemKNN cosine top-``tail_k``. Users with no history get popularity.
+    λ = l2 and dropout p, scored as (x_u C^-c) B. With ``item_features`` (items × genres,
+    0/1) passed to ``fit``, the Gram matrix also holds the genre rows α·Fᵀ C^-c (side
+    information as in Jeunen et al. 2020, α² = ``side_weight``) and lift = x_u F L, L from
+    ``genre_lift``; without them both parts are left out. lowpass_k = x_u C⁻ᵇ V_k V_kᵀ Cᵇ on
+    the head columns, V_k the top k right singular vectors of Du^-½ X C^-b (Du = user
+    counts), for each (k, w_k) of ``lowpass``, all from one SVD of the largest k. S =
+    ItemKNN cosine top-``tail_k``. Users with no history get popularity.
 
     ``recommend`` scores the head densely and the tail only through its sparse kNN
     candidates (exactly the same lists as ranking ``score_users``; see ``recommend``).
 
-    Memory bound in bytes (U users, I items, D head items, r = rank, K = tail_k, B = users
-    per batch with B·D ≤ 2^25, nnz = stored pairs): fit ≈ 20·D² (float64 Gram + inverse in
-    place + float32 weights) + 8·(U + I)·(r + 10) + 36·nnz (SVD: the scaled input, and its
-    row blocks as CSR and, transposed, as CSC) + 12·nnz + 8·T·I + 24·I·(2K + 1) (kNN:
-    float64 normalised copy, T = 2 threads' accumulators, implicit's top-(2K+1) lists);
-    model kept ≈ 4·D² + 8·I·r + 12·I·K; recommend ≈ T · (6 · 4·B·D (dense head block and
-    temporaries, ≤ 0.8 GB) + 12·B·h·K (sparse kNN candidates, h = the batch's mean
-    history), T = 2 batches scored at once) + the output 8·len(users)·n. At
-    100k users × 50k items × 5.8M pairs (D = 2,960, r = 16, K = 50): fit ≈ 0.2 + 0.23 + 0.1
-    + 0.03 GB, kept ≈ 0.1 GB.
+    Memory bound in bytes (U users, I items, D head items, r = the largest low-pass rank,
+    g genres, K = tail_k, B = users per batch with B·D ≤ 2^25, nnz = stored pairs): fit ≈
+    20·D² (float64 Gram + inverse in place + float32 weights) + 8·(U + I)·(r + 10) (SVD
+    factors) + 36·nnz (SVD: the scaled input, and its row blocks as CSR and, transposed, as
+    CSC) + 12·nnz + 8·T·I + 24·I·(2K + 1) (kNN: float64 normalised copy, T = 2 threads'
+    accumulators, implicit's top-(2K+1) lists) + 16·g·I (genres and their lift); model kept
+    ≈ 4·D² + 8·I·r + 12·I·K + 16·g·I; recommend ≈ T · (7 · 4·B·D (dense head block and
+    temporaries, ≤ 0.9 GB) + 16·2048·D (float64 low-pass rows) + 12·B·h·K (sparse kNN
+    candidates, h = the batch's mean history)), T = 2 batches scored at once, + the output
+    8·len(users)·n. At 100k users × 50k items × 5.8M pairs (D = 2,960, r = 64, K = 50,
+    g = 12): fit ≈ 0.18 + 0.09 + 0.21 + 0.19 + 0.01 ≈ 0.7 GB, kept ≈ 0.1 GB.
     """
 
     def __init__(
@@ -130,9 +178,10 @@ class RotationRecommender(Recommender):
         l2: float = 300.0,
         dropout: float = 0.5,
         input_exponent: float = 0.1,
-        rank: int = 16,
-        lowrank_weight: float = 0.6,
+        lowpass: tuple[tuple[int, float], ...] = ((8, 0.6), (16, 0.2), (64, 0.2)),
         item_exponent: float = 0.3,
+        side_weight: float = 10.0,
+        genre_weight: float = 0.5,
         max_dense_items: int = 10_000,
         head_work: float = HEAD_WORK,
         tail_k: int = 50,
@@ -142,19 +191,24 @@ class RotationRecommender(Recommender):
         self.l2 = l2
         self.dropout = dropout
         self.input_exponent = input_exponent
-        self.rank = rank
-        self.lowrank_weight = lowrank_weight
+        self.lowpass = lowpass
         self.item_exponent = item_exponent
+        self.side_weight = side_weight
+        self.genre_weight = genre_weight
         self.max_dense_items = max_dense_items
         self.head_work = head_work
         self.tail_k = tail_k
         self.tail_weight = tail_weight
         self.random_state = random_state
 
-    def fit(self, X, y=None):
-        """Return self with the head weights, low-rank factors and tail neighbours fitted."""
+    def fit(self, X, y=None, item_features=None):
+        """Return self with the head weights, low-pass factors and tail neighbours fitted.
+
+        ``item_features``: optional items × genres 0/1 matrix, rows aligned with X's columns.
+        """
         X = as_csr(X)
         n_items = X.shape[1]
+        features = _item_features(item_features, n_items)
         self.item_counts_ = np.diff(X.tocsc().indptr).astype(np.float64)
         size = dense_size(n_items, X.nnz, self.max_dense_items, self.head_work)
         self.dense_items_ = dense_item_set(self.item_counts_, size)
@@ -162,9 +216,7 @@ class RotationRecommender(Recommender):
         self.input_scale_ = (np.maximum(self.item_counts_, 1.0) ** -self.input_exponent)[
             self.dense_items_
         ].astype(np.float32)
-        G = gram(X[:, self.dense_items_] @ sp.diags(self.input_scale_))
-        self.weights_ = dlae_weights(G, self.l2, self.dropout)
-        del G
+        self._fit_head(X, features)
         self._fit_lowrank(X)
         self.tail_items_ = np.setdiff1d(np.arange(n_items), self.dense_items_)
         self.knn_ = ItemKNN(k=self.tail_k, similarity="cosine").fit(X)
@@ -174,23 +226,41 @@ class RotationRecommender(Recommender):
         self.popularity_ = ((pop - pop.mean()) / max(pop.std(), 1e-12)).astype(np.float32)
         return self
 
+    def _fit_head(self, X: sp.csr_matrix, features: sp.csr_matrix | None) -> None:
+        """Fit the DLAE weights (genre rows added to the Gram) and the genre-lift weights."""
+        scale = sp.diags(self.input_scale_)
+        G = gram(X[:, self.dense_items_] @ scale)
+        self.genres_ = self.lift_ = None
+        if features is not None:
+            T = (scale @ features[self.dense_items_]).toarray()
+            G += self.side_weight * (T @ T.T)
+            self.genres_ = features
+            self.lift_ = np.ascontiguousarray(genre_lift(features)[:, self.dense_items_])
+        self.weights_ = dlae_weights(G, self.l2, self.dropout)
+
     def _fit_lowrank(self, X: sp.csr_matrix) -> None:
         user_counts = np.maximum(np.diff(X.indptr), 1).astype(np.float64)
         item_counts = np.maximum(self.item_counts_, 1.0)
         R = sp.diags(user_counts**-0.5) @ X @ sp.diags(item_counts**-self.item_exponent)
-        rank = max(1, min(self.rank, min(X.shape) - 1))
+        rank = max(1, min(max(k for k, _ in self.lowpass), min(X.shape) - 1))
         _, _, vt = sparse_randomized_svd(R, rank, n_iter=7, random_state=self.random_state)
-        self.item_factors_ = (vt.T * (item_counts**-self.item_exponent)[:, None]).astype(np.float32)
+        self.item_factors_ = vt.T * (item_counts**-self.item_exponent)[:, None]
         loadings = vt.T * (item_counts**self.item_exponent)[:, None]
-        self.head_loadings_ = np.ascontiguousarray(loadings[self.dense_items_].T, dtype=np.float32)
+        self.head_loadings_ = np.ascontiguousarray(loadings[self.dense_items_].T)
 
     def _head_block(self, rows: sp.csr_matrix, seen: sp.csr_matrix) -> np.ndarray:
         """Return the blended head scores (len(rows) × D, float32) of CSR user rows."""
-        low = np.asarray(rows @ self.item_factors_, dtype=np.float32) @ self.head_loadings_
-        scores = self.lowrank_weight * _zscore(low, low, seen)
-        del low
         head = np.asarray((seen @ sp.diags(self.input_scale_)) @ self.weights_, dtype=np.float32)
-        scores += _zscore(head, head, seen)
+        scores = _zscore(head, head, seen)
+        del head
+        factors = rows @ self.item_factors_
+        for k, weight in self.lowpass:
+            if weight:
+                low = _rows_product(factors[:, :k], self.head_loadings_[:k])
+                scores += np.float32(weight) * _zscore(low, low, seen)
+        if self.lift_ is not None and self.genre_weight:
+            lift = _rows_product(rows @ self.genres_, self.lift_)
+            scores += np.float32(self.genre_weight) * _zscore(lift, lift, seen)
         return scores
 
     def _tail_stats(self, rows: sp.csr_matrix, seen: sp.csr_matrix):

@@ -190,8 +190,7 @@ def test_every_pipeline_connection_has_timeouts(fresh_tiny):
         small = storage._small_conn()
         assert small.execute("SHOW statement_timeout").fetchone()[0] not in ("0", "0ms")
         assert small.info.get_parameters()["connect_timeout"] == str(CONNECT_TIMEOUT_S)
-        arrow = storage._arrow_conn()
-        with arrow.cursor() as cur:
+        with storage._arrow_conn() as arrow, arrow.cursor() as cur:
             cur.execute("SELECT current_setting('statement_timeout'), "
                         "current_setting('lock_timeout')")  # fmt: skip
             statement, lock = cur.fetchone()

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from flows.evaluation import evaluate_pairs, evaluate_published
-from flows.importer import import_interactions, read_interactions
+from flows.importer import import_interactions, read_interactions, read_item_metadata
 from flows.nightly import run_nightly
 from flows.pipeline import NightlyParams
 from transforms.interactions import InteractionParams
@@ -56,11 +56,24 @@ def test_a_wrong_header_is_one_clear_error(tmp_path, duck_database):
         import_interactions(duck_database, path, "csv")
 
 
-def test_published_lists_score_exactly_like_evaluate(tmp_path, duck_database):
+def genres_csv(path, items: int = 90) -> None:
+    """Write item_id,genres: each item's cluster as a genre, every fifth item also 'rare'."""
+    rows = [(i, f"g{(i - 1) // 30}" + ("|rare" if i % 5 == 0 else "")) for i in range(1, items + 1)]
+    pl.DataFrame(rows, schema=["item_id", "genres"], orient="row").write_csv(path)
+
+
+@pytest.mark.parametrize("with_genres", [False, True], ids=["no-genres", "genres"])
+def test_published_lists_score_exactly_like_evaluate(tmp_path, duck_database, with_genres):
     data, test = tmp_path / "pairs.csv", tmp_path / "test.csv"
     clustered_csv(data)
-    expected = evaluate_pairs(read_interactions(data, "csv").interactions, k=10)
-    import_interactions(duck_database, data, "csv", holdout="stratified", test_out=test)
+    items_path = None
+    items = None
+    if with_genres:
+        items_path = tmp_path / "items.csv"
+        genres_csv(items_path)
+        items = read_item_metadata(items_path, "csv").rename({"item_id": "id"})
+    expected = evaluate_pairs(read_interactions(data, "csv").interactions, k=10, items=items)
+    import_interactions(duck_database, data, "csv", items_path, holdout="stratified", test_out=test)
     last = read_interactions(data, "csv").interactions["timestamp"].max().date()
     run_nightly(
         duck_database,

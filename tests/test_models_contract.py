@@ -14,15 +14,34 @@ from models.neighbors import ItemKNN
 from models.recommender import MODEL_VERSION, RotationRecommender
 
 N_USERS, N_ITEMS = 60, 40
+LOWPASS = ((4, 0.6), (8, 0.3))
+
+
+def item_genres(n_items: int) -> sp.csr_matrix:
+    """Return n_items × 4 genres: item i has genre i % 3, and genre 3 when i % 7 == 0."""
+    rows = np.concatenate([np.arange(n_items), np.arange(0, n_items, 7)])
+    cols = np.concatenate([np.arange(n_items) % 3, np.full(len(range(0, n_items, 7)), 3)])
+    return sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(n_items, 4))
+
+
+class WithGenres(RotationRecommender):
+    """RotationRecommender fitted with `item_genres` (the suite calls fit(X) alone)."""
+
+    def fit(self, X, y=None, item_features=None):
+        """Return self fitted with the test genres."""
+        return super().fit(X, y, item_features=item_genres(X.shape[1]))
+
 
 MODELS = {
     "itemknn-cosine": lambda: ItemKNN(k=10, similarity="cosine"),
     "itemknn-jaccard": lambda: ItemKNN(k=10, similarity="jaccard", shrink=1.0),
     "ease": lambda: EASE(l2=10.0),
     "popularity": lambda: Popularity(),
-    "rotation": lambda: RotationRecommender(l2=10.0, rank=4),
-    "rotation-with-tail": lambda: RotationRecommender(l2=10.0, rank=4, max_dense_items=15),
-    "rotation-small-head": lambda: RotationRecommender(l2=10.0, rank=4, max_dense_items=5),
+    "rotation": lambda: RotationRecommender(l2=10.0, lowpass=LOWPASS),
+    "rotation-with-tail": lambda: RotationRecommender(l2=10.0, lowpass=LOWPASS, max_dense_items=15),
+    "rotation-small-head": lambda: RotationRecommender(l2=10.0, lowpass=LOWPASS, max_dense_items=5),
+    "rotation-genres": lambda: WithGenres(l2=10.0, lowpass=LOWPASS),
+    "rotation-genres-tail": lambda: WithGenres(l2=10.0, lowpass=LOWPASS, max_dense_items=15),
 }
 
 
@@ -173,7 +192,7 @@ def test_similar_items_where_supported(fitted):
 
 
 def test_rotation_cold_user_gets_popular_items(X):
-    model = RotationRecommender(l2=10.0, rank=4).fit(X)
+    model = RotationRecommender(l2=10.0, lowpass=LOWPASS).fit(X)
     idx, _ = model.recommend(X, [0], 5)
     counts = np.diff(X.tocsc().indptr)
     expected = np.lexsort((np.arange(N_ITEMS), -counts))[:5]
@@ -213,12 +232,13 @@ def test_top_n_matches_full_sort_reference():
         np.testing.assert_array_equal(got_val[: len(order)], row[order])
 
 
+@pytest.mark.parametrize("model_class", [RotationRecommender, WithGenres])
 @pytest.mark.parametrize("head", [5, 15, 30])
-def test_rotation_candidate_path_matches_dense_ranking(X, head):
+def test_rotation_candidate_path_matches_dense_ranking(X, head, model_class):
     """RotationRecommender.recommend (head dense + tail kNN candidates) ranks like score_users."""
     from models.base import Recommender
 
-    model = RotationRecommender(l2=10.0, rank=4, max_dense_items=head).fit(X)
+    model = model_class(l2=10.0, lowpass=LOWPASS, max_dense_items=head).fit(X)
     exclude = sp.csr_matrix((np.random.default_rng(5).random(X.shape) < 0.2).astype(np.float32))
     for n in (3, 10, N_ITEMS):
         for kwargs in ({}, {"exclude": exclude}, {"filter_seen": False}):
@@ -235,3 +255,33 @@ def test_rotation_dense_head_size_rule():
     assert dense_size(50_000, 5_800_000, 10_000) == 2962
     assert dense_size(50_000, 10**9, 10_000) == 1024
     assert dense_size(50_000, 1000, 3000) == 3000
+
+
+def test_rotation_item_features_must_have_a_row_per_item(X):
+    with pytest.raises(ValueError, match="item_features has 39 rows; X has 40 items"):
+        RotationRecommender(l2=10.0).fit(X, item_features=item_genres(N_ITEMS - 1))
+
+
+def test_rotation_genres_lift_the_items_of_a_users_genres(X):
+    """A user whose history is all genre-0 items gets more genre-0 items with the genre parts."""
+    genres = item_genres(N_ITEMS)
+    genre0 = np.flatnonzero(genres[:, 0].toarray().ravel())
+    rows = sp.vstack([X, sp.csr_matrix(np.isin(np.arange(N_ITEMS), genre0[:4]), dtype=np.float32)])
+    user = rows.shape[0] - 1
+
+    def share_of_genre0(**params) -> float:
+        model = RotationRecommender(l2=10.0, lowpass=LOWPASS, **params)
+        idx, _ = model.fit(rows, item_features=genres).recommend(rows, [user], 6)
+        return float(np.isin(idx[0], genre0).mean())
+
+    assert share_of_genre0(genre_weight=3.0, side_weight=30.0) > share_of_genre0(
+        genre_weight=0.0, side_weight=0.0
+    )
+
+
+def test_genre_lift_is_the_items_genre_share_over_the_catalogues():
+    from models.recommender import genre_lift
+
+    F = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0]], dtype=np.float64))
+    # genre shares: 2/3, 1/3, 0; item 0 all genre 0, item 1 half each, item 2 none
+    np.testing.assert_allclose(genre_lift(F), [[1.5, 0.75, 0], [0, 1.5, 0], [0, 0, 0]])

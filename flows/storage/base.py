@@ -96,6 +96,8 @@ class Storage(ABC):
 
     #: Publishes of disjoint ``days`` that may run at once (from different threads).
     publishers = 1
+    #: Reads that may run at once (from different threads; flows.extract.read_all).
+    readers = 1
 
     def __init__(self, db: Database) -> None:
         self.db = db

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import queue
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -55,8 +56,7 @@ def _build_next(connect: Callable[[], Any], table: str, frame: pl.DataFrame) -> 
             conn.execute(load_query("publish_build"), (table,))
         return rows
     finally:
-        with contextlib.suppress(Exception):  # a broken connection must not hide the error
-            conn.close()
+        _close_quietly(conn)
 
 
 def _build_all_next(connect: Callable[[], Any], swapped: dict[str, pl.DataFrame]) -> dict:
@@ -176,6 +176,12 @@ def _with_connect_timeout(url: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}connect_timeout={CONNECT_TIMEOUT_S}"
 
 
+def _close_quietly(conn) -> None:
+    """Close a connection; a broken one's error must not hide the error being raised."""
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
 def _clean(exc: BaseException, db: Database) -> StorageError:
     """Return a StorageError for `exc` whose message cannot hold the password."""
     if isinstance(exc, StorageError):
@@ -191,27 +197,56 @@ class PostgresStorage(Storage):
     """Storage on PostgreSQL; each publish replaces its tables in one transaction."""
 
     publishers = 2  # each publish has a connection of its own; the server uses a core each
+    readers = 2  # each read has an ADBC connection of its own (extract: two tables at once)
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
-        self._arrow = None
+        self._idle_arrow: queue.SimpleQueue = queue.SimpleQueue()  # ADBC, between reads
         self._small = None
 
     # connections ------------------------------------------------------------------------------
-    def _arrow_conn(self):
-        if self._arrow is None:
-            import adbc_driver_postgresql.dbapi as adbc
+    def _new_arrow_conn(self):
+        """Return a new ADBC connection with the pipeline's timeouts, in UTC."""
+        import adbc_driver_postgresql.dbapi as adbc
 
-            try:
-                self._arrow = adbc.connect(_with_connect_timeout(self.db.url))
-            except Exception as exc:
-                raise _clean(exc, self.db) from None
-            with self._arrow.cursor() as cur:
+        try:
+            conn = adbc.connect(_with_connect_timeout(self.db.url))
+        except Exception as exc:
+            raise _clean(exc, self.db) from None
+        try:
+            with conn.cursor() as cur:
                 cur.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
                 cur.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
                 cur.execute("SET TIME ZONE 'UTC'")
-            self._arrow.commit()
-        return self._arrow
+            conn.commit()
+        except Exception as exc:
+            _close_quietly(conn)
+            raise _clean(exc, self.db) from None
+        return conn
+
+    @contextlib.contextmanager
+    def _arrow_conn(self) -> Iterator[Any]:
+        """Yield an ADBC connection for one read: an idle one or a new one.
+
+        It goes back to the idle set afterwards, or is closed when the read failed (the next
+        read reconnects). Each thread reading at once holds a connection of its own.
+        """
+        try:
+            conn = self._idle_arrow.get_nowait()
+        except queue.Empty:
+            conn = self._new_arrow_conn()
+        try:
+            yield conn
+        except BaseException:
+            _close_quietly(conn)
+            self._close_idle_arrow()  # they may be broken too (a restarted server, say)
+            raise
+        self._idle_arrow.put(conn)
+
+    def _close_idle_arrow(self) -> None:
+        while not self._idle_arrow.empty():
+            with contextlib.suppress(queue.Empty):  # another thread took it meanwhile
+                _close_quietly(self._idle_arrow.get_nowait())
 
     def _small_conn(self):
         if self._small is None or self._small.closed:
@@ -237,12 +272,11 @@ class PostgresStorage(Storage):
             raise _clean(exc, self.db) from None
 
     def close(self) -> None:
-        """Close both connections."""
-        for conn in (self._arrow, self._small):
-            if conn is not None:
-                with contextlib.suppress(Exception):  # a broken connection must not hide the error
-                    conn.close()
-        self._arrow = self._small = None
+        """Close every connection."""
+        self._close_idle_arrow()
+        if self._small is not None:
+            _close_quietly(self._small)
+        self._small = None
 
     # interface --------------------------------------------------------------------------------
     def check(self) -> None:
@@ -258,17 +292,15 @@ class PostgresStorage(Storage):
         self, query: str, params: Sequence[Any] = (), categorical: Sequence[str] = ()
     ) -> pl.DataFrame:
         """Return the named query's rows through ADBC as a polars frame, batch by batch."""
-        conn = self._arrow_conn()
         try:
-            with conn.cursor() as cur:
+            with self._arrow_conn() as conn, conn.cursor() as cur:
                 sql, bound = inline(load_query(query), params)  # no parameters: COPY stream
                 cur.execute(sql, parameters=bound or None)
                 frame = frame_from_batches(cur.fetch_record_batch(), categorical)
-            conn.commit()
+                conn.commit()
         except StorageError:
             raise
         except Exception as exc:
-            self._reset()
             raise _clean(exc, self.db) from None
         return frame
 
@@ -317,8 +349,7 @@ class PostgresStorage(Storage):
             self._reset()
             raise _clean(exc, self.db) from None
         finally:
-            with contextlib.suppress(Exception):  # a broken connection must not hide the error
-                conn.close()
+            _close_quietly(conn)
         return written
 
     def _reset(self) -> None:
