@@ -10,8 +10,16 @@ RECOMMENDATION_SOURCE = "recommendation"
 
 # usage_metrics ------------------------------------------------------------------------------
 EVENT_TYPES = (
-    "page_view", "search", "favorite", "unfavorite", "collection_add", "follow",
-    "share", "signup", "login", "listing_click",
+    "page_view",
+    "search",
+    "favorite",
+    "unfavorite",
+    "collection_add",
+    "follow",
+    "share",
+    "signup",
+    "login",
+    "listing_click",
 )
 PAGE_VIEW = "page_view"
 ENTITY_TYPES = ("record", "track", "store", "collection", "user", "search", "home")
@@ -24,7 +32,14 @@ USER_ROLES = ("user", "store_manager", "admin", "service")
 STORE_STATUSES = ("pending", "active", "suspended", "inactive")
 RECORD_STATUSES = ("for_sale", "sold", "reserved", "draft", "expired")
 RECORD_CONDITIONS = (
-    "mint", "near_mint", "very_good_plus", "very_good", "good_plus", "good", "fair", "poor",
+    "mint",
+    "near_mint",
+    "very_good_plus",
+    "very_good",
+    "good_plus",
+    "good",
+    "fair",
+    "poor",
 )
 SLEEVE_CONDITIONS = (*RECORD_CONDITIONS, "generic", "not_graded", "no_cover")
 AUDIO_PLATFORMS = ("youtube", "spotify", "apple_music", "soundcloud", "bandcamp", "discogs")
@@ -33,8 +48,16 @@ PLAYABLE_MATCH_STATUSES = ("verified", "auto_approved")
 FEEDBACK_TYPES = ("bug", "feature_request", "recommendation", "general")
 FEEDBACK_STATUSES = ("open", "in_progress", "resolved", "closed")
 JOB_TYPES = (
-    "nightly", "backfill", "daily_metrics", "similarity", "recommendations", "evaluation",
-    "cleanup", "snapshot", "import", "generate",
+    "nightly",
+    "backfill",
+    "daily_metrics",
+    "similarity",
+    "recommendations",
+    "evaluation",
+    "cleanup",
+    "snapshot",
+    "import",
+    "generate",
 )
 JOB_STATUSES = ("pending", "running", "completed", "completed_with_warnings", "failed", "cancelled")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -47,21 +70,21 @@ PLATFORM = ("platform", "platform", "all")
 METRIC_TYPES = ("platform", "track", "record", "store", "device", "recommendation", "model_quality")
 
 PLATFORM_METRICS = (
-    "active_users",          # distinct users with a play or a usage event that day
-    "listeners",             # distinct users with a play_history row that day
-    "plays",                 # play_history rows with action 'play'
-    "completes",             # rows with action 'complete'
-    "skips",                 # rows with action 'skip'
-    "completion_rate",       # completes / plays (0 when no plays)
-    "skip_rate",             # skips / plays (0 when no plays)
-    "listening_seconds",     # sum(duration_played_ms) / 1000 over all play_history rows
-    "sessions",              # distinct non-null session_id in play_history
-    "avg_session_seconds",   # listening_seconds / sessions (0 when no sessions)
-    "new_users",             # users created that day
-    "favorites",             # favorites created that day
-    "collection_adds",       # user_collection_items added that day
-    "follows",               # user_follows created that day
-    "page_views",            # usage_metrics rows with event_type 'page_view'
+    "active_users",  # distinct users with a play or a usage event that day
+    "listeners",  # distinct users with a play_history row that day
+    "plays",  # play_history rows with action 'play'
+    "completes",  # rows with action 'complete'
+    "skips",  # rows with action 'skip'
+    "completion_rate",  # completes / plays (0 when no plays)
+    "skip_rate",  # skips / plays (0 when no plays)
+    "listening_seconds",  # sum(duration_played_ms) / 1000 over all play_history rows
+    "sessions",  # distinct non-null session_id in play_history
+    "avg_session_seconds",  # listening_seconds / sessions (0 when no sessions)
+    "new_users",  # users created that day
+    "favorites",  # favorites created that day
+    "collection_adds",  # user_collection_items added that day
+    "follows",  # user_follows created that day
+    "page_views",  # usage_metrics rows with event_type 'page_view'
 )
 TRACK_METRICS = ("plays", "completes", "skips", "listeners", "listening_seconds")
 RECORD_METRICS = (*TRACK_METRICS, "page_views", "favorites")
@@ -86,14 +109,41 @@ RECOMMENDATION_LISTS = {  # list_name -> (data_type, item_type)
 
 # Output columns in table order (what publish writes) ------------------------------------------
 DAILY_METRICS_COLUMNS = (
-    "metric_date", "metric_type", "entity_type", "entity_id", "metric_name", "metric_value",
-    "run_id", "computed_at",
+    "metric_date",
+    "metric_type",
+    "entity_type",
+    "entity_id",
+    "metric_name",
+    "metric_value",
+    "run_id",
+    "computed_at",
 )
 CONTENT_SIMILARITY_COLUMNS = (
-    "source_type", "source_id", "target_type", "target_id", "similarity_type", "score", "rank",
-    "model_version", "run_id", "computed_at", "expires_at",
+    "source_type",
+    "source_id",
+    "target_type",
+    "target_id",
+    "similarity_type",
+    "score",
+    "rank",
+    "model_version",
+    "run_id",
+    "computed_at",
+    "expires_at",
 )
 RECOMMENDATION_COLUMNS = (
-    "user_id", "data_type", "list_name", "item_type", "item_id", "item_key", "score",
-    "confidence", "rank", "reason", "model_version", "run_id", "created_at", "expires_at",
+    "user_id",
+    "data_type",
+    "list_name",
+    "item_type",
+    "item_id",
+    "item_key",
+    "score",
+    "confidence",
+    "rank",
+    "reason",
+    "model_version",
+    "run_id",
+    "created_at",
+    "expires_at",
 )
