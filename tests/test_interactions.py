@@ -197,3 +197,22 @@ def test_inputs_are_not_mutated():
     user_track_history(PLAYS)
     for frame, copy in zip(frames, before, strict=True):
         assert_frame_equal(frame, copy)
+
+
+def test_genre_matrix_rows_follow_the_matrix_columns_and_genres_count_once():
+    import numpy as np
+
+    from flows.matrices import genre_matrix
+    from models.matrix import InteractionMatrix
+
+    matrix = InteractionMatrix.from_arrays([1, 1, 2], [30, 10, 20])  # columns: items 10, 20, 30
+    items = pl.DataFrame(
+        {
+            "id": [30, 10, 99, 20],  # 99 is not in the matrix
+            "genres": [["rock", "jazz", "rock"], ["jazz", None], ["pop"], None],
+        },
+        schema={"id": pl.Int64, "genres": pl.List(pl.Utf8)},
+    )
+    F = genre_matrix(items, matrix)
+    assert F.shape == (3, 3)  # jazz, pop, rock: sorted names, pop on no matrix item
+    np.testing.assert_array_equal(F.toarray(), [[1, 0, 0], [0, 0, 0], [1, 0, 1]])
