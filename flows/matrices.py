@@ -18,6 +18,7 @@ from transforms.interactions import (
     user_history,
     user_track_history,
 )
+from transforms.preferences import facet_keys
 
 
 @dataclass(frozen=True)
@@ -75,14 +76,14 @@ def genre_matrix(items: pl.DataFrame, matrix: InteractionMatrix) -> sp.csr_matri
     """Return the matrix's items × genres 0/1 matrix from `items` (id, genres: list of text).
 
     Rows follow the matrix's columns (an item absent from `items` has no genre), columns
-    the sorted genre names; a genre repeated on an item counts once, nulls not at all.
+    the sorted genre names (``facet_keys``' codes); a genre repeated on an item counts once,
+    null or empty ones not at all.
     """
-    pairs = items.select(pl.col("id").cast(pl.Int64), "genres").explode("genres").drop_nulls()
-    pairs = pairs.unique(maintain_order=True)
-    rows = matrix.item_index(pairs["id"].to_numpy())
-    names, cols = np.unique(pairs["genres"].to_numpy().astype(str), return_inverse=True)
+    keys = facet_keys(items, "genres", is_list=True)
+    rows = matrix.item_index(keys["item_id"].to_numpy())
+    cols = keys["code"].to_numpy().astype(np.int64) - 1
     found = rows >= 0
     return sp.csr_matrix(
         (np.ones(int(found.sum())), (rows[found], cols[found])),
-        shape=(matrix.shape[1], names.size),
+        shape=(matrix.shape[1], int(keys["code"].max() or 0)),
     )

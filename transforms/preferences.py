@@ -44,7 +44,7 @@ def _positive(interactions: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _facet_keys(records: pl.DataFrame, column: str, is_list: bool) -> pl.DataFrame:
+def facet_keys(records: pl.DataFrame, column: str, is_list: bool) -> pl.DataFrame:
     """Return (item_id, key, code) of one records column: non-empty keys, and as code the
     UInt32 dense rank of the key (so codes sort like the keys)."""
     dtype = pl.List(pl.String) if is_list else pl.String
@@ -88,7 +88,7 @@ def _sorted_product(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.coo_matrix:
 
 
 def _facet_affinity(taste: _Taste, keys: pl.DataFrame) -> pl.DataFrame:
-    """Return (user_id, code, affinity, events, records) for the keys of `_facet_keys`.
+    """Return (user_id, code, affinity, events, records) for the keys of `facet_keys`.
 
     Sparse products of the users × records weights and event counts with the records × keys
     incidence, not a join of every interaction with its record's keys and a group-by
@@ -131,7 +131,7 @@ def _with_keys(frame: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
 
 def genre_affinity(interactions: pl.DataFrame, records: pl.DataFrame) -> pl.DataFrame:
     """Return (user_id, genre, affinity, events) per user and genre, by affinity desc."""
-    keys = _facet_keys(records, "genres", is_list=True)
+    keys = facet_keys(records, "genres", is_list=True)
     frame = _with_keys(_ranked(_facet_affinity(_taste(interactions, records), keys)), keys)
     return frame.select("user_id", pl.col("key").alias("genre"), "affinity", "events")
 
@@ -166,7 +166,7 @@ def preference_lists(
     taste = _taste(interactions, records)
     lists = []
     for name, (column, is_list) in _FACETS.items():
-        keys = _facet_keys(records, column, is_list)
+        keys = facet_keys(records, column, is_list)
         lists.append(_preference_list(_facet_affinity(taste, keys), keys, name, top_n))
     # each list is sorted by (user_id, rank) and _FACETS is in list_name order, so a stable
     # sort on user_id alone gives the (user_id, list_name, rank) order
