@@ -242,6 +242,30 @@ def test_stale_next_and_old_tables_do_not_break_the_next_publish(as_pipeline):
     assert not [r for r in _catalogue(admin) if r[0] == "leftover"]
 
 
+def test_the_replaced_tables_are_dropped_after_the_publish_returns(as_pipeline, monkeypatch):
+    """The swap's COMMIT ends the publish; the replaced tables go in the background, and
+    close() waits for them (a process that exits leaves nothing but what a kill would)."""
+    admin, pipeline = as_pipeline
+    _publish(pipeline, "a")
+    release, drop = threading.Event(), pg_storage._drop_replaced
+
+    def held(conn, swapped):
+        release.wait(30)
+        drop(conn, swapped)
+
+    monkeypatch.setattr(pg_storage, "_drop_replaced", held)
+    storage = PostgresStorage(pipeline)
+    try:
+        assert storage.publish(_replacements("b")) == {t: 400 for t in SWAPPED}
+        _assert_holds(admin, "b")  # committed: readers see the new rows already
+        left = {r[1] for r in _catalogue(admin) if r[0] == "leftover"}
+        assert {f"{t}_old" for t in SWAPPED} <= left  # not dropped yet (nor their indexes)
+    finally:
+        release.set()
+        storage.close()
+    assert not [r for r in _catalogue(admin) if r[0] == "leftover"]
+
+
 @pytest.mark.parametrize(
     "sql",
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -77,7 +78,7 @@ def _apply(conn, replacements: Sequence[Replacement], swapped: set[str]) -> dict
     """Apply the replacements inside the open transaction of `conn`; swap in the built tables.
 
     Returns rows per table replaced here (the swapped tables were loaded before). The
-    caller holds the publish's advisory locks (_session_locks).
+    caller holds the publish's advisory locks (_lock_statements).
     """
     from flows import bulk
 
@@ -116,18 +117,6 @@ def _lock_statements(replacements: Sequence[Replacement]) -> list[tuple[str, tup
     return statements
 
 
-@contextlib.contextmanager
-def _session_locks(conn, replacements: Sequence[Replacement]) -> Iterator[None]:
-    """Hold the session advisory locks of a publish (``_lock_statements``) until the block ends."""
-    for statement, params in _lock_statements(replacements):
-        conn.execute(statement, params)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(Exception):  # a broken connection has released them already
-            conn.execute("SELECT pg_advisory_unlock_all()")
-
-
 def _build_and_swap(
     conn, replacements: Sequence[Replacement], swapped: list[str], connect: Callable[[], Any]
 ) -> dict[str, int]:
@@ -149,24 +138,35 @@ def _build_and_swap(
 
 def _publish_on(
     conn, replacements: Sequence[Replacement], connect: Callable[[], Any]
-) -> dict[str, int]:
-    """Run one publish from `conn` (autocommit); return rows written per table.
+) -> tuple[dict[str, int], list[str]]:
+    """Run one publish from `conn` (autocommit); return rows written per table, swapped tables.
 
-    `conn` holds session advisory locks throughout (``_lock_statements``: every table, or
-    the dates of a dated replacement), so no other publish replaces a <table>_next between
-    its build (on connections from `connect`) and the swap, nor the same dates at once;
-    the replaced tables are dropped after the COMMIT.
+    `conn` takes session advisory locks first (``_lock_statements``: every table, or the
+    dates of a dated replacement) and keeps them until it is closed, so no other publish
+    replaces a <table>_next between its build (on connections from `connect`) and the swap,
+    nor the same dates at once, nor prepares one before the replaced tables are dropped
+    (``_drop_replaced``, after this returns).
     """
     swapped = sorted(_swapped(replacements))
-    drop_old = load_query("publish_drop_old")
-    with _session_locks(conn, replacements):
-        if swapped:  # left by a run killed after its COMMIT: dropped here, outside any swap lock
-            conn.execute(drop_old, (swapped,))
-        written = _build_and_swap(conn, replacements, swapped, connect)
+    for statement, params in _lock_statements(replacements):
+        conn.execute(statement, params)
+    if swapped:  # left by a run killed after its COMMIT: dropped here, outside any swap lock
+        conn.execute(load_query("publish_drop_old"), (swapped,))
+    return _build_and_swap(conn, replacements, swapped, connect), swapped
+
+
+def _drop_replaced(conn, swapped: Sequence[str]) -> None:
+    """Drop the tables a committed swap replaced, then close `conn` (ending its locks).
+
+    Freeing gigabytes of files takes seconds of disk time; readers saw the new rows at the
+    COMMIT already, so PostgresStorage runs this in the background until it is closed.
+    """
+    try:
         if swapped:
             with contextlib.suppress(Exception):  # committed; else the next publish drops them
-                conn.execute(drop_old, (swapped,))
-    return written
+                conn.execute(load_query("publish_drop_old"), (list(swapped),))
+    finally:
+        _close_quietly(conn)
 
 
 def _with_connect_timeout(url: str) -> str:
@@ -203,6 +203,7 @@ class PostgresStorage(Storage):
         super().__init__(db)
         self._idle_arrow: queue.SimpleQueue = queue.SimpleQueue()  # ADBC, between reads
         self._small = None
+        self._dropping: list[threading.Thread] = []  # replaced tables dropped after a publish
 
     # connections ------------------------------------------------------------------------------
     def _new_arrow_conn(self):
@@ -272,7 +273,9 @@ class PostgresStorage(Storage):
             raise _clean(exc, self.db) from None
 
     def close(self) -> None:
-        """Close every connection."""
+        """Wait for the replaced tables to be dropped, then close every connection."""
+        while self._dropping:
+            self._dropping.pop().join()
         self._close_idle_arrow()
         if self._small is not None:
             _close_quietly(self._small)
@@ -339,17 +342,23 @@ class PostgresStorage(Storage):
         SWAPPED tables replaced whole are first loaded into a fresh <table>_next and indexed,
         each on its own connection and all at once (sql/postgres/0012_publish_swap.sql);
         then one transaction replaces the other tables by DELETE + COPY and swaps every
-        <table>_next in; the replaced tables are dropped after its COMMIT. Readers see the
-        old rows of every table until that COMMIT.
+        <table>_next in. Readers see the old rows of every table until that COMMIT; the
+        replaced tables are dropped after it, in the background until `close` (which waits).
         """
         conn = self._psycopg_connect()  # its own: one publish transaction
         try:
-            written = _publish_on(conn, replacements, self._psycopg_connect)
-        except Exception as exc:
+            written, swapped = _publish_on(conn, replacements, self._psycopg_connect)
+        except BaseException as exc:
+            _close_quietly(conn)  # its advisory locks go with it
+            if not isinstance(exc, Exception):
+                raise
             self._reset()
             raise _clean(exc, self.db) from None
-        finally:
-            _close_quietly(conn)
+        dropping = threading.Thread(
+            target=_drop_replaced, args=(conn, swapped), name="publish-drop-replaced"
+        )
+        dropping.start()
+        self._dropping.append(dropping)
         return written
 
     def _reset(self) -> None:
