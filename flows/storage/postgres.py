@@ -162,9 +162,8 @@ def _drop_replaced(conn, swapped: Sequence[str]) -> None:
     COMMIT already, so PostgresStorage runs this in the background until it is closed.
     """
     try:
-        if swapped:
-            with contextlib.suppress(Exception):  # committed; else the next publish drops them
-                conn.execute(load_query("publish_drop_old"), (list(swapped),))
+        with contextlib.suppress(Exception):  # committed; else the next publish drops them
+            conn.execute(load_query("publish_drop_old"), (list(swapped),))
     finally:
         _close_quietly(conn)
 
@@ -354,6 +353,9 @@ class PostgresStorage(Storage):
                 raise
             self._reset()
             raise _clean(exc, self.db) from None
+        if not swapped:  # nothing to drop: its locks end now
+            _close_quietly(conn)
+            return written
         dropping = threading.Thread(
             target=_drop_replaced, args=(conn, swapped), name="publish-drop-replaced"
         )
