@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 import flows.storage.postgres as pg_storage
+import flows.storage.swap_build as swap_build
 from flows.database import Database, parse_database
 from flows.storage import Replacement, StorageError
 from flows.storage.postgres import PostgresStorage
@@ -229,6 +230,68 @@ def test_a_build_failing_on_one_table_discards_the_other_built_table(as_pipeline
     _assert_holds(admin, "c")
 
 
+@pytest.mark.parametrize("at_once", [True, False], ids=["at-once", "one-at-a-time"])
+def test_indexes_built_at_once_or_one_at_a_time_give_the_same_tables(
+    as_pipeline, monkeypatch, at_once
+):
+    """The last table to finish loading builds its indexes on several connections, the
+    others one at a time: either way the swapped-in tables match what the migrations made."""
+    admin, pipeline = as_pipeline
+    before = _catalogue(admin)
+    monkeypatch.setattr(swap_build.LoadsInFlight, "finish_one", lambda self: at_once)
+    built: list[str] = []
+    real_build = swap_build._build_index
+    monkeypatch.setattr(
+        swap_build, "_build_index", lambda c, t, i: (built.append(i), real_build(c, t, i))
+    )
+    _publish(pipeline, "a")
+    _publish(pipeline, "b")
+    _assert_holds(admin, "b")
+    assert _catalogue(admin) == before  # keys, indexes and column defaults as migrated
+    assert len(built) == (14 if at_once else 0)  # 4 + 3 indexes, two publishes
+
+
+def test_the_constant_columns_are_filled_by_defaults_then_restored(as_pipeline, monkeypatch):
+    """Columns holding one value in every row leave the COPY: the server fills them by a
+    default of t_next, which gets the live table's defaults back before the swap."""
+    import flows.bulk
+
+    admin, pipeline = as_pipeline
+    sent: dict[str, list[str]] = {}
+    real_copy = flows.bulk.copy_frame
+
+    def recording_copy(conn, name, frame, *args, **kwargs):
+        sent[name] = frame.columns
+        return real_copy(conn, name, frame, *args, **kwargs)
+
+    monkeypatch.setattr(flows.bulk, "copy_frame", recording_copy)
+    before = _catalogue(admin)
+    _publish(pipeline, "a")
+    _assert_holds(admin, "a")  # model_version, run_id, expires_at... as the frames had them
+    assert _catalogue(admin) == before  # created_at DEFAULT now() back, no other default
+    assert sent == {  # floats always go by COPY (their text form is not read back exactly)
+        "content_similarity_next": ["source_id", "target_id", "score", "rank"],  # no types
+        "recommendation_data_next": ["user_id", "item_id", "score", "confidence", "rank", "reason"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ("[]", "must be a JSON object"),
+        ('{"no_such_column": "1"}', "no_such_column is not a plain column"),
+        ('{"id": "1"}', "id is not a plain column"),
+        ('{"rank": 1}', "rank is not a plain column of recommendation_data with a text value"),
+    ],
+)
+def test_publish_defaults_refuses_what_it_cannot_set(as_pipeline, values, message):
+    _, pipeline = as_pipeline
+    with _admin(pipeline) as conn, conn.transaction():
+        conn.execute("SELECT publish_prepare('recommendation_data')")
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match=message):
+            conn.execute("SELECT publish_defaults('recommendation_data', %s::jsonb)", (values,))
+
+
 def test_stale_next_and_old_tables_do_not_break_the_next_publish(as_pipeline):
     admin, pipeline = as_pipeline
     with _admin(admin) as conn:  # as runs that prepared outside a transaction and died
@@ -273,6 +336,8 @@ def test_the_replaced_tables_are_dropped_after_the_publish_returns(as_pipeline, 
         "SELECT publish_prepare(NULL)",
         "SELECT publish_prepare('content_similarity; DROP TABLE users')",
         "SELECT publish_build('daily_metrics')",
+        "SELECT publish_defaults('users', '{}')",
+        "SELECT publish_build_index('users', 'users_pkey')",
         "SELECT publish_swap('content_similarity', 'jobs')",
         "SELECT publish_swap('record_popularity')",
         "SELECT publish_discard('users')",
@@ -411,7 +476,7 @@ def test_a_reader_that_waited_on_the_swap_finds_the_new_rows(as_pipeline):
         reader.execute("SET ROLE service_role")
         replacements = _replacements("b")
         storage = PostgresStorage(pipeline)
-        pg_storage._build_all_next(
+        swap_build.build_all_next(
             storage._psycopg_connect, {r.table: r.frame for r in replacements}
         )
         with conn.transaction():

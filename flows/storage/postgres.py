@@ -7,7 +7,6 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import polars as pl
@@ -21,6 +20,7 @@ from flows.storage.base import (
     load_query,
 )
 from flows.storage.literals import inline
+from flows.storage.swap_build import build_all_next
 
 CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT = "30min"  # no database call may hang a run forever
@@ -40,38 +40,6 @@ def _swapped(replacements: Sequence[Replacement]) -> set[str]:
         for r in replacements
         if r.every_row and r.table in SWAPPED and tables.count(r.table) == 1
     }
-
-
-def _build_next(connect: Callable[[], Any], table: str, frame: pl.DataFrame) -> int:
-    """Load and index <table>_next on a connection of its own, committed; return its rows.
-
-    Not visible under the table's name until publish_swap: readers see the live table.
-    """
-    from flows import bulk
-
-    conn = connect()
-    try:
-        with conn.transaction():
-            (target,) = conn.execute(load_query("publish_prepare"), (table,)).fetchone()
-            rows = bulk.copy_frame(conn, target, frame, freeze=True)
-            conn.execute(load_query("publish_build"), (table,))
-        return rows
-    finally:
-        _close_quietly(conn)
-
-
-def _build_all_next(connect: Callable[[], Any], swapped: dict[str, pl.DataFrame]) -> dict:
-    """Build every <table>_next at once, one thread and connection each; return rows per table.
-
-    The server loads and indexes each table on its own core; the first error is raised
-    after every build has stopped.
-    """
-    if len(swapped) < 2:
-        return {table: _build_next(connect, table, frame) for table, frame in swapped.items()}
-    with ThreadPoolExecutor(len(swapped), thread_name_prefix="publish") as pool:
-        futures = {t: pool.submit(_build_next, connect, t, f) for t, f in swapped.items()}
-        wait(futures.values())
-    return {table: future.result() for table, future in futures.items()}
 
 
 def _apply(conn, replacements: Sequence[Replacement], swapped: set[str]) -> dict[str, int]:
@@ -126,7 +94,7 @@ def _build_and_swap(
     """
     frames = {r.table: r.frame for r in replacements if r.table in swapped}
     try:
-        written = _build_all_next(connect, frames)
+        written = build_all_next(connect, frames)
         with conn.transaction():
             return written | _apply(conn, replacements, set(swapped))
     except BaseException:

@@ -1,0 +1,144 @@
+"""Building the <table>_next tables that PostgresStorage.publish swaps in (migrations 0012, 0015).
+
+Each table is loaded on a connection of its own, all at once, and committed: publish_prepare,
+then the columns holding one value in every row (a run's model_version, run_id, expires_at)
+set as column defaults and left out of the COPY, whose other columns go by binary COPY
+FREEZE, then the table's own defaults back. Then its indexes: a table whose load ends while
+others still load builds them one at a time (publish_build), leaving the cores to those loads;
+the last one to finish builds them at once, one connection each (publish_build_index), and
+publish_build attaches its keys and analyses it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
+
+import polars as pl
+
+from flows.storage.base import load_query
+
+
+def _literal(value: Any, dtype: pl.DataType) -> str | None:
+    """Return the text PostgreSQL reads back as exactly `value`, or None when unsure."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | str):
+        return str(value)
+    zoned = getattr(dtype, "time_zone", None) and getattr(dtype, "time_unit", None) != "ns"
+    if isinstance(value, dt.datetime) and zoned:
+        return value.isoformat()  # with its offset: read the same in any TimeZone
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value.isoformat()
+    return None
+
+
+def constant_columns(frame: pl.DataFrame) -> dict[str, str]:
+    """Return {column: value as text} for the columns holding one non-null value in every row.
+
+    Only text, integer, boolean, date and zoned timestamp columns; when every column is
+    constant, the first one stays in the COPY (which needs a column).
+    """
+    constants: dict[str, str] = {}
+    if frame.height < 2:
+        return constants
+    for name in frame.columns:
+        column = frame.get_column(name)
+        if column.dtype.is_float() or column.null_count() or column.dtype.is_nested():
+            continue
+        first = column[0]
+        literal = _literal(first, column.dtype)
+        if literal is not None and (column == first).all():
+            constants[name] = literal
+    if len(constants) == frame.width:
+        del constants[frame.columns[0]]
+    return constants
+
+
+class LoadsInFlight:
+    """How many tables of one publish are still loading (their COPY not committed yet)."""
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._lock = threading.Lock()
+
+    def finish_one(self) -> bool:
+        """Count one load as finished; return True when it was the last one."""
+        with self._lock:
+            self._count -= 1
+            return self._count == 0
+
+
+def _load_next(conn: Any, table: str, frame: pl.DataFrame) -> int:
+    """Create <table>_next and COPY the frame into it in one committed transaction."""
+    from flows import bulk
+
+    constants = constant_columns(frame)
+    with conn.transaction():
+        (target,) = conn.execute(load_query("publish_prepare"), (table,)).fetchone()
+        if constants:
+            conn.execute(load_query("publish_defaults"), (table, json.dumps(constants)))
+        bulk.copy_frame(conn, target, frame.drop(list(constants)), freeze=True)
+        if constants:
+            conn.execute(load_query("publish_defaults"), (table, "{}"))
+    return frame.height
+
+
+def _build_index(connect: Callable[[], Any], table: str, index: str) -> None:
+    """Build one index of <table>_next on a connection of its own."""
+    conn = connect()
+    try:
+        conn.execute(load_query("publish_build_index"), (table, index))
+    finally:
+        conn.close()
+
+
+def _build_indexes_at_once(connect: Callable[[], Any], conn: Any, table: str) -> None:
+    """Build every index of <table>_next at once, one connection each; raise the first error."""
+    indexes = [row[0] for row in conn.execute(load_query("publish_indexes"), (table,))]
+    if len(indexes) < 2:
+        return
+    with ThreadPoolExecutor(len(indexes), thread_name_prefix=f"index-{table}") as pool:
+        futures = [pool.submit(_build_index, connect, table, index) for index in indexes]
+        wait(futures)
+    for future in futures:
+        future.result()
+
+
+def build_next(
+    connect: Callable[[], Any], table: str, frame: pl.DataFrame, loads: LoadsInFlight
+) -> int:
+    """Load, index and analyse <table>_next, committed; return its rows.
+
+    Not visible under the table's name until publish_swap: readers see the live table.
+    """
+    conn = connect()
+    try:
+        try:
+            rows = _load_next(conn, table, frame)
+        finally:
+            last = loads.finish_one()
+        if last:
+            _build_indexes_at_once(connect, conn, table)
+        conn.execute(load_query("publish_build"), (table,))
+        return rows
+    finally:
+        conn.close()
+
+
+def build_all_next(connect: Callable[[], Any], frames: dict[str, pl.DataFrame]) -> dict:
+    """Build every <table>_next at once, one thread and connection each; return rows per table.
+
+    The first error is raised after every build has stopped.
+    """
+    loads = LoadsInFlight(len(frames))
+    if len(frames) < 2:
+        return {table: build_next(connect, table, f, loads) for table, f in frames.items()}
+    with ThreadPoolExecutor(len(frames), thread_name_prefix="publish") as pool:
+        futures = {t: pool.submit(build_next, connect, t, f, loads) for t, f in frames.items()}
+        wait(futures.values())
+    return {table: future.result() for table, future in futures.items()}
