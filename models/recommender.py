@@ -17,7 +17,7 @@ from models.neighbors import ItemKNN
 from transforms.parallel import map_in_order
 from transforms.ranking import top_per_row
 
-MODEL_VERSION = "rotation-dlae-genres-lowpass3-knn-3"
+MODEL_VERSION = "rotation-dlae-genres-lowpass3-knn-4"
 
 #: Relative slack of the float64 pre-test on raw kNN sums (see _reachable).
 RAW_SLACK = 1e-5
@@ -243,7 +243,10 @@ class RotationRecommender(Recommender):
         item_counts = np.maximum(self.item_counts_, 1.0)
         R = sp.diags(user_counts**-0.5) @ X @ sp.diags(item_counts**-self.item_exponent)
         rank = max(1, min(max(k for k, _ in self.lowpass), min(X.shape) - 1))
+        # float32 products: half the bytes gathered per product, 2.1× faster at L (bench/README)
+        R = sp.csr_matrix(R, dtype=np.float32)
         _, _, vt = sparse_randomized_svd(R, rank, n_iter=7, random_state=self.random_state)
+        vt = vt.astype(np.float64)
         self.item_factors_ = vt.T * (item_counts**-self.item_exponent)[:, None]
         loadings = vt.T * (item_counts**self.item_exponent)[:, None]
         self.head_loadings_ = np.ascontiguousarray(loadings[self.dense_items_].T)
