@@ -223,6 +223,21 @@ def test_store_prior_shrinks_small_stores_and_batches_agree():
     assert reason == {"kind": "taste_match", "genres": ["Jazz", "Rock"]}
 
 
+def test_store_reason_names_the_three_strongest_genres_ties_by_name():
+    genres = ["Soul", "Rock", "Pop", "Jazz"]
+    records = pl.DataFrame({"id": [1, 2, 3, 4], "genres": [[g] for g in genres]})
+    stores = pl.DataFrame({"id": [1], "store_status": ["active"]})
+    inventory = pl.DataFrame(
+        {"store_id": [1] * 4, "record_id": [1, 2, 3, 4], "record_status": ["for_sale"] * 4}
+    )
+    affinity = pl.DataFrame(
+        {"user_id": [1] * 4, "genre": genres, "affinity": [1.0, 2.0, 2.0, 3.0], "events": [1] * 4}
+    )
+    out = store_list(affinity, inventory, stores, records, NO_FOLLOWS)
+    reason = json.loads(out["reason"].item())
+    assert reason == {"kind": "taste_match", "genres": ["Jazz", "Pop", "Rock"]}
+
+
 def test_store_list_top_n_and_empty_inputs():
     records, stores, inventory = _store_setup()
     affinity = genre_affinity(
@@ -525,4 +540,9 @@ def test_store_list_matches_reference(taste, stock, follows, top_n):
                 expected.append((-round(score, 12), store))
         got = out.filter(user_id=user).sort("rank")
         assert got["item_id"].to_list() == [s for _, s in sorted(expected)[:top_n]]
+        for store, reason in zip(got["item_id"], got["reason"], strict=True):
+            counts = [g for s, r in stocked if s == store for g in genres[r]]
+            parts = sorted((-weights.get(g, 0) * counts.count(g), g) for g in set(counts))
+            named = [g for part, g in parts if part < 0][:3]
+            assert json.loads(reason) == {"kind": "taste_match", "genres": named}
         assert got["score"].to_list() == pytest.approx([-x for x, _ in sorted(expected)[:top_n]])

@@ -105,9 +105,42 @@ def _top_batch(scores: np.ndarray, lo: int, follows: pl.DataFrame, top_n: int) -
 
 
 def _top_stores(
-    taste: pl.DataFrame, shares: pl.DataFrame, follows: pl.DataFrame, top_n: int, batch: int
+    taste_m: np.ndarray, share_m: np.ndarray, followed: pl.DataFrame, top_n: int, batch: int
 ) -> pl.DataFrame:
-    """Return (user_id, store_id, score, rank) of each user's best unfollowed stores."""
+    """Return (u, s, score, rank) of each user's best unfollowed stores (matrix indices)."""
+    starts = range(0, taste_m.shape[0], batch)
+    parts = [_top_batch(taste_m[lo : lo + batch] @ share_m, lo, followed, top_n) for lo in starts]
+    empty = {"u": pl.UInt32, "s": pl.UInt32, "score": pl.Float64}
+    top = (pl.concat(parts) if parts else pl.DataFrame(schema=empty)).sort(
+        ["u", "score", "s"], descending=[False, True, False]
+    )
+    rank = pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("u")
+    return top.with_columns(rank.alias("rank")).filter(pl.col("rank") <= top_n)
+
+
+def _reason_genres(top: pl.DataFrame, taste_m, share_m, genre_names: pl.Series) -> pl.Series:
+    """Return each (u, s) row's up to REASON_GENRES genres by p_u(g) · q_s(g) (ties: name).
+
+    Computed on the rows × genres contribution matrix, rounded as the scores are so that
+    float noise does not break ties; genre indices follow the names' sorted order, so a
+    stable sort of the negated contributions breaks ties by name.
+    """
+    u, s = top["u"].to_numpy(), top["s"].to_numpy()
+    contribution = np.round(taste_m[u] * share_m[:, s].T, 12)
+    width = min(REASON_GENRES, contribution.shape[1])
+    order = np.argsort(-contribution, axis=1, kind="stable")[:, :width]
+    positive = np.take_along_axis(contribution, order, axis=1) > 0
+    columns = [
+        pl.when(pl.Series(positive[:, i])).then(genre_names.gather(order[:, i]))
+        for i in range(width)
+    ]
+    if not columns:
+        return pl.Series("genres", [[]] * top.height, dtype=pl.List(pl.String))
+    return pl.select(pl.concat_list(columns).list.drop_nulls().alias("genres")).to_series()
+
+
+def _ranked_stores(taste: pl.DataFrame, shares: pl.DataFrame, follows, top_n: int, batch: int):
+    """Return (user_id, store_id, score, rank, reason) of each user's best unfollowed stores."""
     genres = _index(shares, "genre", "g")
     stores = _index(shares, "store_id", "s")
     users = _index(taste, "user_id", "u")
@@ -120,33 +153,11 @@ def _top_stores(
         .join(users, on="user_id")
         .join(stores, on="store_id")
     )
-    starts = range(0, users.height, batch)
-    parts = [_top_batch(taste_m[lo : lo + batch] @ share_m, lo, followed, top_n) for lo in starts]
-    empty = {"u": pl.UInt32, "s": pl.UInt32, "score": pl.Float64}
-    top = (pl.concat(parts) if parts else pl.DataFrame(schema=empty)).sort(
-        ["u", "score", "s"], descending=[False, True, False]
-    )
-    rank = pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("u")
-    top = top.with_columns(rank.alias("rank")).filter(pl.col("rank") <= top_n)
-    named = top.join(users, on="u").join(stores, on="s")
-    return named.select("user_id", "store_id", "score", "rank")
-
-
-def _reasons(top: pl.DataFrame, taste: pl.DataFrame, shares: pl.DataFrame) -> pl.DataFrame:
-    key = ["user_id", "store_id"]
-    contribution = (pl.col("taste") * pl.col("share")).alias("contribution")
-    genres = (
-        top.select(key)
-        .join(taste, on="user_id")
-        .join(shares.select("store_id", "genre", "share"), on=["store_id", "genre"])
-        .with_columns(contribution)
-        .sort([*key, "contribution", "genre"], descending=[False, False, True, False])
-        .filter(pl.int_range(pl.len()).over(key) < REASON_GENRES)
-        .group_by(key, maintain_order=True)
-        .agg(pl.col("genre").alias("genres"))
-    )
-    reason = pl.struct(kind=pl.lit("taste_match"), genres=pl.col("genres")).struct.json_encode()
-    return genres.select(*key, reason.alias("reason"))
+    top = _top_stores(taste_m, share_m, followed, top_n, batch)
+    genre_names = _reason_genres(top, taste_m, share_m, genres["genre"])
+    reason = pl.struct(kind=pl.lit("taste_match"), genres=genre_names).struct.json_encode()
+    named = top.with_columns(reason.alias("reason")).join(users, on="u").join(stores, on="s")
+    return named.select("user_id", "store_id", "score", "rank", "reason")
 
 
 def store_list(
@@ -167,10 +178,9 @@ def store_list(
     """
     taste = _taste(genre_affinity)
     shares = store_genre_shares(inventory, stores, records, stock_prior=stock_prior)
-    top = _top_stores(taste, shares, follows, top_n, batch_size)
+    rows = _ranked_stores(taste, shares, follows, top_n, batch_size)
     sizes = genre_affinity.group_by(pl.col("user_id").cast(pl.Int64)).agg(
         pl.col("events").sum().cast(pl.Int64).alias("history_size")
     )
-    rows = top.join(_reasons(top, taste, shares), on=["user_id", "store_id"], how="left")
     rows = with_model_confidence(rows.rename({"store_id": "item_id"}), sizes)
     return to_output(rows, "stores").sort(SORT_KEYS)
