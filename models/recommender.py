@@ -7,6 +7,8 @@ splits carved out of the training part of MovieLens 100k; see that script's docs
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -17,27 +19,76 @@ from models.neighbors import ItemKNN
 from transforms.parallel import map_in_order
 from transforms.ranking import top_per_row
 
-MODEL_VERSION = "rotation-dlae-genres-lowpass3-knn-4"
+MODEL_VERSION = "rotation-dlae-genres-lowpass3-knn-5"
 
 #: Relative slack of the float64 pre-test on raw kNN sums (see _reachable).
 RAW_SLACK = 1e-5
+
+#: Relative spread below which a low-pass or lift term counts as flat in a row (z = 0).
+FLAT_TERM = 1e-6
 
 #: Default cap on the dense head's scoring work, nnz(X) · D multiply-adds (see dense_size).
 HEAD_WORK = float(2**34)
 
 
-def _rows_product(A, B: np.ndarray, block: int = 2048) -> np.ndarray:
-    """Return A @ B (dense B) as float32, computed in float64 blocks of rows.
+class LowRankTerm(NamedTuple):
+    """Scores A @ Q (B × r rows, r × D basis), weighted by prefix: Σ w · z(A[:, :k] @ Q[:k])."""
 
-    OpenBLAS's float32 products round differently with the number of rows multiplied at
-    once; in float64, rounded once to float32, a row's values do not depend on its batch.
-    """
-    out = np.empty((A.shape[0], B.shape[1]), dtype=np.float32)
-    for start in range(0, A.shape[0], block):
-        part = A[start : start + block]
-        part = part.toarray() if sp.issparse(part) else part
-        out[start : start + block] = part.astype(np.float64) @ B
+    A: np.ndarray
+    Q: np.ndarray
+    prefixes: tuple[tuple[int, float], ...]  # (k, w)
+
+
+def _seen_prefix_values(term: LowRankTerm, seen: sp.csr_matrix, chunk: int = 1 << 15):
+    """Return A[:, :k] @ Q[:k] at seen's entries, one column per prefix k: nnz × prefixes."""
+    rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+    ends = np.array([k for k, _ in term.prefixes]) - 1
+    out = np.empty((seen.nnz, len(ends)))
+    for start in range(0, seen.nnz, chunk):
+        part = slice(start, start + chunk)
+        products = term.A[rows[part]] * term.Q[:, seen.indices[part]].T
+        out[part] = np.cumsum(products, axis=1)[:, ends]
     return out
+
+
+def _add_lowrank_terms(scores: np.ndarray, terms, seen: sp.csr_matrix, block: int = 2048):
+    """Add each term's Σ w · z(A[:, :k] @ Q[:k]) to ``scores`` (B × D float32) in place.
+
+    z standardises a row over its unseen columns, as ``_zscore`` does, but its sums come
+    from Q's row sums and k × k Gram matrix and from the products at the seen entries, so
+    the weighted sum of standardised terms is one product [A · c] @ Q − offset per term
+    (c: Σ w / std over the prefixes covering each column; offset: Σ w · mean / std), in
+    float64 blocks of rows: no term is ever B × D, a row's values do not depend on its batch.
+    A term flat over a row's unseen columns (std ≤ FLAT_TERM × their root mean square, as
+    with one unseen column) adds 0 there instead of rounding noise divided by ≈ 0.
+    """
+    if not terms:
+        return
+    counts = np.diff(seen.indptr)
+    rows = np.repeat(np.arange(seen.shape[0]), counts)
+    offset = np.zeros(seen.shape[0])
+    scaled, bases = [], []
+    for term in terms:
+        on_seen = _seen_prefix_values(term, seen)
+        gram, sums = term.Q @ term.Q.T, term.Q.sum(axis=1)
+        coef = np.zeros(term.A.shape)
+        for i, (k, w) in enumerate(term.prefixes):
+            A = term.A[:, :k]
+            total = A @ sums[:k] - np.bincount(rows, on_seen[:, i], minlength=len(offset))
+            total_sq = np.einsum("ij,ij->i", A @ gram[:k, :k], A)
+            total_sq -= np.bincount(rows, on_seen[:, i] ** 2, minlength=len(offset))
+            unseen = term.Q.shape[1] - counts.astype(np.float64)
+            mean, std = _row_stats(total, total_sq, unseen)
+            rms = np.sqrt(np.maximum(total_sq, 0.0) / np.maximum(unseen, 1.0))
+            scale = np.where(std > FLAT_TERM * rms, w / std, 0.0)  # flat row: z = 0
+            coef[:, :k] += scale[:, None]
+            offset += scale * mean
+        scaled.append(term.A * coef)
+        bases.append(term.Q)
+    A, Q = np.hstack(scaled), np.vstack(bases)
+    for start in range(0, A.shape[0], block):
+        part = slice(start, start + block)
+        scores[part] += (A[part] @ Q - offset[part, None]).astype(np.float32)
 
 
 def _row_stats(total, total_sq, count) -> tuple[np.ndarray, np.ndarray]:
@@ -256,15 +307,20 @@ class RotationRecommender(Recommender):
         head = np.asarray((seen @ sp.diags(self.input_scale_)) @ self.weights_, dtype=np.float32)
         scores = _zscore(head, head, seen)
         del head
-        factors = rows @ self.item_factors_
-        for k, weight in self.lowpass:
-            if weight:
-                low = _rows_product(factors[:, :k], self.head_loadings_[:k])
-                scores += np.float32(weight) * _zscore(low, low, seen)
-        if self.lift_ is not None and self.genre_weight:
-            lift = _rows_product(rows @ self.genres_, self.lift_)
-            scores += np.float32(self.genre_weight) * _zscore(lift, lift, seen)
+        _add_lowrank_terms(scores, self._lowrank_terms(rows), seen)
         return scores
+
+    def _lowrank_terms(self, rows: sp.csr_matrix) -> list[LowRankTerm]:
+        """Return the head score's low-rank parts: the low-pass filters and the genre lift."""
+        rank = self.head_loadings_.shape[0]
+        prefixes = tuple((min(k, rank), w) for k, w in self.lowpass if w)
+        terms = []
+        if prefixes:
+            terms.append(LowRankTerm(rows @ self.item_factors_, self.head_loadings_, prefixes))
+        if self.lift_ is not None and self.genre_weight:
+            genres = (rows @ self.genres_).toarray()
+            terms.append(LowRankTerm(genres, self.lift_, ((genres.shape[1], self.genre_weight),)))
+        return terms
 
     def _tail_stats(self, rows: sp.csr_matrix, seen: sp.csr_matrix):
         """Return (mean, std) of the rows' kNN scores over their unseen head items."""
