@@ -13,6 +13,7 @@ from flows.similarity import FittedModel, Similarity, compute_similarity, neighb
 from models.recommender import MODEL_VERSION
 from transforms.columns import PLAYABLE_MATCH_STATUSES
 from transforms.content_features import store_stock
+from transforms.parallel import run_beside
 from transforms.preferences import genre_affinity, preference_lists
 from transforms.rec_explain import explain
 from transforms.rec_fallback import fallback_lists, record_popularity
@@ -130,13 +131,12 @@ def split_users(records: pl.DataFrame, min_history: int) -> tuple[pl.DataFrame, 
     return modelled.sort("user_id"), cold.sort("user_id")
 
 
-def compute_recommendations(
-    inputs: Inputs, inter: Interactions, sim: Similarity, params: NightlyParams
-) -> pl.DataFrame:
-    """Return every recommendation_data row (lists and preferences) of the active users."""
+def model_lists(
+    inputs: Inputs, inter: Interactions, sim: Similarity, users: pl.DataFrame, params: NightlyParams
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return the model's (record lists with their explanations, track list) for `users`."""
     n, cap = params.top_n, params.max_per_artist
-    modelled, cold = split_users(inter.records, params.min_history)
-    candidates = model_candidates(sim.records, modelled, n * CANDIDATE_FACTOR)
+    candidates = model_candidates(sim.records, users, n * CANDIDATE_FACTOR)
     records = record_lists(
         candidates,
         inter.history,
@@ -156,21 +156,41 @@ def compute_recommendations(
         top_n=n,
         max_per_artist=cap,
     )
-    affinity = genre_affinity(inter.records, inputs.records)
-    stores = store_list(
-        affinity, inputs.inventory, inputs.stores, inputs.records, inputs.follows, top_n=min(n, 10)
+    return records, tracks
+
+
+def compute_recommendations(
+    inputs: Inputs, inter: Interactions, sim: Similarity, params: NightlyParams
+) -> pl.DataFrame:
+    """Return every recommendation_data row (lists and preferences) of the active users.
+
+    The store, fallback and preference lists are built beside the model's lists
+    (``run_beside``: mostly polars work that keeps the cores only partly busy).
+    """
+    n, cap = params.top_n, params.max_per_artist
+    modelled, cold = split_users(inter.records, params.min_history)
+    (records, tracks), (stores, fallback, preferences) = run_beside(
+        lambda: model_lists(inputs, inter, sim, modelled, params),
+        lambda: store_list(
+            genre_affinity(inter.records, inputs.records),
+            inputs.inventory,
+            inputs.stores,
+            inputs.records,
+            inputs.follows,
+            top_n=min(n, 10),
+        ),
+        lambda: fallback_lists(
+            cold,
+            inter.records,
+            inputs.records,
+            record_popularity(inter.records),
+            inter.history,
+            min_history=params.min_history,
+            top_n=n,
+            max_per_artist=cap,
+            inventory=inputs.inventory,
+            stores=inputs.stores,
+        ),
+        lambda: preference_lists(inter.records, inputs.records),
     )
-    fallback = fallback_lists(
-        cold,
-        inter.records,
-        inputs.records,
-        record_popularity(inter.records),
-        inter.history,
-        min_history=params.min_history,
-        top_n=n,
-        max_per_artist=cap,
-        inventory=inputs.inventory,
-        stores=inputs.stores,
-    )
-    preferences = preference_lists(inter.records, inputs.records)
     return assemble_recommendations(fallback, records, tracks, stores, preferences)

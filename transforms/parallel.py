@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -25,6 +26,25 @@ def map_in_order(fn: Callable, items: Iterable) -> list:
         return [fn(item) for item in items]
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(WORKER_THREADS) as pool:
         return list(pool.map(fn, items))
+
+
+def run_beside(main: Callable[[], Any], *others: Callable[[], Any]) -> tuple[Any, list]:
+    """Return (main(), [other() ...]): ``others`` run in order on a second thread meanwhile.
+
+    For independent stages that each keep the cores only partly busy (sparse products,
+    polars plans). BLAS is held to one thread while both run, so that no result depends
+    on which work overlapped it. Exceptions propagate; work not yet started is cancelled.
+    """
+    if WORKER_THREADS < 2 or not others:
+        return main(), [fn() for fn in others]
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(1) as pool:
+        futures = [pool.submit(fn) for fn in others]
+        try:
+            first = main()
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
+        return first, [future.result() for future in futures]
 
 
 class RowBlocks:
