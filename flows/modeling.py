@@ -34,16 +34,20 @@ TRACKS_PER_RECORD = 3  # tracks considered per recommended record
 
 
 def model_candidates(fitted: FittedModel, users: pl.DataFrame, n: int) -> pl.DataFrame:
-    """Return (user_id, item_id, score): the fitted recommender's top-n unseen items for `users`."""
+    """Return (user_id, item_id, score, rank): the fitted recommender's top-n unseen items.
+
+    Rank 1..n follows the model's order (score descending, ties by the lower item_id).
+    """
     matrix, model = fitted.matrix, fitted.model
     rows = matrix.user_index(users["user_id"].to_numpy())
     rows = rows[rows >= 0]
     if rows.size == 0 or model is None:
-        return pl.DataFrame(schema={"user_id": pl.Int64, "item_id": pl.Int64, "score": pl.Float64})
+        schema = {"user_id": pl.Int64, "item_id": pl.Int64, "score": pl.Float64, "rank": pl.Int32}
+        return pl.DataFrame(schema=schema)
     indices, scores = model.recommend(matrix.matrix, rows, n)
     frame = neighbor_frame(matrix.user_ids[rows], matrix.item_ids, indices, scores)
     return frame.select(
-        pl.col("source_id").alias("user_id"), pl.col("target_id").alias("item_id"), "score"
+        pl.col("source_id").alias("user_id"), pl.col("target_id").alias("item_id"), "score", "rank"
     )
 
 
@@ -57,8 +61,9 @@ def track_candidates(
     """Return (user_id, item_id = track, score): the best playable tracks of recommended records.
 
     A track scores its record's score × (1 + share) / 2, share = its listeners over the most
-    listened track of the record, so a record's known highlight leads. Bounded: the top 2n
-    record candidates per user × `per_record` tracks each (never users × all tracks).
+    listened track of the record, so a record's known highlight leads. Bounded: the 2n
+    best-ranked record candidates per user (`rank`, as from model_candidates) × `per_record`
+    tracks each (never users × all tracks).
     """
     listeners = (
         track_pairs.filter(pl.col("weight") > 0)
@@ -83,8 +88,7 @@ def track_candidates(
     )
     best = tracks.sort(["record_id", "factor", "item_id"], descending=[False, True, False])
     best = best.group_by("record_id", maintain_order=True).head(per_record)
-    top = record_candidates.sort(["user_id", "score", "item_id"], descending=[False, True, False])
-    top = top.group_by("user_id", maintain_order=True).head(2 * n)
+    top = record_candidates.filter(pl.col("rank") <= 2 * n)
     joined = top.rename({"item_id": "record_id"}).join(best, on="record_id", how="inner")
     return joined.select("user_id", "item_id", (pl.col("score") * pl.col("factor")).alias("score"))
 
