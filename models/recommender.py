@@ -408,9 +408,11 @@ class RotationRecommender(Recommender):
         head[np.isnan(head)] = -np.inf
         head_items = np.zeros(self.n_items_, dtype=bool)
         head_items[dense] = True
-        for mask in ([X] if filter_seen else []) + ([exclude] if exclude is not None else []):
-            sub = mask[batch]
-            sub = sub[:, dense]
+        masks = [(rows, seen)] if filter_seen else []  # the batch's own rows: X[batch]
+        if exclude is not None:
+            masked = exclude[batch]
+            masks.append((masked, masked[:, dense]))
+        for _, sub in masks:
             head[np.repeat(np.arange(len(batch)), np.diff(sub.indptr)), sub.indices] = -np.inf
         hidx, hval = top_n(head, n)
         del head
@@ -426,9 +428,9 @@ class RotationRecommender(Recommender):
         val *= np.float32(self.tail_weight)
         keep = (val >= cut[r]) & ~fallback[r]
         r, c, val = r[keep], self.tail_items_[c[keep]], val[keep]
-        for mask in ([X] if filter_seen else []) + ([exclude] if exclude is not None else []):
+        for mask, _ in masks:
             if r.size:
-                r, c, val = _drop_stored(r, c, val, mask[batch])
+                r, c, val = _drop_stored(r, c, val, mask)
         items = np.where(hidx >= 0, dense[np.maximum(hidx, 0)], -1)
         hr = np.repeat(np.arange(len(batch)), n)
         finite = hval.ravel() > -np.inf
