@@ -194,7 +194,7 @@ class RotationRecommender(Recommender):
     a genre-lift score, and an ItemKNN long tail.
 
     Score of user u, item j (each part z-scored per user over the head items' scores, the
-    user's own items left out of the statistics):
+    user's own items left out of the statistics; a low-rank part flat over them adds 0):
       head j:  z(x_u · B)_j + Σ_k w_k · z(lowpass_k)_j + genre_weight · z(lift)_j
       tail j:  tail_weight · z(x_u · S)_j
     B = DLAE (Steck 2020) on the D most-interacted items (D from ``dense_size``: the scoring

@@ -12,7 +12,8 @@ towards zero for small stores by `stock_prior` (a 3-record store does not outran
 3000-record one with the same mix). The score lies in [0, 1): the chance that a genre drawn
 from the user's taste matches a listing drawn from the store. Stores the user follows and
 stores with score 0 are left out; ties go to the lower store_id. Reason:
-{"kind":"taste_match","genres":[up to 3 genres with the largest p_u(g) * q_s(g)]}.
+{"kind":"taste_match","genres":[up to 3 genres with the largest p_u(g) * q_s(g), ties by
+name]}.
 Confidence (rec_common) uses the user's summed genre events as history size.
 
 Scale: the dot products run as a dense (users × genres) @ (genres × stores) product in
