@@ -51,41 +51,47 @@ def _seen_prefix_values(term: LowRankTerm, seen: sp.csr_matrix, chunk: int = 1 <
     return out
 
 
+def _standardising(term: LowRankTerm, seen: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Return (c, offset) with Σ w · z(A[:, :k] @ Q[:k]) = (A · c) @ Q − offset, row by row.
+
+    z standardises a row over its unseen columns, as ``_zscore`` does; the sums come from
+    Q's row sums and k × k Gram matrix and from the products at the seen entries. c holds
+    Σ w / std over the prefixes covering each column, offset Σ w · mean / std. A prefix
+    flat over a row's unseen columns (std ≤ FLAT_TERM × their root mean square, as with
+    one unseen column) counts 0 there instead of rounding noise divided by ≈ 0.
+    """
+    counts = np.diff(seen.indptr)
+    rows = np.repeat(np.arange(seen.shape[0]), counts)
+    unseen = term.Q.shape[1] - counts.astype(np.float64)
+    on_seen = _seen_prefix_values(term, seen)
+    gram, sums = term.Q @ term.Q.T, term.Q.sum(axis=1)
+    coef, offset = np.zeros(term.A.shape), np.zeros(seen.shape[0])
+    for i, (k, w) in enumerate(term.prefixes):
+        A = term.A[:, :k]
+        total = A @ sums[:k] - np.bincount(rows, on_seen[:, i], minlength=seen.shape[0])
+        total_sq = np.einsum("ij,ij->i", A @ gram[:k, :k], A)
+        total_sq -= np.bincount(rows, on_seen[:, i] ** 2, minlength=seen.shape[0])
+        mean, std = _row_stats(total, total_sq, unseen)
+        rms = np.sqrt(np.maximum(total_sq, 0.0) / np.maximum(unseen, 1.0))
+        scale = np.where(std > FLAT_TERM * rms, w / std, 0.0)
+        coef[:, :k] += scale[:, None]
+        offset += scale * mean
+    return coef, offset
+
+
 def _add_lowrank_terms(scores: np.ndarray, terms, seen: sp.csr_matrix, block: int = 2048):
     """Add each term's Σ w · z(A[:, :k] @ Q[:k]) to ``scores`` (B × D float32) in place.
 
-    z standardises a row over its unseen columns, as ``_zscore`` does, but its sums come
-    from Q's row sums and k × k Gram matrix and from the products at the seen entries, so
-    the weighted sum of standardised terms is one product [A · c] @ Q − offset per term
-    (c: Σ w / std over the prefixes covering each column; offset: Σ w · mean / std), in
-    float64 blocks of rows: no term is ever B × D, a row's values do not depend on its batch.
-    A term flat over a row's unseen columns (std ≤ FLAT_TERM × their root mean square, as
-    with one unseen column) adds 0 there instead of rounding noise divided by ≈ 0.
+    All terms at once as one product [A_t · c_t] @ [Q_t] − Σ offset_t (``_standardising``),
+    in float64 blocks of rows: no term is ever B × D, a row's values do not depend on its
+    batch.
     """
     if not terms:
         return
-    counts = np.diff(seen.indptr)
-    rows = np.repeat(np.arange(seen.shape[0]), counts)
-    offset = np.zeros(seen.shape[0])
-    scaled, bases = [], []
-    for term in terms:
-        on_seen = _seen_prefix_values(term, seen)
-        gram, sums = term.Q @ term.Q.T, term.Q.sum(axis=1)
-        coef = np.zeros(term.A.shape)
-        for i, (k, w) in enumerate(term.prefixes):
-            A = term.A[:, :k]
-            total = A @ sums[:k] - np.bincount(rows, on_seen[:, i], minlength=len(offset))
-            total_sq = np.einsum("ij,ij->i", A @ gram[:k, :k], A)
-            total_sq -= np.bincount(rows, on_seen[:, i] ** 2, minlength=len(offset))
-            unseen = term.Q.shape[1] - counts.astype(np.float64)
-            mean, std = _row_stats(total, total_sq, unseen)
-            rms = np.sqrt(np.maximum(total_sq, 0.0) / np.maximum(unseen, 1.0))
-            scale = np.where(std > FLAT_TERM * rms, w / std, 0.0)  # flat row: z = 0
-            coef[:, :k] += scale[:, None]
-            offset += scale * mean
-        scaled.append(term.A * coef)
-        bases.append(term.Q)
-    A, Q = np.hstack(scaled), np.vstack(bases)
+    parts = [(term, *_standardising(term, seen)) for term in terms]
+    A = np.hstack([term.A * coef for term, coef, _ in parts])
+    Q = np.vstack([term.Q for term, _, _ in parts])
+    offset = sum(offset for _, _, offset in parts)
     for start in range(0, A.shape[0], block):
         part = slice(start, start + block)
         scores[part] += (A[part] @ Q - offset[part, None]).astype(np.float32)
@@ -406,8 +412,6 @@ class RotationRecommender(Recommender):
         seen = rows[:, dense]
         head = self._head_block(rows, seen)
         head[np.isnan(head)] = -np.inf
-        head_items = np.zeros(self.n_items_, dtype=bool)
-        head_items[dense] = True
         masks = [(rows, seen)] if filter_seen else []  # the batch's own rows: X[batch]
         if exclude is not None:
             masked = exclude[batch]
