@@ -50,6 +50,18 @@ def test_chunking_does_not_change_similarity():
     assert np.diff(whole.indptr).max() <= 7
 
 
+def test_popularity_order_gives_the_exact_neighbours_with_ties():
+    rng = np.random.default_rng(2)
+    popularity = np.linspace(0.9, 0.02, 40)  # skewed: implicit sees the items reordered
+    dense = (rng.random((120, 40)) < popularity[rng.permutation(40)]).astype(np.float32)
+    dense[:, 7] = dense[:, 11] = dense[:, 3]  # identical columns: tied scores across cuts
+    X = sp.csr_matrix(dense)
+    fast = item_similarity_topk(X, 5)
+    exact = item_similarity_topk(X, 5, chunk=8)
+    assert (fast != exact).nnz == 0
+    np.testing.assert_array_equal(fast.indices, exact.indices)
+
+
 def test_itemknn_similar_items_are_cooccurring():
     dense = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 1, 1, 1]], dtype=float)
     X = sp.csr_matrix(dense)
