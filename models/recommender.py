@@ -39,9 +39,9 @@ class LowRankTerm(NamedTuple):
     prefixes: tuple[tuple[int, float], ...]  # (k, w)
 
 
-def _seen_prefix_values(term: LowRankTerm, seen: sp.csr_matrix, chunk: int = 1 << 15):
-    """Return A[:, :k] @ Q[:k] at seen's entries, one column per prefix k: nnz × prefixes."""
-    rows = np.repeat(np.arange(seen.shape[0]), np.diff(seen.indptr))
+def _seen_prefix_values(term: LowRankTerm, seen: sp.csr_matrix, rows, chunk: int = 1 << 15):
+    """Return A[:, :k] @ Q[:k] at seen's entries (``rows``: each entry's row), one column per
+    prefix k: nnz × prefixes."""
     ends = np.array([k for k, _ in term.prefixes]) - 1
     out = np.empty((seen.nnz, len(ends)))
     for start in range(0, seen.nnz, chunk):
@@ -63,7 +63,7 @@ def _standardising(term: LowRankTerm, seen: sp.csr_matrix) -> tuple[np.ndarray, 
     counts = np.diff(seen.indptr)
     rows = np.repeat(np.arange(seen.shape[0]), counts)
     unseen = term.Q.shape[1] - counts.astype(np.float64)
-    on_seen = _seen_prefix_values(term, seen)
+    on_seen = _seen_prefix_values(term, seen, rows)
     gram, sums = term.Q @ term.Q.T, term.Q.sum(axis=1)
     coef, offset = np.zeros(term.A.shape), np.zeros(seen.shape[0])
     for i, (k, w) in enumerate(term.prefixes):
