@@ -270,9 +270,68 @@ def test_the_constant_columns_are_filled_by_defaults_then_restored(as_pipeline, 
     _assert_holds(admin, "a")  # model_version, run_id, expires_at... as the frames had them
     assert _catalogue(admin) == before  # created_at DEFAULT now() back, no other default
     assert sent == {  # floats always go by COPY (their text form is not read back exactly)
-        "content_similarity_next": ["source_id", "target_id", "score", "rank"],  # no types
-        "recommendation_data_next": ["user_id", "item_id", "score", "confidence", "rank", "reason"],
+        "content_similarity_next": ["source_id", "target_id", "score", "rank", "id"],  # no types
+        "recommendation_data_next": [
+            "user_id",
+            "item_id",
+            "score",
+            "confidence",
+            "rank",
+            "reason",
+            "id",
+        ],
     }
+
+
+def _sequence(db: Database, table: str) -> tuple[int, bool]:
+    """Return (last_value, is_called) of the table's id sequence."""
+    with _admin(db) as conn:
+        return conn.execute(f"SELECT last_value, is_called FROM {table}_id_seq").fetchone()
+
+
+def test_the_ids_sent_are_those_nextval_would_give_in_copy_order(as_pipeline):
+    """publish_reserve_ids hands out one block: ids go on from the previous table's, one per
+    row in the frame's order, and the sequence is left at the last (as 400 nextval calls)."""
+    admin, pipeline = as_pipeline
+    _publish(pipeline, "a")
+    assert _sequence(admin, "recommendation_data") == (400, True)
+    _publish(pipeline, "b", n=300)
+    for table, frame in [(r.table, r.frame) for r in _replacements("b", n=300)]:
+        with _admin(admin) as conn:
+            ids = [r[0] for r in conn.execute(f"SELECT id FROM {table} ORDER BY id")]
+        assert ids == list(range(401, 701)), table
+        assert _rows(admin, table, frame.columns) == list(frame.iter_rows())  # id order = frame's
+        assert _sequence(admin, table) == (700, True)
+    with _admin(admin) as conn:  # the next id drawn after a publish follows the block
+        conn.execute("BEGIN")
+        (drawn,) = conn.execute("SELECT nextval('recommendation_data_id_seq')").fetchone()
+        conn.execute("ROLLBACK")
+    assert drawn == 701
+
+
+def test_publish_reserve_ids_skips_sent_columns_and_empty_loads(as_pipeline):
+    _, pipeline = as_pipeline
+    with _admin(pipeline) as conn, conn.transaction():
+        conn.execute("SELECT publish_prepare('recommendation_data')")
+        reserve = "SELECT * FROM publish_reserve_ids('recommendation_data', %s, %s)"
+        assert conn.execute(reserve, (5, ["id", "user_id"])).fetchall() == []  # id is sent
+        assert conn.execute(reserve, (0, [])).fetchall() == []  # no row, no nextval
+        assert conn.execute(reserve, (5, ["user_id"])).fetchall() == [("id", 1, 1)]
+        assert conn.execute(reserve, (2, ["user_id"])).fetchall() == [("id", 6, 1)]
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="0 or more, not -1"):
+            conn.execute(reserve, (-1, []))
+
+
+def test_publish_reserve_ids_refuses_a_block_past_the_sequence_end(as_pipeline):
+    """As nextval refuses the id past MAXVALUE, the block that would pass it is refused."""
+    admin, pipeline = as_pipeline
+    with _admin(admin) as conn:
+        conn.execute("ALTER SEQUENCE recommendation_data_id_seq MAXVALUE 450")
+    _publish(pipeline, "a")  # ids 1..400
+    with pytest.raises(StorageError, match="400 ids from 401 would pass the end"):
+        _publish(pipeline, "b")
+    _assert_holds(admin, "a")  # the previous tables stay
+    assert _sequence(admin, "recommendation_data") == (400, True)
 
 
 @pytest.mark.parametrize(
@@ -338,6 +397,7 @@ def test_the_replaced_tables_are_dropped_after_the_publish_returns(as_pipeline, 
         "SELECT publish_build('daily_metrics')",
         "SELECT publish_defaults('users', '{}')",
         "SELECT publish_build_index('users', 'users_pkey')",
+        "SELECT publish_reserve_ids('users', 1, '{}')",
         "SELECT publish_swap('content_similarity', 'jobs')",
         "SELECT publish_swap('record_popularity')",
         "SELECT publish_discard('users')",

@@ -1,12 +1,14 @@
-"""Building the <table>_next tables that PostgresStorage.publish swaps in (migrations 0012, 0015).
+"""Building the <table>_next tables that PostgresStorage.publish swaps in (migrations 0012,
+0015, 0016).
 
 Each table is loaded on a connection of its own, all at once, and committed: publish_prepare,
 then the columns holding one value in every row (a run's model_version, run_id, expires_at)
-set as column defaults and left out of the COPY, whose other columns go by binary COPY
-FREEZE, then the table's own defaults back. Then its indexes: a table whose load ends while
-others still load builds them one at a time (publish_build), leaving the cores to those loads;
-the last one to finish builds them at once, one connection each (publish_build_index), and
-publish_build attaches its keys and analyses it.
+set as column defaults and left out of the COPY, the identity ids reserved in one block
+(publish_reserve_ids) and sent in the COPY rather than drawn by nextval row by row, the
+columns sent by binary COPY FREEZE, then the table's own defaults back. Then its indexes: a
+table whose load ends while others still load builds them one at a time (publish_build),
+leaving the cores to those loads; the last one to finish builds them at once, one connection
+each (publish_build_index), and publish_build attaches its keys and analyses it.
 """
 
 from __future__ import annotations
@@ -73,16 +75,28 @@ class LoadsInFlight:
             return self._count == 0
 
 
+def with_ids(frame: pl.DataFrame, reserved: list[tuple[str, int, int]]) -> pl.DataFrame:
+    """Return the frame with each reserved (column, first id, step): row i gets first + i·step."""
+    index = pl.int_range(pl.len(), dtype=pl.Int64)
+    return frame.with_columns(
+        (pl.lit(first, pl.Int64) + index * step).alias(column) for column, first, step in reserved
+    )
+
+
 def _load_next(conn: Any, table: str, frame: pl.DataFrame) -> int:
     """Create <table>_next and COPY the frame into it in one committed transaction."""
     from flows import bulk
 
     constants = constant_columns(frame)
+    sent = frame.drop(list(constants))
     with conn.transaction():
         (target,) = conn.execute(load_query("publish_prepare"), (table,)).fetchone()
         if constants:
             conn.execute(load_query("publish_defaults"), (table, json.dumps(constants)))
-        bulk.copy_frame(conn, target, frame.drop(list(constants)), freeze=True)
+        reserved = conn.execute(
+            load_query("publish_reserve_ids"), (table, sent.height, sent.columns)
+        ).fetchall()
+        bulk.copy_frame(conn, target, with_ids(sent, reserved), freeze=True)
         if constants:
             conn.execute(load_query("publish_defaults"), (table, "{}"))
     return frame.height
