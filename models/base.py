@@ -24,7 +24,7 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Return (indices int32, scores float32) of each row's n best, ties by lower index.
 
     Entries equal to -inf are never returned: they become index -1 / score -inf padding
-    at the end of the row. Uses np.argpartition (linear time), never a full sort of a row.
+    at the end of the row. Uses a partition (linear time), never a full sort of a row.
     """
     scores = np.asarray(scores, dtype=np.float32)
     n_rows, n_cols = scores.shape
@@ -33,8 +33,10 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     val = np.full((n_rows, n), -np.inf, dtype=np.float32)
     if m == 0 or n_rows == 0:
         return idx, val
-    part = np.argpartition(-scores, m - 1, axis=1)[:, m - 1 : m]
-    threshold = np.take_along_axis(scores, part, axis=1)
+    negated = -scores
+    negated.partition(m - 1, axis=1)  # in place: values only, no index array (as fast, less memory)
+    threshold = -negated[:, m - 1 : m]  # each row's m-th largest value
+    del negated
     greater = scores > threshold
     equal = scores == threshold
     need = m - greater.sum(axis=1, keepdims=True)

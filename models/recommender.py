@@ -140,7 +140,9 @@ def _sparse_stats(K: sp.csr_matrix, seen: sp.csr_matrix) -> tuple[np.ndarray, np
     total_sq = np.bincount(rows, data * data, minlength=K.shape[0])
     if seen.nnz:
         srows = np.repeat(np.arange(K.shape[0]), np.diff(seen.indptr))
-        on_seen = np.asarray(K[srows, seen.indices]).ravel().astype(np.float64)
+        # read through a dense copy: K (a product) has unsorted columns, so sampling the
+        # sparse matrix would scan a row per seen entry; the B × D copy is the head's size
+        on_seen = K.toarray()[srows, seen.indices].astype(np.float64)
         total -= np.bincount(srows, on_seen, minlength=K.shape[0])
         total_sq -= np.bincount(srows, on_seen * on_seen, minlength=K.shape[0])
     count = K.shape[1] - np.diff(seen.indptr).astype(np.float64)
@@ -425,8 +427,7 @@ class RotationRecommender(Recommender):
         mean32, std32 = mean.astype(np.float32), std.astype(np.float32)
         floor = np.float32(self.tail_weight) * ((np.float32(0.0) - mean32) / std32)
         fallback = (np.diff(rows.indptr) == 0) | (floor >= cut)
-        K = (rows @ self.tail_similarity_).tocoo()
-        r, c, raw = _reachable(K, mean, std, cut, self.tail_weight)
+        r, c, raw = _reachable(rows @ self.tail_similarity_, mean, std, cut, self.tail_weight)
         val = raw - mean32[r]
         val /= std32[r]
         val *= np.float32(self.tail_weight)
@@ -453,20 +454,23 @@ class RotationRecommender(Recommender):
         return self.knn_.similar_items(item_rows, n)
 
 
-def _reachable(K: sp.coo_matrix, mean, std, cut, weight: float):
+def _reachable(K: sp.csr_matrix, mean, std, cut, weight: float):
     """Return (rows, cols, raw kNN sums) of K's entries that may reach their row's cut.
 
     An entry is kept by the caller when weight · (raw − mean) / std ≥ cut (float32). Here
     the same test runs once on the raw sums, in float64 with a relative slack far above
     float32 rounding, so only the few candidates left are standardised: never an entry
-    that the exact test would keep is dropped.
+    that the exact test would keep is dropped. Entries come in K's storage order; only the
+    kept ones get a row index (K holds tens of millions of entries per batch at L).
     """
+    counts = np.diff(K.indptr)
     if weight <= 0:
-        return K.row, K.col, K.data
+        return np.repeat(np.arange(K.shape[0], dtype=np.int32), counts), K.indices, K.data
     reach = cut.astype(np.float64) / weight * std
     floor = mean + reach - RAW_SLACK * (np.abs(mean) + np.abs(reach) + std)
-    keep = K.data >= floor[K.row]
-    return K.row[keep], K.col[keep], K.data[keep]
+    kept = np.flatnonzero(K.data >= np.repeat(floor, counts))
+    rows = np.searchsorted(K.indptr, kept, side="right").astype(np.int32) - 1
+    return rows, K.indices[kept], K.data[kept]
 
 
 def _drop_stored(r, c, v, M: sp.csr_matrix):
