@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from transforms.codes import id_codes
 from transforms.parallel import map_in_order
-from transforms.ranking import top_per_row
+from transforms.ranking import top_per_sorted_row
 
 #: Todo rows per block: the block's gathered neighbour and liked rows stay small (≈ 50 MB).
 BLOCK_ROWS = 1 << 15
@@ -34,7 +34,7 @@ def _block_matches(rows_users, rows_items, N: sp.csr_matrix, L: sp.csr_matrix, t
     rows, seeds, strength = product.row[keep], product.col[keep], product.data[keep]
     if top is None:
         return rows, seeds, strength
-    rows, seeds, strength, _ = top_per_row(rows, seeds, strength, top)
+    rows, seeds, strength, _ = top_per_sorted_row(rows, seeds, strength, top)  # COO order
     return rows, seeds, strength
 
 
