@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import polars as pl
 
 from transforms.columns import RECOMMENDATION_COLUMNS, RECOMMENDATION_LISTS
@@ -104,16 +105,24 @@ def top_with_artist_cap(
     `max_per_artist` rows per artist, plus `rank` Int32 1..N.
 
     `frame` needs user_id, item_id, artist (best as `artist_code`) and the
-    `order` columns; (user_id, item_id) unique. The cap is found with a sort by (user, artist,
-    order) and run positions: windows over millions of (user, artist) groups are several
-    times slower, and so are sorts on artist strings.
+    `order` columns; (user_id, item_id) unique. The rows are ranked once by (user, order);
+    a stable sort of that ranking by (user, artist) then lists each artist's rows in rank
+    order, and run positions there mark the rows over the cap: windows over millions of
+    (user, artist) groups are several times slower, and so are sorts on artist strings.
     """
     keys, flags = [*order, "item_id"], [*descending, False]
-    by_artist = frame.sort(["user_id", "artist", *keys], descending=[False, False, *flags])
-    capped = by_artist.filter(run_position("user_id", "artist") < max_per_artist)
-    ranked = capped.sort(["user_id", *keys], descending=[False, *flags])
+    ranked = frame.sort(["user_id", *keys], descending=[False, *flags])
+    by_artist = (
+        ranked.select("user_id", "artist")
+        .with_row_index("row")
+        .sort(["user_id", "artist"], maintain_order=True)
+    )
+    kept = by_artist.filter(run_position("user_id", "artist") < max_per_artist)["row"]
+    mask = np.zeros(ranked.height, dtype=bool)
+    mask[kept.to_numpy()] = True
+    capped = ranked.filter(pl.Series(mask))
     rank = (run_position("user_id") + 1).cast(pl.Int32)
-    return ranked.with_columns(rank.alias("rank")).filter(pl.col("rank") <= top_n)
+    return capped.with_columns(rank.alias("rank")).filter(pl.col("rank") <= top_n)
 
 
 def history_sizes(history: pl.DataFrame, item_column: str) -> pl.DataFrame:
