@@ -36,7 +36,8 @@ TRACKS_PER_RECORD = 3  # tracks considered per recommended record
 def model_candidates(fitted: FittedModel, users: pl.DataFrame, n: int) -> pl.DataFrame:
     """Return (user_id, item_id, score, rank): the fitted recommender's top-n unseen items.
 
-    Rank 1..n follows the model's order (score descending, ties by the lower item_id).
+    Rank 1..n follows the model's order (score descending, ties by the lower item_id); one
+    row per (user_id, item_id) for distinct `users`.
     """
     matrix, model = fitted.matrix, fitted.model
     rows = matrix.user_index(users["user_id"].to_numpy())
@@ -63,7 +64,8 @@ def track_candidates(
     A track scores its record's score × (1 + share) / 2, share = its listeners over the most
     listened track of the record, so a record's known highlight leads. Bounded: the 2n
     best-ranked record candidates per user (`rank`, as from model_candidates) × `per_record`
-    tracks each (never users × all tracks).
+    tracks each (never users × all tracks). One row per (user_id, track) when the record
+    candidates hold one per (user_id, record): a track id is on one record.
     """
     listeners = (
         track_pairs.filter(pl.col("weight") > 0)
@@ -149,6 +151,7 @@ def model_lists(
         inputs.stores,
         top_n=n,
         max_per_artist=cap,
+        distinct_pairs=True,  # model_candidates: one row per (user, record)
     )
     records = explain(records, inter.records, sim.record_neighbors, inputs.records)
     tracks = track_list(
@@ -159,6 +162,7 @@ def model_lists(
         inputs.records,
         top_n=n,
         max_per_artist=cap,
+        distinct_pairs=True,  # track_candidates: one row per (user, track)
     )
     return records, tracks
 

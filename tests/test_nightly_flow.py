@@ -206,6 +206,15 @@ def test_ranks_are_gapless_per_user_and_list(flow_run):
     assert bad.height == 0, bad.head(5)
 
 
+def test_no_list_holds_an_item_twice(flow_run):
+    repeated = query(
+        flow_run.db,
+        "SELECT user_id, list_name, item_type, item_id, item_key, count(*) AS n "
+        "FROM recommendation_data GROUP BY 1, 2, 3, 4, 5 HAVING count(*) > 1",
+    )
+    assert repeated.height == 0, repeated.head(5)
+
+
 def test_confidence_is_between_zero_and_one(flow_run):
     bounds = query(
         flow_run.db, "SELECT min(confidence) AS lo, max(confidence) AS hi FROM recommendation_data"

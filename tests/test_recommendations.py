@@ -434,6 +434,54 @@ GENRES = {i: set(g or []) for i, g in zip(RECORDS["id"], RECORDS["genres"].to_li
     st.integers(1, 5),
     st.integers(1, 2),
 )
+def test_distinct_pairs_skips_only_a_group_by_of_distinct_candidates(cands, hist, top_n, cap):
+    """With each (user, item) once, record_lists and track_list give the same rows whether
+    they group the candidates by pair or are told the pairs are distinct."""
+    candidates = pl.DataFrame(cands, schema=["user_id", "item_id", "score"], orient="row")
+    candidates = candidates.unique(["user_id", "item_id"], keep="first", maintain_order=True)
+    history = pl.DataFrame(hist, schema=["user_id", "record_id"], orient="row")
+    lists = [
+        record_lists(
+            candidates,
+            history,
+            RECORDS,
+            INVENTORY,
+            STORES,
+            top_n=top_n,
+            max_per_artist=cap,
+            distinct_pairs=distinct,
+        )
+        for distinct in (False, True)
+    ]
+    assert_frame_equal(*lists)
+    tracks = candidates.with_columns(pl.col("item_id") + 99)  # track ids 100..107
+    played = history.select("user_id", (pl.col("record_id") + 99).alias("track_id"))
+    lists = [
+        track_list(
+            tracks,
+            played,
+            TRACKS,
+            AUDIO,
+            RECORDS,
+            top_n=top_n,
+            max_per_artist=cap,
+            distinct_pairs=distinct,
+        )
+        for distinct in (False, True)
+    ]
+    assert_frame_equal(*lists)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(1, 2), st.integers(1, 8), st.sampled_from([0.1, 0.5, 0.9])),
+        max_size=25,
+    ),
+    st.lists(st.tuples(st.integers(1, 2), st.integers(1, 7)), max_size=5),
+    st.integers(1, 5),
+    st.integers(1, 2),
+)
 def test_record_lists_match_reference(cands, hist, top_n, cap):
     candidates = pl.DataFrame(cands, schema=["user_id", "item_id", "score"], orient="row")
     history = pl.DataFrame(hist, schema=["user_id", "record_id"], orient="row")

@@ -74,14 +74,21 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(pl.col(name).cast(dtype) for name, dtype in OUTPUT_SCHEMA.items())
 
 
-def clean_candidates(candidates: pl.DataFrame) -> pl.DataFrame:
-    """Return (user_id, item_id, score): typed, finite scores, best score per (user, item)."""
+def clean_candidates(candidates: pl.DataFrame, distinct_pairs: bool = False) -> pl.DataFrame:
+    """Return (user_id, item_id, score): typed, finite scores, best score per (user, item).
+
+    `distinct_pairs`: the caller guarantees one row per (user_id, item_id) already (as
+    model_candidates and track_candidates give), so the best-score group-by is skipped
+    (at L, 1.0 s for 7.7M record candidates and 1.3 s for 11.4M track candidates).
+    """
     typed = candidates.lazy().select(
         pl.col("user_id").cast(pl.Int64),
         pl.col("item_id").cast(pl.Int64),
         pl.col("score").cast(pl.Float64),
     )
     valid = typed.drop_nulls().filter(pl.col("score").is_finite())
+    if distinct_pairs:
+        return valid.collect()
     # lazily: the default engine groups millions of pairs several times faster than eager
     return valid.group_by(["user_id", "item_id"]).agg(pl.col("score").max()).collect()
 

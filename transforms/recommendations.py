@@ -75,14 +75,16 @@ def record_lists(
     *,
     top_n: int = 20,
     max_per_artist: int = 2,
+    distinct_pairs: bool = False,
 ) -> pl.DataFrame:
     """Return the 'records' and 'records_in_stock' output rows built from model candidates.
 
     `candidates` (user_id, item_id, score); `history` (user_id, record_id) of records the user
     played, favourited or collected, all excluded. 'records_in_stock' keeps only records for
-    sale at an active store. Candidates for unknown records are dropped.
+    sale at an active store. Candidates for unknown records are dropped. `distinct_pairs`:
+    as in `clean_candidates` (each (user_id, item_id) once already).
     """
-    pool = clean_candidates(candidates).join(
+    pool = clean_candidates(candidates, distinct_pairs).join(
         records_frame(records, artist_code()), on="item_id", how="inner"
     )
     pool = _exclude(pool, history, "record_id")
@@ -115,19 +117,21 @@ def track_list(
     *,
     top_n: int = 20,
     max_per_artist: int = 2,
+    distinct_pairs: bool = False,
 ) -> pl.DataFrame:
     """Return the 'tracks' output rows: playable tracks the user has not played, by score.
 
     A track is playable with an audio_matches row whose match_status is in
     PLAYABLE_MATCH_STATUSES; `track_history` (user_id, track_id) lists played tracks; the
     artist cap uses the artist of the track's record. Reason: {"kind":"model","record_id":…}.
+    `distinct_pairs`: as in `clean_candidates` (each (user_id, item_id) once already).
     """
     track_records = tracks.select(
         pl.col("id").cast(pl.Int64).alias("item_id"), pl.col("record_id").cast(pl.Int64)
     )
     artists = records_frame(records, artist_code()).rename({"item_id": "record_id"})
     pool = (
-        clean_candidates(track_candidates)
+        clean_candidates(track_candidates, distinct_pairs)
         .join(_playable(audio_matches), on="item_id", how="semi")
         .join(track_records, on="item_id", how="inner")
         .join(artists, on="record_id", how="inner")
