@@ -424,8 +424,8 @@ ARTIST = dict(zip(RECORDS["id"], RECORDS["artist"], strict=True))
 GENRES = {i: set(g or []) for i, g in zip(RECORDS["id"], RECORDS["genres"].to_list(), strict=True)}
 
 
-@settings(max_examples=40, deadline=None)
-@given(
+# (candidates, history, top_n, max_per_artist) drawn for the record-list property tests
+list_cases = given(
     st.lists(
         st.tuples(st.integers(1, 2), st.integers(1, 8), st.sampled_from([0.1, 0.5, 0.9])),
         max_size=25,
@@ -434,6 +434,10 @@ GENRES = {i: set(g or []) for i, g in zip(RECORDS["id"], RECORDS["genres"].to_li
     st.integers(1, 5),
     st.integers(1, 2),
 )
+
+
+@settings(max_examples=40, deadline=None)
+@list_cases
 def test_distinct_pairs_skips_only_a_group_by_of_distinct_candidates(cands, hist, top_n, cap):
     """With each (user, item) once, record_lists and track_list give the same rows whether
     they group the candidates by pair or are told the pairs are distinct."""
@@ -473,15 +477,7 @@ def test_distinct_pairs_skips_only_a_group_by_of_distinct_candidates(cands, hist
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.integers(1, 2), st.integers(1, 8), st.sampled_from([0.1, 0.5, 0.9])),
-        max_size=25,
-    ),
-    st.lists(st.tuples(st.integers(1, 2), st.integers(1, 7)), max_size=5),
-    st.integers(1, 5),
-    st.integers(1, 2),
-)
+@list_cases
 def test_record_lists_match_reference(cands, hist, top_n, cap):
     candidates = pl.DataFrame(cands, schema=["user_id", "item_id", "score"], orient="row")
     history = pl.DataFrame(hist, schema=["user_id", "record_id"], orient="row")
