@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
 import polars as pl
 import pytest
 
-from flows.extract import Inputs, extract_inputs, read_all
+from flows.extract import Inputs, _sorted, extract_inputs, read_all
 from flows.storage import StorageError, open_storage
 from tests.pipeline_fixtures import RUN_DATE, generate
 
@@ -91,3 +92,25 @@ def test_one_reader_reads_in_order_and_sorts_each_frame_by_id():
     frames = read_all(storage, reads)
     assert storage.calls == ["extract_records", "extract_users"]
     assert [frame["id"].to_list() for frame in frames.values()] == [[1, 2], [1, 2]]
+
+
+def test_a_chunked_frame_out_of_id_order_is_sorted_whole_by_id():
+    ids = list(range(1_000))
+    random.Random(7).shuffle(ids)
+    parts = [
+        pl.DataFrame(
+            {
+                "id": chunk,
+                "text": [f"session-{i:06d}-long-enough" if i % 5 else None for i in chunk],
+                "kind": pl.Series([("a", "b", "c")[i % 3] for i in chunk], dtype=pl.Categorical),
+                "value": [float(i) / 3 for i in chunk],
+            }
+        )
+        for chunk in (ids[i : i + 97] for i in range(0, len(ids), 97))
+    ]
+    frame = pl.concat(parts, rechunk=False)
+    expected = frame.sort("id")
+    assert frame.n_chunks() > 1
+    result = _sorted(frame)
+    assert result.equals(expected)
+    assert result["id"].flags["SORTED_ASC"]

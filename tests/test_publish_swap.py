@@ -251,6 +251,45 @@ def test_indexes_built_at_once_or_one_at_a_time_give_the_same_tables(
     assert len(built) == (14 if at_once else 0)  # 4 + 3 indexes, two publishes
 
 
+@pytest.mark.parametrize("at_once", [True, False], ids=["at-once", "one-at-a-time"])
+def test_index_builds_run_without_parallel_workers(as_pipeline, monkeypatch, at_once):
+    """Workers would take the cores from the other table's COPY, which runs beside the
+    builds of the table loaded first, and from the last table's builds run at once."""
+    _, pipeline = as_pipeline
+    monkeypatch.setattr(swap_build.LoadsInFlight, "finish_one", lambda self: at_once)
+    workers: list[str] = []
+    real_load_query = swap_build.load_query
+
+    def load_query(name: str) -> str:
+        if name.startswith("publish_build"):
+            workers.append(name)
+        return real_load_query(name)
+
+    builds = {real_load_query("publish_build"), real_load_query("publish_build_index")}
+    real_connect = PostgresStorage._psycopg_connect
+
+    def connect(self):
+        conn = real_connect(self)
+        real_execute = conn.execute
+
+        def execute(query, *args, **kwargs):
+            if query in builds:  # the setting the build will run with
+                (setting,) = real_execute("SHOW max_parallel_maintenance_workers").fetchone()
+                workers.append(setting)
+            return real_execute(query, *args, **kwargs)
+
+        conn.execute = execute
+        return conn
+
+    monkeypatch.setattr(swap_build, "load_query", load_query)
+    monkeypatch.setattr(PostgresStorage, "_psycopg_connect", connect)
+    _publish(pipeline, "a")
+    names = [w for w in workers if w.startswith("publish_build")]
+    settings = [w for w in workers if not w.startswith("publish_build")]
+    assert len(names) == (9 if at_once else 2)  # 4 + 3 at once and 2 finishing builds
+    assert settings == ["0"] * len(names)
+
+
 def test_the_constant_columns_are_filled_by_defaults_then_restored(as_pipeline, monkeypatch):
     """Columns holding one value in every row leave the COPY: the server fills them by a
     default of t_next, which gets the live table's defaults back before the swap."""
