@@ -257,12 +257,13 @@ def test_index_builds_run_without_parallel_workers(as_pipeline, monkeypatch, at_
     builds of the table loaded first, and from the last table's builds run at once."""
     _, pipeline = as_pipeline
     monkeypatch.setattr(swap_build.LoadsInFlight, "finish_one", lambda self: at_once)
-    workers: list[str] = []
+    names: list[str] = []  # the build statements run
+    settings: list[str] = []  # the setting each ran with
     real_load_query = swap_build.load_query
 
     def load_query(name: str) -> str:
         if name.startswith("publish_build"):
-            workers.append(name)
+            names.append(name)
         return real_load_query(name)
 
     builds = {real_load_query("publish_build"), real_load_query("publish_build_index")}
@@ -275,7 +276,7 @@ def test_index_builds_run_without_parallel_workers(as_pipeline, monkeypatch, at_
         def execute(query, *args, **kwargs):
             if query in builds:  # the setting the build will run with
                 (setting,) = real_execute("SHOW max_parallel_maintenance_workers").fetchone()
-                workers.append(setting)
+                settings.append(setting)
             return real_execute(query, *args, **kwargs)
 
         conn.execute = execute
@@ -284,8 +285,6 @@ def test_index_builds_run_without_parallel_workers(as_pipeline, monkeypatch, at_
     monkeypatch.setattr(swap_build, "load_query", load_query)
     monkeypatch.setattr(PostgresStorage, "_psycopg_connect", connect)
     _publish(pipeline, "a")
-    names = [w for w in workers if w.startswith("publish_build")]
-    settings = [w for w in workers if not w.startswith("publish_build")]
     assert len(names) == (9 if at_once else 2)  # 4 + 3 at once and 2 finishing builds
     assert settings == ["0"] * len(names)
 
