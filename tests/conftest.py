@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,29 @@ from flows.database import Database, parse_database
 
 PG_ADMIN_URL = os.environ.get("ROTATION_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("ROTATION_REQUIRE_POSTGRES") == "1"
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT_CODE = tuple(
+    f"{ROOT / package}{os.sep}" for package in ("flows", "models", "transforms", "bench")
+)
+
+
+@pytest.fixture(autouse=True)
+def no_deprecated_calls_in_project_code() -> Iterator[None]:
+    """Fail a test whose run made a deprecated call from the project's own code.
+
+    A filter cannot do it: polars warns from Rust, where an error-turned warning is printed
+    and dropped. Every other warning is passed on to pytest's own summary and filters.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        yield
+    ours = []
+    for w in caught:
+        if issubclass(w.category, DeprecationWarning) and w.filename.startswith(PROJECT_CODE):
+            ours.append(f"{w.filename}:{w.lineno}: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    assert not ours, "deprecated calls in the project's code:\n" + "\n".join(ours)
 
 
 def _admin_connection():

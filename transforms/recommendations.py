@@ -146,7 +146,9 @@ def _unclaimed(frame: pl.DataFrame, earlier: list[pl.DataFrame]) -> pl.DataFrame
     """Return the rows of `frame` whose (user_id, list_name) no frame in `earlier` holds
     (`frame` itself, not a copy, when there are none)."""
     on = ["user_id", "list_name"]
-    names = pl.col("list_name").is_in(frame.get_column("list_name").unique(), nulls_equal=True)
+    names = pl.col("list_name").is_in(
+        frame.get_column("list_name").unique().implode(), nulls_equal=True
+    )
     claimed = [pl.DataFrame(schema=frame.select(on).schema)]
     claimed += [e.filter(names).select(on) for e in earlier]
     taken = pl.concat(claimed).unique()
