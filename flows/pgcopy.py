@@ -1,46 +1,39 @@
-"""COPY of polars frames over psycopg: PostgreSQL's binary COPY format, encoded with numpy.
+"""COPY of polars frames over psycopg: PostgreSQL's binary COPY format, encoded by pgpq.
 
 The publish transaction (flows/storage/postgres.py) runs on psycopg because ADBC's COPY cannot
 say FREEZE, and a table swapped in by publish needs it: rows COPYed with FREEZE into a table
 created in the same transaction are visible to every snapshot, so a reader whose snapshot is
 older than the swap's COMMIT (a STABLE API function that waited on the swap's lock, say)
 finds the new rows rather than an empty table. Each column is cast as flows/bulk.py casts it
-for ADBC, then a chunk of rows is laid out in one buffer (field count, then a length and the
-big-endian value of each field) column by column, with numpy. Columns of a type without an
-encoder here (arrays, numeric) send the frame through psycopg's row-by-row text COPY instead:
-fine for the small tables that have them. Tables with row security active for the role are
-loaded through a temporary staging table and one INSERT ... SELECT, as in flows/bulk.py.
+for ADBC (jsonb as its JSON text), then pgpq (Rust, from Arrow) encodes a chunk of rows at a
+time; at profile L it spent about half the client CPU of the numpy encoder it replaced
+(bench/README). Columns of a type without an encoder here (arrays, numeric) send the frame
+through psycopg's row-by-row text COPY instead: fine for the small tables that have them.
+Tables with row security active for the role are loaded through a temporary staging table and
+one INSERT ... SELECT, as in flows/bulk.py.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from flows.bulk import BulkError, _json_text, _query, copy_cast, quote_ident
 
-HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
-TRAILER = struct.pack(">h", -1)
-CHUNK_ROWS = 200_000
-EPOCH_2000_US = 946_684_800_000_000  # binary timestamps count microseconds from 2000-01-01
-EPOCH_2000_DAYS = 10_957
-NULL_FIELD = pa.scalar(struct.pack(">i", -1), pa.large_binary())  # a NULL: length -1, no value
-_FIXED = {
-    "bigint": ">i8",
-    "integer": ">i4",
-    "smallint": ">i2",
-    "double precision": ">f8",
-    "real": ">f4",
-    "boolean": "u1",
-    "date": ">i4",
-    "timestamp with time zone": ">i8",
-    "timestamp without time zone": ">i8",
+CHUNK_ROWS = 50_000  # rows cast and encoded at a time: a few MB, reused by the allocator
+_FIXED = {  # PostgreSQL type: what copy_cast gives it (pgpq encodes these as that type)
+    "bigint",
+    "integer",
+    "smallint",
+    "double precision",
+    "real",
+    "boolean",
+    "date",
+    "timestamp with time zone",
+    "timestamp without time zone",
 }
 _VARIABLE = ("text", "json", "jsonb", "bytea", "character varying", "character(")
 
@@ -56,71 +49,60 @@ def fetch(conn: Any, sql: str, params: tuple = ()) -> list[tuple]:
 
 def binary_column(
     column: str, dtype: pl.DataType, pg_type: str, kind: str
-) -> tuple[pl.Expr, str | None] | None:
-    """Return (expr, numpy big-endian type, None for variable width) for binary COPY, or None."""
+) -> tuple[pl.Expr, bool] | None:
+    """Return (expr, is jsonb) casting `column` to what pgpq encodes as `pg_type`, or None."""
+    if pg_type == "jsonb":
+        return _json_text(column, dtype).alias(column), True
     cast = copy_cast(column, dtype, pg_type, kind)
     if cast is None:
         return None
-    if pg_type in _FIXED:
-        if pg_type == "date":
-            cast = cast.cast(pl.Int32) - EPOCH_2000_DAYS
-        elif pg_type.startswith("timestamp"):
-            cast = cast.cast(pl.Int64) - EPOCH_2000_US
-        elif pg_type == "boolean":
-            cast = cast.cast(pl.UInt8)
-        return cast.alias(column), _FIXED[pg_type]
-    if kind == "e" or (pg_type.startswith(_VARIABLE) and not pg_type.endswith("[]")):
-        return cast.cast(pl.Binary).alias(column), None
+    if pg_type in _FIXED or kind == "e":
+        return cast.alias(column), False
+    if pg_type.startswith(_VARIABLE) and not pg_type.endswith("[]"):
+        return cast.alias(column), False
     return None
 
 
-def _fixed_binary(values: np.ndarray) -> pa.Array:
-    """Return each fixed-width element of `values` (its bytes as they are) as a binary value."""
-    width = values.dtype.itemsize
-    buffer = pa.py_buffer(np.ascontiguousarray(values).view(np.uint8))
-    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), len(values), [None, buffer])
-    return fixed.cast(pa.large_binary())
+def _arrow(chunk: pl.DataFrame) -> pa.Table:
+    """Return the chunk as Arrow: text as string views (no copy), binary as large binary."""
+    table = chunk.to_arrow(compat_level=pl.CompatLevel.newest())
+    for i, field in enumerate(table.schema):
+        if pa.types.is_binary_view(field.type):  # pgpq has no encoder for binary views
+            table = table.set_column(i, field.name, table.column(i).cast(pa.large_binary()))
+    return table
 
 
-def _fields(series: pl.Series, np_type: str | None) -> list[pa.Array]:
-    """Return one column's COPY fields (a big-endian length, then the value) as binary arrays."""
-    nulls = series.is_null().to_numpy()
-    if np_type is None:
-        values = series.fill_null(b"").to_arrow(compat_level=pl.CompatLevel.oldest())
-        lengths = pc.binary_length(values).to_numpy(zero_copy_only=False).astype(">i4")
-        lengths[nulls] = -1
-        return [_fixed_binary(lengths), values]
-    record = np.empty(len(series), dtype=[("length", ">i4"), ("value", np_type)])
-    record["length"] = np.dtype(np_type).itemsize
-    record["value"] = series.fill_null(0).to_numpy()
-    fields = _fixed_binary(record)
-    if nulls.any():
-        fields = pc.if_else(pa.array(nulls), NULL_FIELD, fields)
-    return [fields]
+def _encoder(schema: pa.Schema, jsonb: set[str]):
+    """Return a pgpq encoder for `schema`, sending the `jsonb` columns as jsonb."""
+    from pgpq import ArrowToPostgresBinaryEncoder, encoders
+    from pgpq.schema import Jsonb
+
+    chosen = {
+        field.name: encoders.StringViewEncoderBuilder.new_with_output(field, Jsonb())
+        if field.name in jsonb
+        else ArrowToPostgresBinaryEncoder.infer_encoder(field)
+        for field in schema
+    }
+    return ArrowToPostgresBinaryEncoder.new_with_encoders(schema, chosen)
 
 
-def encode_rows(chunk: pl.DataFrame, types: list[str | None]) -> pa.Buffer:
-    """Return the binary COPY rows of an encoded chunk (no header, no trailer)."""
-    count = pa.scalar(struct.pack(">h", len(types)), pa.large_binary())
-    parts = [count]
-    for series, np_type in zip(chunk.iter_columns(), types, strict=True):
-        parts += _fields(series, np_type)
-    rows = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.large_binary()))
-    offsets = np.frombuffer(rows.buffers()[1], np.int64)[rows.offset : rows.offset + len(rows) + 1]
-    return rows.buffers()[2].slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+def binary_stream(df: pl.DataFrame, plan: list[tuple[pl.Expr, bool]]) -> Iterator[bytes]:
+    """Yield the whole binary COPY stream of df (pgpq), a chunk of rows cast at a time.
 
-
-def binary_stream(df: pl.DataFrame, plan: list[tuple[pl.Expr, str | None]]) -> Iterator[memoryview]:
-    """Yield the whole binary COPY stream of df, a chunk of rows cast and encoded at a time.
-
-    `plan` holds each column's (cast expression, numpy type) from binary_column; casting
-    chunk by chunk keeps one chunk's copy of the text columns in memory, not the frame's.
+    `plan` holds each column's (cast expression, is jsonb) from binary_column; casting chunk
+    by chunk keeps one chunk's copy of the cast columns in memory, not the frame's.
     """
-    exprs, types = [expr for expr, _ in plan], [np_type for _, np_type in plan]
-    yield memoryview(HEADER)
-    for offset in range(0, df.height, CHUNK_ROWS):
-        yield memoryview(encode_rows(df.slice(offset, CHUNK_ROWS).select(exprs), types))
-    yield memoryview(TRAILER)
+    exprs = [expr for expr, _ in plan]
+    jsonb = {name for name, (_, is_jsonb) in zip(df.columns, plan, strict=True) if is_jsonb}
+    encoder = None
+    for offset in range(0, max(df.height, 1), CHUNK_ROWS):
+        table = _arrow(df.slice(offset, CHUNK_ROWS).select(exprs))
+        if encoder is None:
+            encoder = _encoder(table.schema, jsonb)
+            yield encoder.write_header()
+        for batch in table.to_batches():
+            yield encoder.write_batch(batch)
+    yield bytes(encoder.finish())
 
 
 def _target(conn: Any, table: str) -> dict[str, tuple[str, str]]:
@@ -138,7 +120,8 @@ def _copy_binary(conn: Any, sql: str, df: pl.DataFrame, plan: list) -> None:
     cur = conn.cursor()
     with cur.copy(sql, writer=QueuedLibpqWriter(cur)) as copy:
         for part in binary_stream(df, plan):
-            copy.write(part)
+            if part:  # pgpq returns b"" until it has a MB to hand over
+                copy.write(part)
 
 
 def _copy_text(conn: Any, sql: str, df: pl.DataFrame, target: Mapping[str, tuple]) -> None:
