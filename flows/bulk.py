@@ -7,7 +7,7 @@ which COPYs only the frame's columns. A column of a type not in that map (uuid, 
 sends the whole frame through a temporary staging table and one INSERT ... SELECT with casts
 instead (bench/generate.py, 2M play_history rows on 2 busy cores: direct 3.0M rows/min,
 staged 2.5M rows/min). On a psycopg connection (the publish transaction) the same casts feed
-flows/pgcopy.py's own binary COPY encoder, which can COPY with FREEZE. DuckDB: `INSERT INTO t
+flows/pgcopy.py's binary COPY (encoded by pgpq), which can COPY with FREEZE. DuckDB: `INSERT INTO t
 BY NAME SELECT * FROM <registered Arrow table>`. Table and column names come from the frames
 the pipeline builds and are checked against the catalogue, never from user input.
 """
