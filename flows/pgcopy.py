@@ -24,7 +24,7 @@ import pyarrow as pa
 from flows.bulk import BulkError, _json_text, _query, copy_cast, quote_ident
 
 CHUNK_ROWS = 50_000  # rows cast and encoded at a time: a few MB, reused by the allocator
-_FIXED = {  # PostgreSQL type: what copy_cast gives it (pgpq encodes these as that type)
+_FIXED = {  # types copy_cast gives the Arrow type that pgpq encodes as this very type
     "bigint",
     "integer",
     "smallint",
@@ -56,9 +56,8 @@ def binary_column(
     cast = copy_cast(column, dtype, pg_type, kind)
     if cast is None:
         return None
-    if pg_type in _FIXED or kind == "e":
-        return cast.alias(column), False
-    if pg_type.startswith(_VARIABLE) and not pg_type.endswith("[]"):
+    variable = pg_type.startswith(_VARIABLE) and not pg_type.endswith("[]")
+    if pg_type in _FIXED or kind == "e" or variable:
         return cast.alias(column), False
     return None
 
