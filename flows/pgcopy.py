@@ -101,7 +101,7 @@ def binary_stream(df: pl.DataFrame, plan: list[tuple[pl.Expr, bool]]) -> Iterato
             yield encoder.write_header()
         for batch in table.to_batches():
             yield encoder.write_batch(batch)
-    yield bytes(encoder.finish())
+    yield encoder.finish()
 
 
 def _target(conn: Any, table: str) -> dict[str, tuple[str, str]]:
