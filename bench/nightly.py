@@ -1,20 +1,23 @@
 """Benchmark: the nightly run at a scale profile against PostgreSQL, beside the anchors.
 
-    .venv/bin/python bench/nightly.py --profile S [--json out.json] [--no-anchors]
+    .venv/bin/python bench/nightly.py --profile S [--json out.json] [--no-anchors] [--rounds N]
 
 Generates the profile once (bench/profiles.py), runs the nightly for the profile's last day,
-and prints per stage: wall seconds, rows in/out and the peak RSS of this process tree; then
-the anchors measured in the same run on the same rows: a bare ADBC fetch of the event rows
-(extract), implicit's CosineRecommender(K=50) fit + recommend N=50 for all users on the same
-user×record matrix (model), a bare binary COPY of the published rows into an empty table
-(load), and aggregate_daily_metrics(date) for the run date and for 90 dates one call each
-(metrics). Ratios compare the pipeline with its anchor measured seconds apart on this machine.
+and prints per stage: wall seconds, rows in/out and the peak RSS of this process tree, beside
+the anchors measured on the same rows: a bare ADBC fetch of the event rows right before the
+nightly (extract), a bare binary COPY of the published rows into an empty table right after
+it (load), then implicit's CosineRecommender(K=50) fit + recommend N=50 for all users on the
+same user×record matrix (model). `--rounds N` repeats that nightly between its anchors and
+reports each round's ratios and their medians. Then a backfill, ADBC's ingest of the
+published rows (load_text, for comparison) and aggregate_daily_metrics(date) for the run
+date and for the backfill's dates, one call each (metrics).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 import warnings
@@ -238,11 +241,10 @@ def stage_table(result) -> list[dict]:
     return stages
 
 
-def ratios(report: dict) -> dict:
-    """Return the pipeline ÷ anchor comparisons the targets are stated in."""
-    stage = {s["stage"]: s for s in report["stages"]}
+def round_ratios(stages: list[dict], anchors: dict) -> dict:
+    """Return one round's pipeline ÷ anchor comparisons, the forms the targets are stated in."""
+    stage = {s["stage"]: s for s in stages}
     out = {}
-    anchors = report.get("anchors", {})
     if "extract" in anchors and stage.get("extract"):
         ours = stage["extract"]["rows_out"] / stage["extract"]["seconds"]
         out["extract_rows_per_s_vs_anchor"] = ours / anchors["extract"]["rows_per_s"]
@@ -258,77 +260,123 @@ def ratios(report: dict) -> dict:
         out["daily_metrics_vs_sql_one_date"] = (
             stage["daily_metrics"]["seconds"] / anchors["metrics"]["one_date_s"]
         )
-        if "backfill_seconds" in report:
-            out["sql_backfill_vs_ours"] = (
-                anchors["metrics"]["backfill_s"] / report["backfill_seconds"]
-            )
     return out
 
 
-def run(
-    profile_name: str, anchors: bool = True, backfill_days: int = DAYS, log=print, db=None
-) -> dict:
-    """Run the benchmark for one profile and return its report (`db`: use this database)."""
-    profile = PROFILES[profile_name]
-    db = ensure_profile(profile, log=log, db=db)
+def ratios(report: dict) -> dict:
+    """Fill each round's ratios; return their medians over the rounds, and the backfill's."""
+    shared = report.get("anchors", {})
+    for round_ in report["rounds"]:
+        round_["ratios"] = round_ratios(round_["stages"], {**shared, **round_["anchors"]})
+    out = {
+        name: statistics.median(r["ratios"][name] for r in report["rounds"])
+        for name in report["rounds"][0]["ratios"]
+    }
+    if "metrics" in shared and "backfill_seconds" in report:
+        out["sql_backfill_vs_ours"] = shared["metrics"]["backfill_s"] / report["backfill_seconds"]
+    return out
+
+
+def nightly_round(db, anchors: bool) -> dict:
+    """Run the nightly once between the anchors that judge its stages; return the round.
+
+    The extract anchor runs right before the nightly (whose first stage is the extract),
+    the load anchor right after it (its last stage is the publish), then the model anchor:
+    each ratio compares figures taken at most a few minutes apart, not the tens of minutes after
+    the nightly that the backfill and the SQL side take, over which this shared machine's
+    speed drifts.
+    """
     vacuumed = vacuum(db)
     warm_cache(db, RUN_DATE)
+    measured = {"extract": extract_anchor(db, RUN_DATE)} if anchors else {}
+    load_average = machine()["load_average"]
     result, seconds = timed(run_nightly, db, NightlyParams(run_date=RUN_DATE, window_days=DAYS))
-    report = {
-        "profile": profile.__dict__,
-        "machine": machine(),
-        "run_date": str(RUN_DATE),
+    round_ = {
         "status": result.status,
         "wall_seconds": seconds,
+        "load_average": load_average,
         "rows": result.rows,
         "stages": stage_table(result),
         "peak_rss_bytes": peak_rss_bytes(),
         "quality": result.quality,
         "dead_rows_vacuumed_before_nightly": vacuumed,
     }
+    if anchors:
+        measured["load"] = load_anchor(db)
+        measured["model"] = model_anchor(db, RUN_DATE)
+    round_["anchors"] = measured
+    return round_
+
+
+def run(
+    profile_name: str,
+    anchors: bool = True,
+    backfill_days: int = DAYS,
+    log=print,
+    db=None,
+    rounds: int = 1,
+) -> dict:
+    """Run the benchmark for one profile and return its report (`db`: use this database)."""
+    profile = PROFILES[profile_name]
+    db = ensure_profile(profile, log=log, db=db)
+    report = {"profile": profile.__dict__, "machine": machine(), "run_date": str(RUN_DATE)}
+    report["rounds"] = []
+    for i in range(rounds):
+        log(f"round {i + 1} of {rounds}: the nightly between its anchors")
+        report["rounds"].append(nightly_round(db, anchors))
     first = RUN_DATE - timedelta(days=backfill_days - 1)
     report["dead_rows_vacuumed"] = [vacuum(db, "daily_metrics")]
     _, report["backfill_seconds"] = timed(run_backfill, db, first, RUN_DATE)
     report["backfill_days"] = backfill_days
     if anchors:
-        warm_cache(db, RUN_DATE)
-        report["anchors"] = {
-            "extract": extract_anchor(db, RUN_DATE),
-            "load": load_anchor(db),
-            "load_text": load_text_anchor(db),
-            "model": model_anchor(db, RUN_DATE),
-        }
+        report["anchors"] = {"load_text": load_text_anchor(db)}
         report["dead_rows_vacuumed"].append(vacuum(db, "daily_metrics"))
         report["anchors"]["metrics"] = metrics_anchor(db, RUN_DATE, backfill_days)
     report["ratios"] = ratios(report)
     return report
 
 
-def print_report(report: dict) -> None:
-    """Print the report as a table."""
-    m = report["machine"]
+def print_round(number: int, round_: dict, profile: str) -> None:
+    """Print one round: the nightly's stage table, then its anchors and ratios."""
     print(
-        f"\nnightly at profile {report['profile']['name']} on {m['cores']} cores, "
-        f"{m['memory_gib']} GiB (load {m['load_average']}): {report['status']}, "
-        f"{report['wall_seconds']:.1f} s wall, peak RSS {report['peak_rss_bytes'] / 2**30:.2f} GiB"
+        f"\nround {number}: nightly at profile {profile} (load {round_['load_average']}): "
+        f"{round_['status']}, {round_['wall_seconds']:.1f} s wall, "
+        f"peak RSS {round_['peak_rss_bytes'] / 2**30:.2f} GiB"
     )
     print(f"{'stage':<16}{'seconds':>10}{'rows in':>14}{'rows out':>14}{'peak MB':>10}")
-    for s in report["stages"]:
+    for s in round_["stages"]:
         print(
             f"{s['stage']:<16}{s['seconds']:>10.2f}{s['rows_in'] or '':>14}"
             f"{s['rows_out'] or '':>14}{s['peak_rss_mb']:>10}"
         )
-    print(f"backfill over {report['backfill_days']} days: {report['backfill_seconds']:.1f} s")
-    dead = " and ".join(f"{n:,}" for n in report.get("dead_rows_vacuumed", []))
+    for name, figures in round_["anchors"].items():
+        print(f"anchor {name}: " + json.dumps(figures, default=lambda v: round(v, 3)))
+    for name, value in round_["ratios"].items():
+        print(f"round {number} ratio {name}: {value:.2f}")
+
+
+def print_report(report: dict) -> None:
+    """Print the report as tables: each round, the backfill, the shared anchors, the ratios."""
+    m = report["machine"]
+    rounds = report["rounds"]
     print(
-        f"every table vacuumed before the nightly (dead rows: "
-        f"{report.get('dead_rows_vacuumed_before_nightly', 0):,}); "
+        f"\nnightly at profile {report['profile']['name']} on {m['cores']} cores, "
+        f"{m['memory_gib']} GiB (load {m['load_average']}): {len(rounds)} round(s)"
+    )
+    for number, round_ in enumerate(rounds, 1):
+        print_round(number, round_, report["profile"]["name"])
+    print(f"\nbackfill over {report['backfill_days']} days: {report['backfill_seconds']:.1f} s")
+    dead = " and ".join(f"{n:,}" for n in report.get("dead_rows_vacuumed", []))
+    before = ", ".join(f"{r['dead_rows_vacuumed_before_nightly']:,}" for r in rounds)
+    print(
+        f"every table vacuumed before each nightly (dead rows: {before}); "
         f"daily_metrics before each backfill (dead rows: {dead})"
     )
     for name, figures in report.get("anchors", {}).items():
         print(f"anchor {name}: " + json.dumps(figures, default=lambda v: round(v, 3)))
+    label = f" (median of {len(rounds)} rounds)" if len(rounds) > 1 else ""
     for name, value in report["ratios"].items():
-        print(f"ratio {name}: {value:.2f}")
+        print(f"ratio {name}{label}: {value:.2f}")
 
 
 def main() -> None:
@@ -336,6 +384,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="S")
     parser.add_argument("--no-anchors", action="store_true")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="nightlies, each between its own anchors; the ratios are their medians",
+    )
     parser.add_argument("--json", default=None, help="also write the report here")
     parser.add_argument(
         "--backfill-days",
@@ -344,7 +398,14 @@ def main() -> None:
         help=f"dates in the backfill and its SQL anchor (default {DAYS}; both scale with it)",
     )
     args = parser.parse_args()
-    report = run(args.profile, anchors=not args.no_anchors, backfill_days=args.backfill_days)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    report = run(
+        args.profile,
+        anchors=not args.no_anchors,
+        backfill_days=args.backfill_days,
+        rounds=args.rounds,
+    )
     print_report(report)
     text = json.dumps(report, indent=2, default=str)
     if args.json:
