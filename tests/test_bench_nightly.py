@@ -33,8 +33,11 @@ ROUND_RATIOS = RATIOS - {"sql_backfill_vs_ours"}
 
 @pytest.mark.postgres
 def test_benchmark_report_has_every_stage_anchor_and_ratio(pg_database, capsys):
-    report = run("XS", anchors=True, backfill_days=3, log=lambda *_: None, db=pg_database, rounds=2)
+    logged = []
+    report = run("XS", anchors=True, backfill_days=3, log=logged.append, db=pg_database, rounds=2)
     assert len(report["rounds"]) == 2
+    progress = [line for line in logged if line.startswith("round 2: nightly")]
+    assert len(progress) == 1 and "models_seconds_vs_anchor" in progress[0]
     for round_ in report["rounds"]:
         stages = {s["stage"]: s for s in round_["stages"]}
         assert round_["status"] == "completed" and set(stages) >= STAGES
@@ -47,13 +50,17 @@ def test_benchmark_report_has_every_stage_anchor_and_ratio(pg_database, capsys):
         assert anchors["model"]["pairs"] > 0 and anchors["model"]["seconds"] > 0
         assert set(round_["ratios"]) == ROUND_RATIOS
         assert round_["dead_rows_vacuumed_before_nightly"] >= 0
+        assert round_["peak_rss_bytes"] > 0 and round_["stages"][0]["peak_rss_mb"] > 0
     assert report["anchors"]["metrics"]["dates"] == 3
     assert report["anchors"]["metrics"]["backfill_s"] > 0
     assert set(report["ratios"]) == RATIOS and report["machine"]["cores"] >= 1
     for name in ROUND_RATIOS:  # two rounds: the median is their mean
         values = [r["ratios"][name] for r in report["rounds"]]
         assert report["ratios"][name] == pytest.approx(sum(values) / 2)
-    assert len(report["dead_rows_vacuumed"]) == 2  # before ours and before the SQL function's
+    # the backfill before and after the SQL side, each into an emptied daily_metrics
+    assert len(report["backfill_runs_s"]) == 2 and min(report["backfill_runs_s"]) > 0
+    assert report["backfill_seconds"] == pytest.approx(sum(report["backfill_runs_s"]) / 2)
+    assert report["dead_rows_vacuumed_before_sql"] >= 0
     vacuumed = (
         "SELECT count(*) FROM pg_stat_user_tables WHERE last_vacuum IS NOT NULL "
         "AND relname IN ('play_history', 'usage_metrics', 'daily_metrics')"
@@ -66,3 +73,4 @@ def test_benchmark_report_has_every_stage_anchor_and_ratio(pg_database, capsys):
     out = capsys.readouterr().out
     assert "nightly at profile XS" in out and "round 2 ratio models_seconds_vs_anchor" in out
     assert "ratio models_seconds_vs_anchor (median of 2 rounds)" in out
+    assert "before and after the SQL side" in out
