@@ -295,6 +295,18 @@ def ratios(report: dict) -> dict:
     return out
 
 
+def in_fresh_process(fn, *args):
+    """Return fn(*args) run in a new process forked from multiprocessing's fork server.
+
+    Not spawned from this process: a child's ru_maxrss starts from the resident size of the
+    process it was forked from, even across exec, so a spawned child would report this
+    benchmark's gigabytes as its own peak. The fork server is a small process of its own.
+    """
+    forkserver = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=1, mp_context=forkserver) as pool:
+        return pool.submit(fn, *args).result()
+
+
 def nightly_process(db) -> dict:
     """Run the nightly and return its figures; called in a process of its own.
 
@@ -325,9 +337,7 @@ def nightly_round(db, anchors: bool) -> dict:
     warm_cache(db, RUN_DATE)
     measured = {"extract": extract_anchor(db, RUN_DATE)} if anchors else {}
     load_average = machine()["load_average"]
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        round_ = pool.submit(nightly_process, db).result()
+    round_ = in_fresh_process(nightly_process, db)
     round_ |= {"load_average": load_average, "dead_rows_vacuumed_before_nightly": vacuumed}
     if anchors:
         measured["load"] = load_anchor(db)
@@ -413,8 +423,9 @@ def print_report(report: dict) -> None:
     )
     for name, figures in report.get("anchors", {}).items():
         print(f"anchor {name}: " + json.dumps(figures, default=lambda v: round(v, 3)))
-    label = f" (median of {len(rounds)} rounds)" if len(rounds) > 1 else ""
+    median = f" (median of {len(rounds)} rounds)" if len(rounds) > 1 else ""
     for name, value in report["ratios"].items():
+        label = median if name in rounds[0]["ratios"] else ""  # the backfill's: one figure
         print(f"ratio {name}{label}: {value:.2f}")
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from bench.nightly import RUN_DATE, print_report, run, warm_cache
+from bench.nightly import RUN_DATE, in_fresh_process, print_report, run, warm_cache
+from flows.tracking import peak_rss_bytes
 
 STAGES = {
     "extract",
@@ -74,3 +75,12 @@ def test_benchmark_report_has_every_stage_anchor_and_ratio(pg_database, capsys):
     assert "nightly at profile XS" in out and "round 2 ratio models_seconds_vs_anchor" in out
     assert "ratio models_seconds_vs_anchor (median of 2 rounds)" in out
     assert "before and after the SQL side" in out
+    assert "ratio sql_backfill_vs_ours: " in out  # one figure, not a median of the rounds
+
+
+def test_a_fresh_process_peak_leaves_out_this_process_memory():
+    ballast = bytearray(512 * 2**20)
+    ballast[:: 2**12] = b"\x01" * len(range(0, len(ballast), 2**12))  # resident, every page
+    child = in_fresh_process(peak_rss_bytes)
+    assert child < peak_rss_bytes() - 400 * 2**20  # a spawned child would report ≥ 512 MiB
+    del ballast
