@@ -360,7 +360,7 @@ def run(
     report = {"profile": profile.__dict__, "machine": machine(), "run_date": str(RUN_DATE)}
     report["rounds"] = []
     for i in range(rounds):
-        log(f"round {i + 1} of {rounds}: the nightly between its anchors")
+        log(f"round {i + 1} of {rounds}: the nightly" + " between its anchors" * anchors)
         round_ = nightly_round(db, anchors)
         report["rounds"].append(round_)
         figures = round_ratios(round_["stages"], round_["anchors"])
@@ -417,10 +417,10 @@ def print_report(report: dict) -> None:
         + (bracket if len(runs) > 1 else "")
     )
     before = ", ".join(f"{r['dead_rows_vacuumed_before_nightly']:,}" for r in rounds)
-    print(
-        f"every table vacuumed before each nightly (dead rows: {before}); daily_metrics "
-        f"before the SQL side (dead rows: {report.get('dead_rows_vacuumed_before_sql', 0):,})"
-    )
+    vacuumed = f"every table vacuumed before each nightly (dead rows: {before})"
+    if (sql_side := report.get("dead_rows_vacuumed_before_sql")) is not None:
+        vacuumed += f"; daily_metrics before the SQL side (dead rows: {sql_side:,})"
+    print(vacuumed)
     for name, figures in report.get("anchors", {}).items():
         print(f"anchor {name}: " + json.dumps(figures, default=lambda v: round(v, 3)))
     median = f" (median of {len(rounds)} rounds)" if len(rounds) > 1 else ""
