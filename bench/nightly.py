@@ -230,7 +230,7 @@ def metrics_anchor(db, run_date: date, backfill_days: int) -> dict:
 
 
 def timed_backfill(db, days: int) -> float:
-    """Return the seconds of run_backfill over `days` dates to the run date, into no rows.
+    """Return the seconds of run_backfill over `days` dates to the run date, into no rows yet.
 
     daily_metrics is emptied first (untimed, TRUNCATE), as a fresh profile leaves it, so
     that the backfills run before and after the SQL side (which rewrites every row of
