@@ -282,15 +282,12 @@ def round_ratios(stages: list[dict], anchors: dict) -> dict:
 
 
 def ratios(report: dict) -> dict:
-    """Fill each round's ratios; return their medians over the rounds, and the backfill's."""
-    shared = report.get("anchors", {})
-    for round_ in report["rounds"]:
-        round_["ratios"] = round_ratios(round_["stages"], {**shared, **round_["anchors"]})
+    """Return the medians of the rounds' ratios, and the backfill's ratio."""
     out = {
         name: statistics.median(r["ratios"][name] for r in report["rounds"])
         for name in report["rounds"][0]["ratios"]
     }
-    if "metrics" in shared and "backfill_seconds" in report:
+    if "metrics" in (shared := report.get("anchors", {})):
         out["sql_backfill_vs_ours"] = shared["metrics"]["backfill_s"] / report["backfill_seconds"]
     return out
 
@@ -376,6 +373,9 @@ def run(
         report["backfill_runs_s"].append(timed_backfill(db, backfill_days))
         report["anchors"]["load_text"] = load_text_anchor(db)
     report["backfill_seconds"] = statistics.mean(report["backfill_runs_s"])
+    for round_ in report["rounds"]:  # with the anchors measured once, after the rounds
+        measured = {**report.get("anchors", {}), **round_["anchors"]}
+        round_["ratios"] = round_ratios(round_["stages"], measured)
     report["ratios"] = ratios(report)
     return report
 
