@@ -15,6 +15,8 @@ SIMILARITIES = ("cosine", "jaccard")
 #: Relative slack below implicit's k-th score when tied rows are recomputed (its float
 #: rounding differs from the exact path's by ≈ 1e-7; everything within the slack is kept).
 TIE_MARGIN = 1e-4
+#: Sort key of an entry that is not a candidate (not positive, padding, self).
+NO_KEY = np.iinfo(np.int64).max
 
 
 def topk_neighbors(sim, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -22,12 +24,33 @@ def topk_neighbors(sim, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.
 
     Ranks run 1..k per row, by score descending then column ascending; output is ordered by
     (row, rank). Entries with score <= 0 are dropped. Works on the stored entries only.
+    A CSR whose rows are about equally full (neighbour lists) is ranked row by row in
+    padded arrays; anything else by one sort of all entries.
     """
+    if sp.issparse(sim) and sim.format == "csr" and _pads_cheaply(sim):
+        return _padded_topk(sim, k)
     coo = sp.coo_matrix(sim)
     keep = coo.data > 0
     rows, cols, data = coo.row[keep], coo.col[keep], coo.data[keep].astype(np.float32)
     rows, cols, data, ranks = top_per_row(rows, cols, data, k)
     return rows.astype(np.int64), cols.astype(np.int64), data, ranks.astype(np.int32)
+
+
+def _pads_cheaply(S: sp.csr_matrix) -> bool:
+    """Return True when S as padded rows (rows × widest row) is at most ≈ 4 × its entries."""
+    width = int(np.diff(S.indptr).max(initial=0))
+    return S.shape[0] * width <= 4 * S.nnz + (1 << 20)
+
+
+def _padded_topk(S: sp.csr_matrix, k: int):
+    """Return what ``topk_neighbors`` returns, ranked row by row in padded arrays."""
+    data = np.where(S.data > 0, S.data, -np.inf)
+    vals, cols = _padded_rows(S, data)
+    top_vals, top_cols = _best_first(vals, cols, max(0, k))
+    keep = top_vals > 0  # each row's kept entries come first, best first
+    rows = np.broadcast_to(np.arange(S.shape[0])[:, None], keep.shape)[keep]
+    ranks = np.broadcast_to(np.arange(1, keep.shape[1] + 1), keep.shape)[keep]
+    return rows.astype(np.int64), top_cols[keep], top_vals[keep], ranks.astype(np.int32)
 
 
 def topk_csr(sim, k: int) -> sp.csr_matrix:
@@ -154,17 +177,63 @@ class _ExactSimilarity:
         return sp.vstack(blocks, format="csr", dtype=np.float32)
 
 
-def _padded_rows(S: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """Return a CSR's rows as dense (values float32, -inf padded; columns, -1 padded) arrays."""
+def _padded_rows(S: sp.csr_matrix, data=None) -> tuple[np.ndarray, np.ndarray]:
+    """Return a CSR's rows as dense (values float32, -inf padded; columns, -1 padded) arrays.
+
+    ``data`` (optional, aligned with S.data) replaces the stored values.
+    """
     counts = np.diff(S.indptr)
     width = int(counts.max(initial=0))
     vals = np.full((S.shape[0], width), -np.inf, dtype=np.float32)
     cols = np.full((S.shape[0], width), -1, dtype=np.int64)
     rows = np.repeat(np.arange(S.shape[0]), counts)
     position = np.arange(S.nnz) - S.indptr[rows]
-    vals[rows, position] = S.data
+    vals[rows, position] = S.data if data is None else data
     cols[rows, position] = S.indices
     return vals, cols
+
+
+def _best_first(vals: np.ndarray, cols: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (values, columns) of each row's k best positive entries, best first, ties by
+    lower column; -inf and -1 where a row has fewer.
+
+    One sort of int64 keys per row, the float32 value's bits (ascending with a positive
+    float) then the column: no argsort, and the picked keys decode to value and column.
+    """
+    vals = np.ascontiguousarray(vals, dtype=np.float32)
+    key = ((0x7F800000 - vals.view(np.int32).astype(np.int64)) << 32) | np.maximum(cols, 0)
+    key[~(vals > 0)] = NO_KEY
+    key.sort(axis=1)
+    key = key[:, :k]
+    missing = key == NO_KEY
+    top_vals = (0x7F800000 - (key >> 32)).astype(np.int32).view(np.float32)
+    top_vals[missing] = -np.inf
+    return top_vals, np.where(missing, -1, key & 0xFFFFFFFF)
+
+
+def _implicit_rows(S: sp.coo_matrix, order: np.ndarray, want: int):
+    """Return implicit's top-``want`` lists as padded (vals, cols) in the items' own rows and
+    columns, and each row's count.
+
+    ``all_pairs_knn`` writes row r's list to slots r·want … (r + 1)·want − 1 and leaves the
+    slots it does not fill as (0, 0, 0.0): those are dropped here with no CSR built. Another
+    layout (a later implicit) goes through a CSR, as it did before.
+    """
+    n_items = order.size
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    shape = (n_items, want)
+    if S.nnz == n_items * want:
+        owner = S.row.reshape(shape)
+        real = owner == np.arange(n_items, dtype=owner.dtype)[:, None]
+        spare = ~real
+        if not (S.data.reshape(shape)[spare].any() or S.col.reshape(shape)[spare].any()):
+            vals = np.where(real, S.data.reshape(shape), -np.inf).astype(np.float32)[position]
+            cols = np.where(real, order[S.col.reshape(shape)], -1)[position]
+            return vals, cols, real.sum(axis=1)[position]
+    S = sp.csr_matrix((S.data, (order[S.row], order[S.col])), shape=(n_items, n_items))
+    vals, cols = _padded_rows(S)
+    return vals, cols, np.diff(S.indptr)
 
 
 def _popular_first(unit: sp.csr_matrix) -> tuple[np.ndarray, sp.csr_matrix]:
@@ -204,29 +273,23 @@ def _cosine_topk(X, norms, k: int, exact: _ExactSimilarity) -> sp.csr_matrix:
     want = 2 * k + 1
     order, popular_first = _popular_first(unit)
     S = all_pairs_knn(popular_first, want, num_threads=WORKER_THREADS, show_progress=False)
-    S = S.tocoo()
-    S = sp.csr_matrix((S.data, (order[S.row], order[S.col])), shape=(n_items, n_items))
-    S.sort_indices()  # columns ascending in each row: a stable sort then breaks ties by column
-    vals, cols = _padded_rows(S)
+    vals, cols, counts = _implicit_rows(S.tocoo(), order, want)
     low = np.where(np.isfinite(vals), vals, np.inf).min(axis=1, initial=np.inf)
     vals[(cols == np.arange(n_items)[:, None]) | (vals <= 0)] = -np.inf  # self, non-positive
-    order = np.argsort(-vals, axis=1, kind="stable")[:, :k]
-    top_vals = np.take_along_axis(vals, order, axis=1)
-    top_cols = np.take_along_axis(cols, order, axis=1)
+    top_vals, top_cols = _best_first(vals, cols, k)
     kth = top_vals[:, k - 1] if top_vals.shape[1] >= k else np.full(n_items, -np.inf, np.float32)
-    full = np.diff(S.indptr) >= want
-    unsettled = np.flatnonzero(full & (low > 0) & (kth <= low))
+    unsettled = np.flatnonzero((counts >= want) & (low > 0) & (kth <= low))
     keep = np.isfinite(top_vals)
     keep[unsettled] = False
-    rows = np.broadcast_to(np.arange(n_items)[:, None], keep.shape)[keep]
+    indptr = np.concatenate(([0], np.cumsum(keep.sum(axis=1))))
     result = sp.csr_matrix(
-        (top_vals[keep], (rows, top_cols[keep])), shape=S.shape, dtype=np.float32
+        (top_vals[keep], top_cols[keep], indptr), shape=(n_items, n_items), dtype=np.float32
     )
     if unsettled.size:
         floor = kth[unsettled].astype(np.float64) * (1.0 - TIE_MARGIN)
         redo = exact.rows(unsettled, floor=floor).tocoo()
         fix = sp.csr_matrix(
-            (redo.data, (unsettled[redo.row], redo.col)), shape=S.shape, dtype=np.float32
+            (redo.data, (unsettled[redo.row], redo.col)), shape=result.shape, dtype=np.float32
         )
         result = (result + fix).tocsr()
     result.sort_indices()

@@ -132,3 +132,39 @@ def test_topk_similarity_matches_brute_force(density, similarity, chunk, weighte
         row = got[item]
         np.testing.assert_array_equal(np.sort(row.indices), np.sort(order))
         np.testing.assert_allclose(row.toarray()[0, order], full[item, order], rtol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_row_by_row_topk_equals_the_one_sort_topk(seed):
+    """A CSR neighbour set is ranked in padded rows; the same entries as COO by one sort."""
+    rng = np.random.default_rng(seed)
+    dense = rng.integers(-2, 5, size=(60, 40)).astype(np.float64) / 4  # ties, zeros, negatives
+    dense[rng.random(dense.shape) < 0.5] = 0
+    csr = sp.csr_matrix(dense)
+    for k in (1, 3, 40, 55):
+        padded = topk_neighbors(csr, k)
+        sorted_once = topk_neighbors(csr.tocoo(), k)
+        for got, want in zip(padded, sorted_once, strict=True):
+            np.testing.assert_array_equal(got, want)
+            assert got.dtype == want.dtype
+
+
+def test_implicit_layout_and_any_other_layout_give_the_same_lists():
+    """implicit's slot layout is read in place; the same entries in another order via a CSR."""
+    from implicit.nearest_neighbours import all_pairs_knn
+
+    from models.neighbors import _implicit_rows, _popular_first
+
+    rng = np.random.default_rng(4)
+    dense = (rng.random((90, 30)) < 0.15).astype(np.float64)
+    dense[:, 5] = 0  # an item no one has: its row's slots stay empty
+    order, popular_first = _popular_first(sp.csr_matrix(dense))
+    S = all_pairs_knn(popular_first, 7, num_threads=1, show_progress=False).tocoo()
+    assert S.nnz == 30 * 7 and (S.data == 0).any()  # the layout read in place, spare slots
+    shuffle = rng.permutation(S.nnz)
+    other = sp.coo_matrix((S.data[shuffle], (S.row[shuffle], S.col[shuffle])), shape=S.shape)
+    fast, slow = _implicit_rows(S, order, 7), _implicit_rows(other, order, 7)
+    np.testing.assert_array_equal(fast[2], slow[2])
+    for got, want in zip(fast[:2], slow[:2], strict=True):
+        np.testing.assert_array_equal(np.sort(got, axis=1), np.sort(want, axis=1))
+    assert fast[2][5] == 0 and fast[2].max() == 7
