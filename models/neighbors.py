@@ -224,12 +224,12 @@ def _implicit_rows(S: sp.coo_matrix, order: np.ndarray, want: int):
     position[order] = np.arange(order.size)
     shape = (n_items, want)
     if S.nnz == n_items * want:
-        owner = S.row.reshape(shape)
+        owner, data, col = (a.reshape(shape) for a in (S.row, S.data, S.col))
         real = owner == np.arange(n_items, dtype=owner.dtype)[:, None]
         spare = ~real
-        if not (S.data.reshape(shape)[spare].any() or S.col.reshape(shape)[spare].any()):
-            vals = np.where(real, S.data.reshape(shape), -np.inf).astype(np.float32)[position]
-            cols = np.where(real, order[S.col.reshape(shape)], -1)[position]
+        if not (data[spare].any() or col[spare].any()):
+            vals = np.where(real, data, -np.inf).astype(np.float32)[position]
+            cols = np.where(real, order[col], -1)[position]
             return vals, cols, real.sum(axis=1)[position]
     S = sp.csr_matrix((S.data, (order[S.row], order[S.col])), shape=(n_items, n_items))
     vals, cols = _padded_rows(S)
