@@ -33,7 +33,9 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import os
 import random
+import subprocess
 import sys
 import time
 from dataclasses import asdict
@@ -43,37 +45,38 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import adbc_driver_postgresql.dbapi as adbc
+import polars as pl
+import psycopg
+from api_clients import FUNCTIONS, client
 from profiles import END, PROFILES, Profile, ensure_profile, machine
 
-from flows.database import Database, parse_database
+from flows.storage.backends import open_storage
+from flows.storage.base import Replacement
+from flows.storage.database import ENV_VAR, Database, parse_database
+from transforms.columns import CONTENT_SIMILARITY_COLUMNS, RECOMMENDATION_COLUMNS
 
-FUNCTIONS = (
-    "get_recommendations",
-    "get_recommendations:fallback",
-    "get_similar",
-    "get_user_preferences",
-)
-SQL = {
-    "get_recommendations": "SELECT * FROM get_recommendations(%s, %s, %s)",
-    "get_recommendations:fallback": "SELECT * FROM get_recommendations(%s, %s, %s)",
-    "get_similar": "SELECT * FROM get_similar('record', %s, %s, %s)",
-    "get_user_preferences": "SELECT * FROM get_user_preferences(%s)",
-}
 TARGET_P99_MS = {"at_rest": 10.0, "during_publish": 25.0}
-SIMILARITY_TYPES = ("hybrid", "hybrid", "collaborative", "content")
-FALLBACK_LISTS = ("records", "records_in_stock")
-LIMIT = 20
-WARMUP_CALLS = 30  # per client, untimed
 PAIRS_SAMPLE = 20_000  # (user, list) pairs drawn by the clients
 NEW_USERS_SAMPLE = 1_000
-STATEMENT_TIMEOUT = "5s"
 START_DELAY_S = 4.0  # processes start and warm up before the common start instant
+ROOT = Path(__file__).resolve().parent.parent
+#: The one nightly run, in a process of its own: the benchmark's processes never load Prefect
+#: or the models (each spawned client re-imports this script when it is run as one).
+NIGHTLY = """
+import sys
+from datetime import date
+from flows.nightly import run_nightly
+from flows.params import NightlyParams
+from flows.storage.database import parse_database
+params = NightlyParams(run_date=date.fromisoformat(sys.argv[1]), window_days=90, force_publish=True)
+result = run_nightly(parse_database(None), params)  # ROTATION_DATABASE_URL: no URL in argv
+print(result.status, result.rows)
+"""
 
 
 def published_rows(db: Database) -> int:
     """Return the number of unexpired recommendation_data rows."""
-    import psycopg
-
     with psycopg.connect(db.url, autocommit=True, connect_timeout=10) as conn:
         row = conn.execute("SELECT count(*) FROM recommendation_data WHERE expires_at > now()")
         return row.fetchone()[0]
@@ -84,22 +87,25 @@ def ensure_published(db: Database, log=print) -> None:
     if published_rows(db):
         log("published outputs present: no nightly run")
         return
-    from flows.nightly import run_nightly
-    from flows.pipeline import NightlyParams
 
     day = END - timedelta(days=1)
     log(f"no unexpired recommendation_data: one nightly run for {day} (a few minutes at M)")
     started = time.perf_counter()
-    result = run_nightly(db, NightlyParams(run_date=day, window_days=90, force_publish=True))
-    log(f"nightly {result.status} in {time.perf_counter() - started:.0f} s: {result.rows}")
+    done = subprocess.run(
+        [sys.executable, "-c", NIGHTLY, day.isoformat()],
+        cwd=ROOT,
+        env=os.environ | {ENV_VAR: db.url},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    log(f"nightly in {time.perf_counter() - started:.0f} s: {done.stdout.strip()}")
     if not published_rows(db):
         raise RuntimeError("the nightly run published no recommendation_data")
 
 
 def audience(db: Database, seed: int) -> dict:
     """Return the ids the clients draw from: (user, list) pairs, users, new users, records."""
-    import psycopg
-
     rng = random.Random(seed)
     with psycopg.connect(db.url, autocommit=True, connect_timeout=10) as conn:
         pairs = conn.execute(
@@ -129,75 +135,11 @@ def audience(db: Database, seed: int) -> dict:
     }
 
 
-def _call(rng: random.Random, ids: dict, fallback_share: float) -> tuple[str, tuple]:
-    """Return the function and arguments of one random call."""
-    pick = rng.randrange(3)
-    if pick == 0:
-        if rng.random() < fallback_share:
-            args = (rng.choice(ids["new_users"]), rng.choice(FALLBACK_LISTS), LIMIT)
-            return "get_recommendations:fallback", args
-        user, list_name = rng.choice(ids["pairs"])
-        return "get_recommendations", (user, list_name, LIMIT)
-    if pick == 1:
-        return "get_similar", (rng.choice(ids["records"]), rng.choice(SIMILARITY_TYPES), LIMIT)
-    return "get_user_preferences", (rng.choice(ids["users"]),)
-
-
-def _connect(url: str):
-    """Return an autocommit loopback connection acting as service_role."""
-    import psycopg
-
-    conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
-    conn.execute("SET ROLE service_role")
-    conn.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
-    return conn
-
-
-def client(
-    url: str, ids: dict, seed: int, start_at: float, seconds: float, fallback_share: float
-) -> dict:
-    """Call the functions from `start_at` for `seconds`; return samples, empties and errors."""
-    import psycopg
-
-    rng = random.Random(seed)
-    samples: dict[str, list[tuple[float, float]]] = {f: [] for f in FUNCTIONS}
-    empty = dict.fromkeys(FUNCTIONS, 0)
-    errors: list[str] = []
-    conn = _connect(url)
-    try:
-        warm = random.Random(seed + 1_000_003)
-        for _ in range(WARMUP_CALLS):
-            name, args = _call(warm, ids, 0.1)
-            conn.execute(SQL[name], args).fetchall()
-        time.sleep(max(0.0, start_at - time.time()))
-        end = start_at + seconds
-        while time.time() < end:
-            name, args = _call(rng, ids, fallback_share)
-            wall, began = time.time(), time.perf_counter()
-            try:
-                rows = conn.execute(SQL[name], args).fetchall()
-            except psycopg.Error as exc:
-                errors.append(f"{name}{args}: {type(exc).__name__}: {str(exc).strip()[:200]}")
-                if conn.broken:
-                    conn = _connect(url)
-                continue
-            samples[name].append((wall, time.perf_counter() - began))
-            if not rows:
-                empty[name] += 1
-    finally:
-        conn.close()
-    return {"samples": samples, "empty": empty, "errors": errors}
-
-
 def _published_frames(db: Database):
     """Return content_similarity and recommendation_data as they are, in publish's columns."""
-    import polars as pl
-
-    from flows.bulk import connect_arrow
-    from transforms.columns import CONTENT_SIMILARITY_COLUMNS, RECOMMENDATION_COLUMNS
 
     frames = {}
-    conn = connect_arrow(db)
+    conn = adbc.connect(db.url, autocommit=False)
     try:
         for table, columns in (
             ("content_similarity", CONTENT_SIMILARITY_COLUMNS),
@@ -215,8 +157,6 @@ def _published_frames(db: Database):
 
 def publisher(url: str, ready, stop, out) -> None:
     """Re-publish the published tables' own rows in a loop until `stop`; put the windows."""
-    from flows.storage import Replacement, open_storage
-
     db = parse_database(url)
     windows: list[tuple[float, float]] = []
     rows: dict[str, int] = {}

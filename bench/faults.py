@@ -35,12 +35,18 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psycopg
+
+from bench import profiles
+from bench.checksums import OUTPUTS
+from flows.analyst.generate import generate_into
+from flows.nightly import run_nightly
+from flows.params import NightlyParams
+from flows.storage.database import parse_database
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(1, str(ROOT / "bench"))
-
-import psycopg  # noqa: E402
-
 ADMIN_URL = os.environ.get("ROTATION_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
 # Own profiles (events end yesterday) and, by their names, bench/profiles.py's XS/S/M/L
 # (generated into the scratch database; events end with profiles.END).
@@ -51,26 +57,15 @@ PROFILES = {
 SHARED_PROFILES = ("XS", "S", "M", "L")
 _RUN = {"date": None}  # the run date of the generated data (set by generate)
 # The published tables: their columns minus the run's identity and clock, and their key.
-PUBLISHED = {
-    "content_similarity": (
-        "source_type, source_id, target_type, target_id, similarity_type, score, rank, "
-        "model_version",
-        "source_type, source_id, target_type, target_id, similarity_type",
-    ),
-    "recommendation_data": (
-        "user_id, data_type, list_name, item_type, item_id, item_key, score, confidence, rank, "
-        "reason, model_version",
-        "user_id, list_name, rank",
-    ),
-}
+PUBLISHED = {table: OUTPUTS[table] for table in ("content_similarity", "recommendation_data")}
 # Two parameter sets whose outputs differ: the runs alternate between them.
 VARIANTS = {"A": {}, "B": {"top_n": 15, "similar_k": 15}}
 CHILD = """
 import sys
 from datetime import date
-from flows.database import parse_database
+from flows.storage.database import parse_database
 from flows.nightly import run_nightly
-from flows.pipeline import NightlyParams
+from flows.params import NightlyParams
 url, day, top_n, similar_k = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 params = NightlyParams(run_date=date.fromisoformat(day), top_n=top_n, similar_k=similar_k,
                        force_publish=True)
@@ -86,8 +81,6 @@ def run_date() -> date:
 
 def params_of(variant: str, day: date | None = None):
     """Return the NightlyParams of a variant (always force_publish: the gate is not tested)."""
-    from flows.pipeline import NightlyParams
-
     return NightlyParams(run_date=day or run_date(), force_publish=True, **VARIANTS[variant])
 
 
@@ -99,8 +92,6 @@ def connect(url: str) -> psycopg.Connection:
 @contextmanager
 def scratch_database(prefix: str = "rotation_faults"):
     """Yield the Database of a new empty PostgreSQL database; drop it afterwards."""
-    from flows.database import parse_database
-
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with connect(ADMIN_URL) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -119,12 +110,9 @@ def scratch_database(prefix: str = "rotation_faults"):
 def generate(db, profile: str) -> date:
     """Fill `db` with the profile's synthetic data; return (and keep) its last day."""
     if profile in SHARED_PROFILES:
-        import profiles
-
         profiles.ensure_profile(profiles.PROFILES[profile], db=db, log=lambda line: None)
         _RUN["date"] = profiles.END - timedelta(days=1)
         return _RUN["date"]
-    from flows.generate import generate_into
 
     _RUN["date"] = datetime.now(UTC).date() - timedelta(days=1)
     generate_into(db, **PROFILES[profile], end=_RUN["date"] + timedelta(days=1))
@@ -235,8 +223,6 @@ def age_running_jobs(url: str, hours: float = 3) -> int:
 def reference_runs(db) -> tuple[dict[str, tuple], float]:
     """Run B then A uninterrupted (and B in a subprocess, then A again); return {variant:
     checksums} and the longest publish seconds seen."""
-    from flows.nightly import run_nightly
-
     sums, seconds = {}, []
     for variant in ("B", "A"):
         result = run_nightly(db, params_of(variant))
@@ -286,8 +272,6 @@ class Trial:
 
 def kill_trial(db, number: int, sums: dict, max_delay_s: float, rng: random.Random) -> Trial:
     """SIGKILL a run of variant B during publish, check the tables, recover with variant A."""
-    from flows.nightly import run_nightly
-
     url = db.url
     before = state(url)
     previous_run = run_ids(before)
@@ -452,7 +436,6 @@ def restart_trial(
         if not ok:
             story = f"BROKEN: job {row['job_status']}, tables changed={after != before}: {last}"
     # put variant A back for the next trial
-    from flows.nightly import run_nightly
 
     run_nightly(db, params_of("A"))
     return ok, story

@@ -5,7 +5,7 @@
 
 Prints the generation seconds, the load seconds (every table, one transaction, migrations
 applied first), play_history rows per minute, and then play_history alone COPYed by each
-method of flows/bulk.copy_frame (direct binary COPY, staging table + INSERT ... SELECT),
+method of flows/storage/bulk.copy_frame (direct binary COPY, staging table + INSERT ... SELECT),
 rolled back. The database is overwritten: point it at a scratch database.
 """
 
@@ -20,15 +20,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flows.bulk import (
-    connect_arrow,
+import resource
+
+from flows.storage.bulk import (
+    connect,
     copy_frame,
     quote_ident,
     write_frames,
 )
-from flows.database import parse_database
-from flows.migrate import migrate
-from transforms.synthetic import generate_frames
+from flows.storage.database import parse_database
+from flows.storage.migrate import migrate
+from transforms.synthetic.frames import generate_frames
 
 
 def machine() -> str:
@@ -43,8 +45,6 @@ def machine() -> str:
 
 def _peak_rss_gib() -> float:
     """Return this process's peak resident set size in GiB (Linux ru_maxrss is KiB)."""
-    import resource
-
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
@@ -53,10 +53,9 @@ def compare_methods(db, frame) -> None:
     if not db.is_postgres:
         return
     for method in ("direct", "staged"):
-        conn = connect_arrow(db)
+        conn = connect(db)
         try:
-            with conn.cursor() as cur:
-                cur.execute(f"DELETE FROM {quote_ident('play_history')}")
+            conn.execute(f"DELETE FROM {quote_ident('play_history')}")
             start = time.perf_counter()
             copy_frame(conn, "play_history", frame, method=method)
             seconds = time.perf_counter() - start

@@ -15,11 +15,16 @@ import argparse
 import json
 import os
 import resource
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.quality import machine
 from models.neighbors import ItemKNN
 from models.recommender import MODEL_VERSION, RotationRecommender
 
@@ -52,8 +57,6 @@ def synthetic(n_users: int, n_items: int, n_pairs: int, seed: int = 0) -> sp.csr
 
 def main(argv=None) -> dict:
     """Run the measurement; return the JSON-ready report."""
-    from quality import machine  # bench/ is on sys.path when run as a script
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--items", type=int, default=50_000)

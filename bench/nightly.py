@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -29,14 +30,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import adbc_driver_postgresql.dbapi as adbc
+import psycopg
+from implicit.nearest_neighbours import CosineRecommender
+
 from bench.profiles import DAYS, END, PROFILES, ensure_profile, machine
 from flows.backfill import run_backfill
-from flows.extract import window_bounds
 from flows.nightly import run_nightly
-from flows.pipeline import NightlyParams
-from flows.storage.base import QUERY_DIR, load_query
+from flows.params import NightlyParams
+from flows.stages.extract import extract_inputs, window_bounds
+from flows.stages.interactions import build_interactions, to_matrix
+from flows.stages.validate import validate_inputs
+from flows.storage.backends import open_storage
+from flows.storage.base import load_query
 from flows.storage.literals import inline
 from flows.storage.postgres import SWAPPED
+from flows.storage.queries import QUERIES, sql_files
 from flows.tracking import peak_rss_bytes
 
 RUN_DATE = END - timedelta(days=1)
@@ -55,12 +64,10 @@ def extract_anchor(db, run_date: date) -> dict:
     The window is inlined as literals, as the pipeline's read does: with bound parameters
     the driver buffers the whole result in libpq instead of streaming it (twice as slow).
     """
-    import adbc_driver_postgresql.dbapi as adbc
-
     window = window_bounds(run_date, DAYS)
     rows, seconds = 0, 0.0
     with adbc.connect(db.url) as conn, conn.cursor() as cur:
-        for name in ("extract_play_history", "extract_usage_metrics"):
+        for name in ("extract/play_history", "extract/usage_metrics"):
             sql, _ = inline(load_query(name), window)  # its fastest form: streamed by COPY
             t0 = time.perf_counter()
             cur.execute(sql)
@@ -80,8 +87,6 @@ def load_text_anchor(db) -> dict:
     Plain (logged) tables, created in a transaction that is rolled back: a TEMPORARY table
     would skip the write-ahead log, which no published table can.
     """
-    import adbc_driver_postgresql.dbapi as adbc
-
     rows, seconds = 0, 0.0
     with adbc.connect(db.url) as conn, conn.cursor() as cur:
         for table in PUBLISHED:
@@ -115,10 +120,6 @@ def load_anchor(db) -> dict:
     jsonb) and NOT NULLs, no default, identity, check or index. Plain logged tables, in a
     transaction rolled back afterwards.
     """
-    import tempfile
-
-    import psycopg
-
     rows, seconds = 0, 0.0
     with psycopg.connect(db.url) as conn:
         for table in PUBLISHED:
@@ -145,13 +146,6 @@ def load_anchor(db) -> dict:
 
 def model_anchor(db, run_date: date) -> dict:
     """Return implicit CosineRecommender(K=50) fit and recommend(all users, N=50) seconds."""
-    from implicit.nearest_neighbours import CosineRecommender
-
-    from flows.extract import extract_inputs
-    from flows.matrices import build_interactions, to_matrix
-    from flows.pipeline import validate_inputs
-    from flows.storage import open_storage
-
     with open_storage(db) as storage:
         inputs = extract_inputs(storage, run_date, DAYS)
     params = NightlyParams(run_date=run_date)
@@ -183,8 +177,6 @@ def vacuum(db, table: str | None = None) -> int:
     rows' hint bits. So the nightly, ours and the SQL function's backfills each start from
     vacuumed tables, as autovacuum keeps them in production.
     """
-    import psycopg
-
     with psycopg.connect(db.url, autocommit=True) as conn:
         dead = conn.execute(
             "SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables "
@@ -203,21 +195,18 @@ def warm_cache(db, run_date: date) -> int:
     where the cached one took 33 s at L). Only what the extract reads: the output tables
     (13 GB of daily_metrics at L) would push the event rows out of the cache.
     """
-    import psycopg
-
     window = window_bounds(run_date, DAYS)
     seen = 0
     with psycopg.connect(db.url, autocommit=True) as conn:
-        for path in sorted(QUERY_DIR.glob("extract_*.sql")):
-            sql = inline(load_query(path.stem), window)[0].strip().rstrip(";")
+        for path in sql_files(QUERIES / "extract"):
+            name = f"extract/{path.name.removesuffix('.sql')}"
+            sql = inline(load_query(name), window)[0].strip().rstrip(";")
             seen += conn.execute(f"SELECT count(*) FROM (\n{sql}\n) AS q").fetchone()[0]
     return seen
 
 
 def metrics_anchor(db, run_date: date, backfill_days: int) -> dict:
     """Return seconds of aggregate_daily_metrics(date) once, and once per date of a backfill."""
-    import psycopg
-
     with psycopg.connect(db.url, autocommit=True) as conn:
         t0 = time.perf_counter()
         conn.execute("SELECT aggregate_daily_metrics(%s)", (run_date,))
@@ -236,8 +225,6 @@ def timed_backfill(db, days: int) -> float:
     that the backfills run before and after the SQL side (which rewrites every row of
     the first) start from the same table.
     """
-    import psycopg
-
     with psycopg.connect(db.url, autocommit=True) as conn:
         conn.execute("TRUNCATE daily_metrics")
     first = RUN_DATE - timedelta(days=days - 1)

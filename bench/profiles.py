@@ -9,7 +9,9 @@ records the profile, generator version and seed, so a second call reuses it.
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -19,7 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flows.database import Database, parse_database
+import psycopg
+
+from flows.analyst.generate import generate_into
+from flows.storage.database import Database, parse_database
+from flows.storage.migrate import migrate
 
 SEED = 42
 END = date(2026, 11, 1)  # fixed: the same profile gives the same rows on every machine
@@ -47,12 +53,50 @@ PROFILES = {
 
 
 def generator_version() -> str:
-    """Return a hash of the generator's source: a changed generator regenerates profiles."""
-    root = Path(__file__).resolve().parent.parent / "transforms"
+    """Return a hash of the generator's source: a changed generator regenerates profiles.
+
+    The files are the generator's own import closure within the project (found from its
+    imports, not from file names), so the hash follows them wherever they move.
+    """
     digest = hashlib.sha256()
-    for path in sorted(root.glob("synthetic*.py")):
-        digest.update(path.read_bytes())
+    for name in sorted(import_closure(GENERATOR)):
+        spec = importlib.util.find_spec(name)
+        digest.update(name.encode() + b"\0" + Path(spec.origin).read_bytes())
     return digest.hexdigest()[:12]
+
+
+GENERATOR = "transforms.synthetic.frames"
+
+
+def import_closure(module: str) -> set[str]:
+    """Return `module` and every project module it imports, directly or not (read by ast)."""
+    seen, pending = set(), [module]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        tree = ast.parse(Path(importlib.util.find_spec(name).origin).read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            pending += [n for n in names if n.split(".")[0] in PACKAGES and _is_module(n)]
+    return seen
+
+
+PACKAGES = ("flows", "models", "transforms")
+
+
+def _is_module(name: str) -> bool:
+    """Return True when `name` is a module file (not a package, nor a name inside a module)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except ModuleNotFoundError:
+        return False
+    return spec is not None and spec.submodule_search_locations is None
 
 
 def profile_database(profile: Profile, admin_url: str = ADMIN_URL) -> Database:
@@ -76,7 +120,6 @@ def stamp(profile: Profile) -> str:
 
 
 def _current_stamp(db: Database) -> str | None:
-    import psycopg
 
     try:
         with psycopg.connect(db.url, connect_timeout=5) as conn:
@@ -94,14 +137,10 @@ def ensure_profile(
 
     `db` names an existing (empty or stale) database to use instead of rotation_bench_<name>.
     """
-    import psycopg
-
     given = db is not None
     db = db or profile_database(profile, admin_url)
     wanted = stamp(profile)
     if _current_stamp(db) == wanted:
-        from flows.migrate import migrate
-
         migrate(db)  # a profile generated before a later migration gets it (data unchanged)
         log(f"profile {profile.name}: reusing {db.display}")
         return db
@@ -110,7 +149,6 @@ def ensure_profile(
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{name}"')
-    from flows.generate import generate_into
 
     log(f"profile {profile.name}: generating into {db.display}")
     generate_into(

@@ -7,7 +7,10 @@ and, optionally, ``u.item`` (with ``u.genre``): the project's model then uses th
 as the nightly run uses records.genres, and is also shown without them.
 Protocol (DESIGN.md): every (user, item) pair is one positive of weight 1; per-user random
 75/25 split with the seed; users with < 4 interactions dropped; 10 recommendations per user
-with train items removed. Prints a table and a JSON document naming the machine.
+with train items removed. The files are read, split, coded and scored by the same code as
+`rotation evaluate` (flows/stages/evaluation.py): a test item that no train pair has is a
+miss, and coverage is over every item of the file. Prints a table and a JSON document
+naming the machine.
 """
 
 from __future__ import annotations
@@ -16,12 +19,20 @@ import argparse
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 
-import numpy as np
+import polars as pl
 import scipy.sparse as sp
+from implicit.cpu.als import AlternatingLeastSquares
+from implicit.nearest_neighbours import BM25Recommender
 
-from models.evaluation import evaluate, protocol_split
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flows.analyst.importer import read_interactions, read_item_metadata
+from flows.stages.evaluation import holdout_matrices, split_pairs
+from flows.stages.interactions import genre_matrix
+from models.evaluation import evaluate
 from models.linear import EASE, Popularity
 from models.neighbors import ItemKNN
 from models.recommender import MODEL_VERSION, RotationRecommender
@@ -29,53 +40,24 @@ from models.recommender import MODEL_VERSION, RotationRecommender
 METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "coverage")
 
 
-def load_pairs(dataset_dir: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (user_idx, item_idx, timestamps) of ``u.data`` with dense 0-based indices."""
-    raw = np.loadtxt(Path(dataset_dir) / "u.data", dtype=np.int64, ndmin=2)
-    _, users = np.unique(raw[:, 0], return_inverse=True)
-    _, items = np.unique(raw[:, 1], return_inverse=True)
-    return users.ravel(), items.ravel(), raw[:, 3]
+def load_split(dataset_dir: str | Path, seed: int = 42):
+    """Return (train CSR, test CSR, n_items, genres or None) of a MovieLens-style data set.
 
-
-def load_genres(dataset_dir: str | Path) -> sp.csr_matrix | None:
-    """Return the items × genres 0/1 matrix of ``u.item`` in load_pairs' item order, or None.
-
-    Parsed as ``rotation import-interactions --items`` parses it (genre names from ``u.genre``).
+    The train matrix's columns are the items of train pairs; the test matrix has one more
+    column per test-only item (a miss for every model); genres follow the train columns.
     """
-    from flows.importer import read_item_metadata
-    from flows.matrices import genre_matrix
-    from models.matrix import InteractionMatrix
+    pairs = read_interactions(Path(dataset_dir) / "u.data", "movielens").interactions
+    train, test = split_pairs(pairs, "stratified", seed=seed)
+    matrix, test_csr = holdout_matrices(train.with_columns(pl.lit(1.0).alias("weight")), test)
+    items = read_item_metadata(_item_file(dataset_dir), "movielens")
+    genres = None if items is None else genre_matrix(items.rename({"item_id": "id"}), matrix)
+    return matrix.matrix, test_csr, pairs["item_id"].n_unique(), genres
 
+
+def _item_file(dataset_dir: str | Path) -> Path | None:
+    """Return u.item of the data set, or None when it has none."""
     path = Path(dataset_dir) / "u.item"
-    if not path.exists():
-        return None
-    raw = np.loadtxt(Path(dataset_dir) / "u.data", dtype=np.int64, ndmin=2)
-    matrix = InteractionMatrix.from_arrays(raw[:, 0], raw[:, 1])
-    items = read_item_metadata(path, "movielens").rename({"item_id": "id"})
-    return genre_matrix(items, matrix)
-
-
-class WithItemFeatures:
-    """A model fitted with fixed item features (``fit(X, item_features=...)``)."""
-
-    def __init__(self, model, features):
-        self.model = model
-        self.features = features
-
-    def fit(self, X):
-        """Return self, the model fitted on X and the item features."""
-        self.model.fit(X, item_features=self.features)
-        return self
-
-    def recommend(self, X, user_rows, n, **kwargs):
-        """Return the model's recommendations."""
-        return self.model.recommend(X, user_rows, n, **kwargs)
-
-
-def load_split(dataset_dir, seed: int = 42) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-    """Return the protocol (train, test) CSR matrices of a MovieLens-style data set."""
-    users, items, _ = load_pairs(dataset_dir)
-    return protocol_split(users, items, seed=seed)
+    return path if path.exists() else None
 
 
 def machine() -> dict:
@@ -124,18 +106,14 @@ class ImplicitModel:
 
 
 def models(seed: int, genres=None) -> dict:
-    """Return the named models to compare (the project's with `genres` when there are some)."""
-    from implicit.cpu.als import AlternatingLeastSquares
-    from implicit.nearest_neighbours import BM25Recommender
-
-    ours = {"RotationRecommender": RotationRecommender()}
+    """Return {name: (model, fit parameters)}: the project's with `genres` when there are some."""
+    ours = {"RotationRecommender": (RotationRecommender(), {})}
     if genres is not None:
         ours = {
-            "RotationRecommender + genres": WithItemFeatures(RotationRecommender(), genres),
-            "RotationRecommender, no genres": RotationRecommender(),
+            "RotationRecommender + genres": (RotationRecommender(), {"item_features": genres}),
+            "RotationRecommender, no genres": (RotationRecommender(), {}),
         }
-    return {
-        **ours,
+    baselines = {
         "Popularity": Popularity(),
         "ItemKNN cosine k=100": ItemKNN(k=100, similarity="cosine"),
         "SAR-style jaccard k=100": ItemKNN(k=100, similarity="jaccard"),
@@ -143,6 +121,7 @@ def models(seed: int, genres=None) -> dict:
         "implicit ALS (defaults)": ImplicitModel(AlternatingLeastSquares(random_state=seed)),
         "implicit BM25 K=100": ImplicitModel(BM25Recommender(K=100)),
     }
+    return {**ours, **{name: (model, {}) for name, model in baselines.items()}}
 
 
 def table(results: dict) -> str:
@@ -163,22 +142,24 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args(argv)
-    train, test = load_split(args.dataset_dir, seed=args.seed)
-    candidates = models(args.seed, load_genres(args.dataset_dir))
-    results = {name: evaluate(m, train, test, k=args.k) for name, m in candidates.items()}
+    train, test, n_items, genres = load_split(args.dataset_dir, seed=args.seed)
+    results = {
+        name: evaluate(model, train, test, k=args.k, n_items=n_items, fit_params=params)
+        for name, (model, params) in models(args.seed, genres).items()
+    }
     report = {
         "machine": machine(),
         "model_version": MODEL_VERSION,
         "k": args.k,
         "seed": args.seed,
         "users": int(train.shape[0]),
-        "items": int(train.shape[1]),
+        "items": n_items,
         "train_pairs": int(train.nnz),
         "test_pairs": int(test.nnz),
         "results": results,
     }
     print(f"machine: {report['machine']}")
-    print(f"{train.shape[0]} users x {train.shape[1]} items, train {train.nnz}, test {test.nnz}")
+    print(f"{train.shape[0]} users x {n_items} items, train {train.nnz}, test {test.nnz}")
     print(f"RotationRecommender is {MODEL_VERSION}")
     print(table(results))
     print(json.dumps(report, indent=2))

@@ -28,6 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import faults
+import psycopg
+
+from flows.nightly import run_nightly
 
 USER_RECORDS = (
     "SELECT item_id, score, reason FROM recommendation_data "
@@ -71,8 +74,6 @@ def audience(url: str) -> tuple[list[int], list[int]]:
 
 def read_loop(url: str, users, records, stop: threading.Event, seed: int, out: ReaderStats):
     """Alternate the two lookups on one connection until `stop` is set."""
-    import psycopg
-
     rng = random.Random(seed)
     conn = None
     try:
@@ -228,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with faults.scratch_database("rotation_readers") as db:
         faults.generate(db, args.profile)
-        from flows.nightly import run_nightly
 
         run_nightly(db, faults.params_of("A"))
         print(f"{datetime.now(UTC):%H:%M:%S} published once; {args.readers} readers start")

@@ -74,11 +74,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
-from models.evaluation import evaluate, pairs_to_csr
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.quality import load_split
+from models.evaluation import evaluate
 from models.recommender import RotationRecommender
 from models.split import stratified_split
 
@@ -100,14 +105,20 @@ METRICS = ("precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "coverage")
 VALIDATION_SHARE = 0.10
 
 
+def _binary(users: np.ndarray, items: np.ndarray, shape) -> sp.csr_matrix:
+    """Return the binary float32 CSR matrix of (user, item) index pairs."""
+    data = np.ones(len(users), dtype=np.float32)
+    return sp.csr_matrix((data, (users, items)), shape=shape, dtype=np.float32)
+
+
 def validation_split(train, seed: int, share: float = VALIDATION_SHARE):
     """Return (fit, validation) CSR matrices: a per-user random split of TRAIN."""
     coo = train.tocoo()
     order = np.lexsort((coo.col, coo.row))
     users, items = coo.row[order], coo.col[order]
     keep, test = stratified_split(users, items, test_share=share, seed=seed)
-    fit = pairs_to_csr(users[keep & ~test], items[keep & ~test], train.shape)
-    return fit, pairs_to_csr(users[test], items[test], train.shape)
+    fit = _binary(users[keep & ~test], items[keep & ~test], train.shape)
+    return fit, _binary(users[test], items[test], train.shape)
 
 
 def mean_metrics(params: dict, splits, genres=None) -> dict:
@@ -115,13 +126,11 @@ def mean_metrics(params: dict, splits, genres=None) -> dict:
 
     With `genres` (items × genres) the model is fitted with them as item features.
     """
-    from quality import WithItemFeatures
-
-    def model():
-        ours = RotationRecommender(**params)
-        return ours if genres is None else WithItemFeatures(ours, genres)
-
-    runs = [evaluate(model(), fit, val, k=10) for fit, val in splits]
+    fit_params = {} if genres is None else {"item_features": genres}
+    runs = [
+        evaluate(RotationRecommender(**params), fit, val, k=10, fit_params=fit_params)
+        for fit, val in splits
+    ]
     return {m: float(np.mean([r[m] for r in runs])) for m in METRICS}
 
 
@@ -143,8 +152,6 @@ def grid_search(splits, fixed: dict, grid: dict, genres=None) -> tuple[dict, lis
 
 def main(argv=None) -> dict:
     """Run the three-stage search; return the chosen parameters and the grid results."""
-    from quality import load_genres, load_split  # bench/ is on sys.path when run as a script
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset_dir")
     parser.add_argument("--seed", type=int, default=42)
@@ -157,7 +164,7 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args(argv)
-    train, _ = load_split(args.dataset_dir, seed=args.seed)  # test part discarded here
+    train, _, _, genres = load_split(args.dataset_dir, seed=args.seed)  # test part discarded
     splits = [
         validation_split(train, args.seed + offset, args.share)
         for offset in range(1, args.splits + 1)
@@ -179,9 +186,7 @@ def main(argv=None) -> dict:
     print(f"stage 3: genres and multi-rank low-pass, from {chosen}")
     stage3 = {**STAGE3, "lowpass": [chosen["lowpass"], *MULTI_RANK]}
     fixed = {key: value for key, value in chosen.items() if key not in stage3}
-    chosen, report["stage3"] = grid_search(
-        splits, fixed, stage3, genres=load_genres(args.dataset_dir)
-    )
+    chosen, report["stage3"] = grid_search(splits, fixed, stage3, genres=genres)
     print(f"chosen: {chosen}")
     report = {"chosen": chosen, **report}
     if args.json:

@@ -11,22 +11,25 @@ leaves the dates of the slices that were published replaced (a job log line each
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 
 from prefect import flow
+from prefect.runtime import flow_run
 
-from flows.database import Database
-from flows.extract import Inputs, extract_inputs
-from flows.nightly import EVENT_METRIC_TYPES, RunResult, log_quarantine, resolve_database
-from flows.pipeline import compute_daily_metrics, date_range, stamp_metrics, validate_inputs
+from flows.nightly import DATABASE, DATABASE_HELP, valid_inputs
+from flows.params import BackfillParams, flow_docstring, flow_signature
 from flows.runner import StageRunner, direct, prefect_task
-from flows.storage import StorageError, open_storage
-from flows.tracking import JobTracker, release_free_memory, utcnow
+from flows.stages.extract import Inputs, extract_inputs
+from flows.stages.metrics import EVENT_METRIC_TYPES, compute_daily_metrics
+from flows.stages.publish import stamp_metrics
+from flows.stages.validate import validate_inputs
+from flows.storage.backends import open_storage
+from flows.storage.database import Database
+from flows.storage.secrets import resolve_database
+from flows.tracking import JobTracker, RunResult, release_free_memory, tracked_run, utcnow
 
 
 def run_backfill(
@@ -38,26 +41,12 @@ def run_backfill(
     flow_run_id: str | None = None,
 ) -> RunResult:
     """Recompute and replace daily_metrics for every date from `first` to `last`."""
-    dates = date_range(first, last)
+    params = BackfillParams(date_from=first, date_to=last)
     with open_storage(db) as storage:
         storage.check()
-        payload = {"database": db.display, "from": first, "to": last, "dates": len(dates)}
-        tracker = JobTracker(
-            storage, "backfill", str(uuid.uuid4()), payload, flow_run_id=flow_run_id
-        )
-        result = RunResult(run_id=tracker.run_id, job_id=tracker.start())
-        try:
-            _stages(storage, tracker, runner, dates, result)
-        except BaseException as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            with contextlib.suppress(StorageError):  # the database may be the failure
-                tracker.log("error", "run", message)
-            result.status = "failed"
-            with contextlib.suppress(StorageError):  # else the next run marks it stale
-                tracker.finish("failed", result.summary(), error=message)
-            raise
-        result.status = "completed"
-        tracker.finish("completed", result.summary())
+        payload = {"database": db.display, **params.as_payload()}
+        with tracked_run(storage, "backfill", payload, flow_run_id) as (tracker, result):
+            _stages(storage, tracker, runner, params.dates(), result)
         return result
 
 
@@ -158,10 +147,7 @@ def _stages(
         timing.rows_out = Inputs.rows(inputs)
     with tracker.stage("validate", 50):
         validation = runner("validate", validate_inputs, inputs, now)
-    tracker.processed = validation.inputs.plays.height + validation.inputs.usage.height
-    tracker.quarantined = validation.rejected
-    result.quarantine = log_quarantine(tracker, validation)
-    valid = validation.inputs
+    valid = valid_inputs(tracker, result, validation)
     del inputs, validation
     release_free_memory()  # the raw frames
     with tracker.stage("daily_metrics", 100) as timing:
@@ -170,16 +156,21 @@ def _stages(
     result.rows["daily_metrics"] = rows
 
 
-@flow(name="backfill", log_prints=True)
-def backfill(date_from: date, date_to: date, database: str | None = None) -> dict:
-    """Recompute daily_metrics from `date_from` to `date_to` as a Prefect flow."""
-    from prefect.runtime import flow_run
-
+def backfill(*, database: str | None = None, **parameters) -> dict:
+    """Recompute daily_metrics of a date range as a Prefect flow; return the run summary."""
+    params = BackfillParams(**parameters)
     result = run_backfill(
         resolve_database(database),
-        date_from,
-        date_to,
+        params.date_from,
+        params.date_to,
         runner=prefect_task,
         flow_run_id=flow_run.get_id(),
     )
     return result.summary()
+
+
+backfill.__signature__ = flow_signature(BackfillParams, DATABASE)
+backfill.__doc__ = flow_docstring(
+    "Recompute daily_metrics of a date range.", BackfillParams, database=DATABASE_HELP
+)
+backfill = flow(name="backfill", log_prints=True)(backfill)

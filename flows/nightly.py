@@ -6,80 +6,55 @@ that the play and usage frames can be released before the large model stages."""
 
 from __future__ import annotations
 
-import contextlib
-import math
-import uuid
+import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 
 import polars as pl
 from prefect import flow
+from prefect.runtime import flow_run
 
-from flows import modeling
-from flows.database import Database
-from flows.extract import Inputs, day_end, extract_inputs
-from flows.pipeline import (
+from flows.artifacts import publish_artifacts
+from flows.params import NightlyParams, flow_docstring, flow_signature
+from flows.runner import StageRunner, direct, prefect_task
+from flows.stages import evaluation, interactions, recommendations, similarity
+from flows.stages.extract import Inputs, day_end, extract_inputs
+from flows.stages.metrics import (
+    EVENT_METRIC_TYPES,
     MODEL_QUALITY,
-    NightlyParams,
-    Validation,
     compute_daily_metrics,
-    gate,
     quality_rows,
+)
+from flows.stages.publish import (
+    gate,
     stamp_metrics,
+    stamp_popularity,
     stamp_recommendations,
     stamp_similarity,
-    validate_inputs,
 )
-from flows.reporting import publish_artifacts
-from flows.runner import StageRunner, direct, prefect_task
-from flows.storage import Replacement, Storage, StorageError, open_storage
-from flows.tracking import JobTracker, release_free_memory, utcnow
-from transforms.columns import METRIC_TYPES
+from flows.stages.validate import Validation, validate_inputs
+from flows.storage.backends import open_storage
+from flows.storage.base import Replacement, Storage
+from flows.storage.database import Database
+from flows.storage.secrets import resolve_database
+from flows.tracking import (
+    JobTracker,
+    RunResult,
+    log_quarantine,
+    release_free_memory,
+    tracked_run,
+    utcnow,
+)
+from models.recommender import MODEL_VERSION
 from transforms.interactions import PLAY_COLUMNS_USED, USAGE_COLUMNS_USED
 
-EVENT_METRIC_TYPES = [t for t in METRIC_TYPES if t != MODEL_QUALITY]
 
-
-@dataclass
-class RunResult:
-    """What a run did: its ids, counts, quality and whether it published."""
-
-    run_id: str
-    job_id: int | None
-    status: str = "running"
-    published: bool = False
-    warning: str | None = None
-    rows: dict[str, int] = field(default_factory=dict)
-    quality: dict = field(default_factory=dict)
-    quarantine: list[dict] = field(default_factory=list)
-    stages: list[dict] = field(default_factory=list)
-
-    def summary(self) -> dict:
-        """Return the JSON-ready summary stored in jobs.result."""
-        return {
-            "run_id": self.run_id,
-            "status": self.status,
-            "published": self.published,
-            "warning": self.warning,
-            "rows": self.rows,
-            "quality": self.quality,
-            "quarantine": self.quarantine,
-            "stages": self.stages,
-        }
-
-
-def log_quarantine(tracker: JobTracker, validation: Validation) -> list[dict]:
-    """Write one job_logs row per (table, reason) with its count; return the counts."""
-    counts = validation.counts.to_dicts()
-    for row in counts:
-        tracker.log(
-            "warning",
-            "validate",
-            f"quarantined {row['rows']} {row['table']} rows: {row['reason']}",
-            details=row,
-        )
-    return counts
+def valid_inputs(tracker: JobTracker, result: RunResult, validation: Validation) -> Inputs:
+    """Return the validated inputs after recording the quarantine on the job and result."""
+    tracker.processed = validation.inputs.plays.height + validation.inputs.usage.height
+    tracker.quarantined = validation.rejected
+    result.quarantine = log_quarantine(tracker, validation.counts)
+    return validation.inputs
 
 
 def model_events(inputs: Inputs) -> Inputs:
@@ -99,12 +74,17 @@ class NightlyRun:
     """One nightly run: its stages in order, each timed, logged and tracked on the job row."""
 
     def __init__(
-        self, storage: Storage, params: NightlyParams, runner: StageRunner, tracker: JobTracker
+        self,
+        storage: Storage,
+        params: NightlyParams,
+        runner: StageRunner,
+        tracker: JobTracker,
+        result: RunResult,
     ) -> None:
-        self.storage, self.params, self.run, self.tracker = storage, params, runner, tracker
+        self.storage, self.params, self.run = storage, params, runner
+        self.tracker, self.result = tracker, result
         self.now = utcnow()  # stamps and expiry only: results depend on the run date alone
         self.as_of = min(self.now, day_end(params.run_date))  # the run's reference instant
-        self.result = RunResult(run_id=tracker.run_id, job_id=None)
 
     def _stage(
         self,
@@ -155,10 +135,7 @@ class NightlyRun:
             rows_out=lambda v: v.inputs.rows(),
         )
         del inputs  # the raw frames: only the validated ones are needed from here on
-        self.tracker.processed = validation.inputs.plays.height + validation.inputs.usage.height
-        self.tracker.quarantined = validation.rejected
-        self.result.quarantine = log_quarantine(self.tracker, validation)
-        valid = validation.inputs
+        valid = valid_inputs(self.tracker, self.result, validation)
         del validation
         release_free_memory()  # the raw frames
         metrics = self._stage(
@@ -185,21 +162,21 @@ class NightlyRun:
         inter = self._stage(
             "interactions",
             45,
-            modeling.build_interactions,
+            interactions.build_interactions,
             valid,
             self.as_of,
             p.interactions,
             rows_in=valid.plays.height,
             rows_out=lambda i: i.records.height + i.tracks.height,
         )
-        quality = self._stage("evaluation", 50, modeling.holdout_quality, valid, p, self.as_of)
+        quality = self._stage("evaluation", 50, evaluation.holdout_quality, valid, p, self.as_of)
         self.result.quality = quality
         valid = without_events(valid)  # the models read the interactions and the catalogue
         release_free_memory()
         sim = self._stage(
             "similarity",
             60,
-            modeling.compute_similarity,
+            similarity.compute_similarity,
             valid,
             inter,
             p,
@@ -208,32 +185,32 @@ class NightlyRun:
         recs = self._stage(
             "recommendations",
             75,
-            modeling.compute_recommendations,
+            recommendations.compute_recommendations,
             valid,
             inter,
             sim,
             p,
             rows_out=len,
         )
-        popular = modeling.popularity_rows(valid, inter)
-        similarity = sim.rows
+        popular = recommendations.popularity_rows(valid, inter)
+        neighbours = sim.rows
         del sim, inter, valid  # the fitted model, matrices and catalogue: not needed to publish
         release_free_memory()
-        self._publish(similarity, recs, quality, popular)
+        self._publish(neighbours, recs, quality, popular)
         self._stage(
             "retention", 98, self.storage.cleanup, p.usage_retention_days, self.now, retry=True
         )
         return self.result
 
     def _publish(
-        self, similarity: pl.DataFrame, recs: pl.DataFrame, quality: dict, popular: pl.DataFrame
+        self, neighbours: pl.DataFrame, recs: pl.DataFrame, quality: dict, popular: pl.DataFrame
     ) -> None:
         p, run_id = self.params, self.tracker.run_id
-        previous = self.storage.read("last_published_quality")
+        previous = self.storage.read("publish/last_published_quality")
         previous_ndcg = previous["ndcg_at_10"][0] if previous.height else None
         refusal = gate(quality, previous_ndcg, p.quality_gate_drop)
         expires = self.now + timedelta(hours=p.expires_hours)
-        version = modeling.MODEL_VERSION
+        version = MODEL_VERSION
         replacements = [
             Replacement.metrics(
                 stamp_metrics(quality_rows(quality, p.run_date, version), run_id, self.now),
@@ -248,18 +225,13 @@ class NightlyRun:
             replacements += [
                 Replacement.whole(
                     "content_similarity",
-                    stamp_similarity(similarity, run_id, self.now, version, expires),
+                    stamp_similarity(neighbours, run_id, self.now, version, expires),
                 ),
                 Replacement.whole(
                     "recommendation_data",
                     stamp_recommendations(recs, run_id, self.now, version, expires),
                 ),
-                Replacement.whole(
-                    "record_popularity",
-                    popular.with_columns(
-                        pl.lit(run_id).alias("run_id"), pl.lit(self.now).alias("computed_at")
-                    ),
-                ),
+                Replacement.whole("record_popularity", stamp_popularity(popular, run_id, self.now)),
             ]
             self.result.published = True
         written = self._stage(
@@ -281,80 +253,40 @@ def run_nightly(
     runner: StageRunner = direct,
     flow_run_id: str | None = None,
 ) -> RunResult:
-    """Run the nightly pipeline for `params.run_date` on `db`; return what it did."""
+    """Run the nightly pipeline for `params.run_date` (None: yesterday) on `db`."""
+    params = params.resolved()
     with open_storage(db) as storage:
         storage.check()
         payload = {"database": db.display, **params.as_payload()}
-        tracker = JobTracker(
-            storage, "nightly", str(uuid.uuid4()), payload, flow_run_id=flow_run_id
-        )
-        tracker.start()
-        run = NightlyRun(storage, params, runner, tracker)
-        run.result.job_id = tracker.job_id
-        try:
-            result = run.execute()
-        except BaseException as exc:
-            run.result.status = "failed"
-            message = f"{type(exc).__name__}: {exc}"
-            with contextlib.suppress(StorageError):  # the database may be the failure
-                tracker.log("error", "run", message)
-            with contextlib.suppress(StorageError):  # else the next run marks it stale
-                tracker.finish("failed", run.result.summary(), error=message)
-            raise
-        result.status = "completed_with_warnings" if result.warning else "completed"
-        tracker.finish(result.status, result.summary())
+        with tracked_run(storage, "nightly", payload, flow_run_id) as (tracker, result):
+            NightlyRun(storage, params, runner, tracker, result).execute()
+            if result.warning:
+                result.status = "completed_with_warnings"
         return result
 
 
-def resolve_database(database: str | None) -> Database:
-    """Return the database of a flow run: the argument, the Secret block, or the environment."""
-    from flows.database import parse_database
-
-    if database is None:
-        from flows.secrets import database_url_from_secret_block
-
-        database = database_url_from_secret_block()
-    return parse_database(database)
-
-
-@flow(name="nightly", log_prints=True)
-def nightly(
-    run_date: date | None = None,
-    database: str | None = None,
-    window_days: int = 180,
-    top_n: int = 20,
-    similar_k: int = 20,
-    max_per_artist: int = 2,
-    half_life_days: float = 30.0,
-    holdout_days: int = 7,
-    expires_hours: int = 48,
-    quality_gate_drop: float = 0.20,
-    force_publish: bool = False,
-) -> dict:
-    """Run the nightly pipeline as a Prefect flow; return the run summary.
-
-    The run date defaults to yesterday (UTC), the last complete day when the 03:00 run starts.
-    `database` should carry no password: leave it None to read ROTATION_DATABASE_URL or the
-    Prefect Secret block `rotation-database-url`.
-    """
-    from prefect.runtime import flow_run
-
-    from transforms.interactions import InteractionParams
-
-    params = NightlyParams(
-        run_date=run_date or datetime.now(UTC).date() - timedelta(days=1),
-        window_days=window_days,
-        top_n=top_n,
-        similar_k=similar_k,
-        max_per_artist=max_per_artist,
-        holdout_days=holdout_days,
-        expires_hours=expires_hours,
-        quality_gate_drop=quality_gate_drop,
-        force_publish=force_publish,
-        interactions=InteractionParams(half_life_days=half_life_days or math.inf),  # 0: no decay
-    )
+def nightly(*, database: str | None = None, **parameters) -> dict:
+    """Run the nightly pipeline as a Prefect flow; return the run summary."""
+    params = NightlyParams(**parameters).resolved()
     result = run_nightly(
         resolve_database(database), params, runner=prefect_task, flow_run_id=flow_run.get_id()
     )
     publish_artifacts(result, params)
     return result.summary()
+
+
+DATABASE = inspect.Parameter(
+    "database", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None
+)
+nightly.__signature__ = flow_signature(NightlyParams, DATABASE)
+DATABASE_HELP = (
+    "where the run reads and writes; leave it empty (a password never belongs in a flow "
+    "parameter): ROTATION_DATABASE_URL, else the Prefect Secret block rotation-database-url"
+)
+nightly.__doc__ = flow_docstring(
+    "Run every stage for one date (default yesterday, UTC: the last complete day when the "
+    "03:00 run starts).",
+    NightlyParams,
+    database=DATABASE_HELP,
+)
+nightly = flow(name="nightly", log_prints=True)(nightly)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from flows.storage import StorageError
+from prefect import task
+from prefect.cache_policies import NONE
+
+from flows.storage.errors import StorageError
 
 RETRY_DELAYS_S = [2, 10, 30]
 
@@ -25,8 +29,6 @@ def is_transient(exc: BaseException) -> bool:
 
 def direct(name: str, fn: Callable[..., Any], *args: Any, retry: bool = False) -> Any:
     """Run the stage in-process, without Prefect, retrying transient faults with backoff."""
-    import time
-
     delays = RETRY_DELAYS_S if retry else []
     for delay in [*delays, None]:
         try:
@@ -49,9 +51,6 @@ def _retry_condition(task, task_run, state) -> bool:
 
 def prefect_task(name: str, fn: Callable[..., Any], *args: Any, retry: bool = False) -> Any:
     """Run the stage as a Prefect task (visible in the UI), with retries on transient faults."""
-    from prefect import task
-    from prefect.cache_policies import NONE
-
     options: dict[str, Any] = {"name": name, "cache_policy": NONE, "persist_result": False}
     if retry:
         options |= {

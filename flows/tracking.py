@@ -8,12 +8,16 @@ import json
 import logging
 import resource
 import time
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from flows.storage import Storage
+import polars as pl
+
+from flows.storage.base import Storage
+from flows.storage.errors import StorageError
 
 log = logging.getLogger("rotation")
 progress_log = logging.getLogger("rotation.progress")  # the CLI draws its status line from it
@@ -77,11 +81,11 @@ class JobTracker:
         """Insert the running job row (after failing stale ones) and return its id."""
         now = utcnow()
         stale = self.storage.execute(
-            "fail_stale_jobs",
+            "tracking/fail_stale_jobs",
             (now - STALE_AFTER, "process died: no heartbeat (marked by a later run)", now),
         )
         self.job_id = self.storage.execute(
-            "insert_job",
+            "tracking/insert_job",
             (
                 self.job_type,
                 json.dumps(self.payload, default=str),
@@ -99,7 +103,7 @@ class JobTracker:
         """Record progress on the job row and show it to whoever watches."""
         self.percent = percent = max(percent, self.percent)
         self.storage.execute(
-            "update_job_progress",
+            "tracking/update_job_progress",
             (self.job_id, round(percent, 1), message, self.processed, self.quarantined, utcnow()),
         )
         progress_log.info("%s", message, extra={"percent": percent, "job_type": self.job_type})
@@ -108,7 +112,7 @@ class JobTracker:
         """Write one job_logs row and the same line to the Python log."""
         log.log(logging.getLevelName(level.upper()), "%s: %s", stage, message)
         self.storage.execute(
-            "insert_job_log",
+            "tracking/insert_job_log",
             (
                 self.job_id,
                 level,
@@ -130,7 +134,7 @@ class JobTracker:
         timing.peak_rss = peak_rss_bytes()
         self.timings.append(timing)
         self.storage.execute(
-            "insert_performance_metric",
+            "tracking/insert_performance_metric",
             (
                 self.job_id,
                 self.run_id,
@@ -159,7 +163,7 @@ class JobTracker:
         """Close the job row with its final status, result summary and any error."""
         message = {"completed": "done", "failed": "failed"}.get(status, status)
         self.storage.execute(
-            "finish_job",
+            "tracking/finish_job",
             (
                 self.job_id,
                 status,
@@ -172,3 +176,70 @@ class JobTracker:
                 utcnow(),
             ),
         )
+
+
+@dataclass
+class RunResult:
+    """What a run did: its ids, counts, quality and whether it published."""
+
+    run_id: str
+    job_id: int | None
+    status: str = "running"
+    published: bool = False
+    warning: str | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    quality: dict = field(default_factory=dict)
+    quarantine: list[dict] = field(default_factory=list)
+    stages: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """Return the JSON-ready summary stored in jobs.result."""
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "published": self.published,
+            "warning": self.warning,
+            "rows": self.rows,
+            "quality": self.quality,
+            "quarantine": self.quarantine,
+            "stages": self.stages,
+        }
+
+
+def log_quarantine(tracker: JobTracker, counts: pl.DataFrame) -> list[dict]:
+    """Write one job_logs row per (table, reason) with its count; return the counts."""
+    rows = counts.to_dicts()
+    for row in rows:
+        tracker.log(
+            "warning",
+            "validate",
+            f"quarantined {row['rows']} {row['table']} rows: {row['reason']}",
+            details=row,
+        )
+    return rows
+
+
+@contextmanager
+def tracked_run(
+    storage: Storage, job_type: str, payload: dict, flow_run_id: str | None = None
+) -> Iterator[tuple[JobTracker, RunResult]]:
+    """Yield the job tracker and result of a run whose job row is kept current.
+
+    The job row is closed when the block ends: with the result's status (completed unless
+    the block set another), or `failed` with the error, which is raised on.
+    """
+    tracker = JobTracker(storage, job_type, str(uuid.uuid4()), payload, flow_run_id=flow_run_id)
+    result = RunResult(run_id=tracker.run_id, job_id=tracker.start())
+    try:
+        yield tracker, result
+    except BaseException as exc:
+        result.status = "failed"
+        message = f"{type(exc).__name__}: {exc}"
+        with suppress(StorageError):  # the database may be the failure
+            tracker.log("error", "run", message)
+        with suppress(StorageError):  # else the next run marks it stale
+            tracker.finish("failed", result.summary(), error=message)
+        raise
+    if result.status == "running":
+        result.status = "completed"
+    tracker.finish(result.status, result.summary())

@@ -6,7 +6,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 
-from transforms.parallel import map_in_order
+from models.kernels.parallel import map_in_order
 
 #: Default score-batch budget: users per batch × items stays under this many floats (128 MB).
 BATCH_ELEMENTS = 1 << 25
@@ -61,12 +61,31 @@ def mask_rows(scores: np.ndarray, M: sp.csr_matrix, user_rows: np.ndarray) -> No
     scores[rows, sub.indices] = -np.inf
 
 
+class ItemSimilarity:
+    """Interface of the models that give item neighbours (content_similarity's rows)."""
+
+    def similar_items(self, item_rows, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return (indices int32, scores float32), each len(item_rows) × n, best first.
+
+        An item is never its own neighbour; rows are padded with -1 / -inf when an item has
+        fewer than n neighbours; ties go to the lower index.
+        """
+        raise NotImplementedError
+
+
 class Recommender(BaseEstimator):
     """Interface: fit on a users×items CSR matrix, score users, recommend top-n items.
 
     Subclasses implement ``fit`` and ``score_users``; ``recommend`` is shared. Scoring is a
     fold-in: a user's scores depend only on their row of the X passed at recommend time.
     """
+
+    def __sklearn_tags__(self):
+        """Return scikit-learn's tags: X is a sparse, non-negative users×items matrix."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.input_tags.positive_only = True
+        return tags
 
     def fit(self, X, y=None):
         """Return self, fitted on the users×items interaction matrix X."""
@@ -75,10 +94,6 @@ class Recommender(BaseEstimator):
     def score_users(self, X, user_rows) -> np.ndarray:
         """Return dense float32 scores (len(user_rows) × n_items) of the given rows of X."""
         raise NotImplementedError
-
-    def similar_items(self, item_rows, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return (indices, scores) of the n items most similar to each given item."""
-        raise NotImplementedError(f"{type(self).__name__} has no item similarity")
 
     def _batch_size(self, n_items: int, batch_size: int | None) -> int:
         if batch_size is not None:

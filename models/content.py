@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from models.base import ItemSimilarity
 from models.neighbors import item_similarity_topk, similar_from_csr, topk_neighbors
 
 
@@ -15,7 +16,7 @@ def identity_tokens(tokens):
     return tokens
 
 
-class ContentSimilarity(BaseEstimator):
+class ContentSimilarity(BaseEstimator, ItemSimilarity):
     """Top-k cosine neighbours of items described by token lists, TF-IDF weighted.
 
     Tokens look like 'genre:jazz', 'style:hard bop', 'artist:x', 'label:y', 'decade:1960s',
@@ -29,6 +30,13 @@ class ContentSimilarity(BaseEstimator):
     def __init__(self, n_neighbors: int = 20, min_score: float = 0.0):
         self.n_neighbors = n_neighbors
         self.min_score = min_score
+
+    def __sklearn_tags__(self):
+        """Return scikit-learn's tags: fitted on lists of tokens, not on an array."""
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.string = True
+        return tags
 
     def fit(self, item_tokens, y=None):
         """Return self with ``vectorizer_``, ``features_`` (I×V) and ``neighbors_`` (I×I) set."""

@@ -6,8 +6,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from models.base import Recommender, as_csr, top_n
-from transforms.parallel import RowBlocks
+from models.base import ItemSimilarity, Recommender, as_csr, top_n
+from models.kernels.parallel import RowBlocks
 
 
 def gram(X) -> np.ndarray:
@@ -74,7 +74,7 @@ def dense_similar(B: np.ndarray, item_rows, n: int) -> tuple[np.ndarray, np.ndar
     return top_n(sub, n)
 
 
-class EASE(Recommender):
+class EASE(Recommender, ItemSimilarity):
     """EASE (Steck 2019): closed-form ridge item-item model with a zero diagonal.
 
     Memory bound: fit O(I²) float64 (three I×I arrays at peak, ≈ 24·I² bytes);

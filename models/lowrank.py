@@ -17,7 +17,7 @@ from scipy import linalg
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import svd_flip
 
-from transforms.parallel import RowBlocks
+from models.kernels.parallel import RowBlocks
 
 
 def sparse_randomized_svd(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from transforms.codes import id_codes
+from models.kernels.codes import id_codes
 
 
 def _index_of(sorted_ids: np.ndarray, ids) -> np.ndarray:

@@ -18,6 +18,11 @@ def _hits(recommended: np.ndarray, test: sp.csr_matrix) -> np.ndarray:
     return hit.reshape(n_users, k)
 
 
+def at_k(figures: dict, k: int) -> dict:
+    """Return `figures` with each `_at_k` name spelled with its k (precision_at_10, ...)."""
+    return {name.replace("_at_k", f"_at_{k}"): value for name, value in figures.items()}
+
+
 def ranking_metrics(
     recommended: np.ndarray, test: sp.csr_matrix, k: int, n_items: int
 ) -> dict[str, float]:

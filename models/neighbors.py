@@ -6,10 +6,11 @@ from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
+from implicit.nearest_neighbours import all_pairs_knn
 
-from models.base import BATCH_ELEMENTS, Recommender, as_csr, top_n
-from transforms.parallel import WORKER_THREADS, map_in_order
-from transforms.ranking import top_per_row
+from models.base import BATCH_ELEMENTS, ItemSimilarity, Recommender, as_csr, top_n
+from models.kernels.parallel import WORKER_THREADS, map_in_order
+from models.kernels.ranking import top_per_row
 
 SIMILARITIES = ("cosine", "jaccard")
 #: Relative slack below implicit's k-th score when tied rows are recomputed (its float
@@ -265,7 +266,6 @@ def _cosine_topk(X, norms, k: int, exact: _ExactSimilarity) -> sp.csr_matrix:
     scores more than TIE_MARGIN (relative) below it before the cut: the tied rows are the
     popular ones, with ≈ 10k co-occurring items each at the L profile.
     """
-    from implicit.nearest_neighbours import all_pairs_knn
 
     n_items = X.shape[1]
     scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
@@ -303,29 +303,7 @@ def similar_from_csr(S: sp.csr_matrix, item_rows, n: int) -> tuple[np.ndarray, n
     return top_n(sub, n)
 
 
-def hybrid_neighbors(collab, content, alpha: float = 0.5, k: int | None = None) -> sp.csr_matrix:
-    """Return the top-k CSR of ``alpha * collab + (1 - alpha) * content`` neighbour scores.
-
-    Both inputs are I×I top-K neighbour sets (CSR, or (rows, cols, scores) arrays with the
-    same shape given as a 4-tuple ending in n_items); missing pairs count as 0. Cosine scores
-    share the [0, 1] scale, so the weighted sum is taken as is. ``k`` defaults to the largest
-    neighbour count of either input row.
-    """
-    collab, content = _as_neighbor_csr(collab), _as_neighbor_csr(content)
-    mixed = (alpha * collab + (1.0 - alpha) * content).tocsr()
-    if k is None:
-        k = int(max(np.diff(collab.indptr).max(initial=0), np.diff(content.indptr).max(initial=0)))
-    return topk_csr(mixed, k)
-
-
-def _as_neighbor_csr(neigh) -> sp.csr_matrix:
-    if sp.issparse(neigh):
-        return sp.csr_matrix(neigh, dtype=np.float32)
-    rows, cols, scores, n_items = neigh
-    return sp.csr_matrix((scores, (rows, cols)), shape=(n_items, n_items), dtype=np.float32)
-
-
-class ItemKNN(Recommender):
+class ItemKNN(Recommender, ItemSimilarity):
     """Collaborative item-item top-k neighbours (cosine or jaccard, with shrinkage).
 
     Scores are ``X[u] @ S`` with S the sparse top-k similarity. Memory bound: fit

@@ -12,12 +12,12 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from models.base import BATCH_ELEMENTS, Recommender, as_csr, top_n
+from models.base import BATCH_ELEMENTS, ItemSimilarity, Recommender, as_csr, top_n
+from models.kernels.parallel import map_in_order
+from models.kernels.ranking import top_per_row
 from models.linear import dlae_weights, gram
 from models.lowrank import sparse_randomized_svd
 from models.neighbors import ItemKNN
-from transforms.parallel import map_in_order
-from transforms.ranking import top_per_row
 
 MODEL_VERSION = "rotation-dlae-genres-lowpass3-knn-5"
 
@@ -199,7 +199,7 @@ def genre_lift(features: sp.csr_matrix) -> np.ndarray:
     return (sp.diags(inv_item) @ F @ sp.diags(inv_share)).T.toarray()
 
 
-class RotationRecommender(Recommender):
+class RotationRecommender(Recommender, ItemSimilarity):
     """DLAE on the head items with genre side information, blended with low-pass filters and
     a genre-lift score, and an ItemKNN long tail.
 

@@ -73,8 +73,3 @@ def temporal_split(
     position = np.arange(len(user_idx))
     key = np.lexsort((position, timestamps)).argsort(kind="stable")  # global time rank
     return keep, _test_mask_from_order(user_idx, key, per_row, keep, test_share)
-
-
-def holdout_by_time(timestamps: np.ndarray, cutoff) -> np.ndarray:
-    """Return the boolean mask of rows at or after ``cutoff`` (the temporal holdout)."""
-    return np.asarray(timestamps) >= cutoff

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.database import Database, parse_database
+from flows.storage.database import Database, parse_database
 
 PG_ADMIN_URL = os.environ.get("ROTATION_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("ROTATION_REQUIRE_POSTGRES") == "1"
@@ -81,7 +81,7 @@ def pg_database(postgres_server: str) -> Iterator[Database]:
 @pytest.fixture
 def migrated_pg(pg_database: Database) -> Database:
     """Return a fresh PostgreSQL database with every migration applied."""
-    from flows.migrate import migrate
+    from flows.storage.migrate import migrate
 
     migrate(pg_database)
     return pg_database
@@ -96,7 +96,7 @@ def duck_database(tmp_path) -> Database:
 @pytest.fixture
 def migrated_duck(duck_database: Database) -> Database:
     """Return a fresh DuckDB file with the replay schema."""
-    from flows.migrate import migrate
+    from flows.storage.migrate import migrate
 
     migrate(duck_database)
     return duck_database

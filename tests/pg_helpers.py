@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from flows.database import Database
+from flows.storage.database import Database
 
 
 def connect(db: Database) -> psycopg.Connection:

@@ -13,9 +13,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from flows.database import Database, parse_database
-from flows.generate import generate_into
-from flows.pipeline import NightlyParams
+from flows.analyst.generate import generate_into
+from flows.params import NightlyParams
+from flows.storage.database import Database, parse_database
 
 PG_ADMIN_URL = os.environ.get("ROTATION_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
 # The last complete day: the generated events end with it (generate's `end` is exclusive).

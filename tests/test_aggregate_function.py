@@ -6,7 +6,7 @@ import psycopg
 import pytest
 from pg_helpers import connect, insert_catalogue, scalar
 
-from flows.database import Database
+from flows.storage.database import Database
 from transforms import columns as c
 
 pytestmark = pytest.mark.postgres

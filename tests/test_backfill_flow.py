@@ -22,10 +22,10 @@ from pipeline_fixtures import (
 
 import flows.backfill
 from flows.backfill import backfill, date_slices, run_backfill, slice_size
-from flows.database import ENV_VAR, Database
 from flows.nightly import run_nightly
-from flows.storage import open_storage
+from flows.storage.backends import open_storage
 from flows.storage.base import Storage
+from flows.storage.database import ENV_VAR, Database
 from transforms.columns import PLATFORM_METRICS
 
 pytest_plugins = ["prefect_fixtures"]

@@ -13,7 +13,7 @@ import pytest
 from pipeline_fixtures import PG_ADMIN_URL
 
 from flows.cli import main
-from flows.database import ENV_VAR
+from flows.storage.database import ENV_VAR
 
 pytestmark = pytest.mark.postgres
 SERVER = PG_ADMIN_URL.rsplit("/", 1)[0]

@@ -1,4 +1,4 @@
-"""flows/bulk.py on DuckDB, and its pure helpers (type mapping, FK order, identifiers)."""
+"""flows/storage/bulk.py on DuckDB, and its pure helpers (type casts, FK order, identifiers)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from flows.bulk import BulkError, copy_cast, copy_frame, fk_order, quote_ident, write_frames
-from flows.generate import generate_into
-from transforms.synthetic import generate_frames
+from flows.analyst.generate import generate_into
+from flows.storage.bulk import BulkError, copy_frame, fk_order, quote_ident, write_frames
+from flows.storage.casts import binary_column, copy_cast
+from transforms.synthetic.frames import generate_frames
 
 END = dt.date(2026, 1, 1)
 
@@ -51,14 +52,16 @@ def test_copy_cast_maps_postgres_types_to_arrow():
         copy_cast("p", pl.Float64, "numeric(10,2)", "b").alias("p"),
         copy_cast("n", pl.Int64, "integer", "b").alias("n"),
     )
-    assert out["j"].to_list() == [b'\x01{"a": 1}', None]
+    assert out["j"].to_list() == ['{"a": 1}', None]  # jsonb travels as its JSON text
     assert out.schema["p"] == pl.Decimal(38, 2) and str(out["p"][0]) == "19.99"
     assert out.schema["n"] == pl.Int32
     assert copy_cast("u", pl.Utf8, "uuid", "b") is None
     structs = pl.DataFrame({"r": [{"seed": 1}]})
     assert structs.select(copy_cast("r", structs.schema["r"], "jsonb", "b")).to_series()[0] == (
-        b'\x01{"seed":1}'
+        '{"seed":1}'
     )
+    assert binary_column("j", pl.Utf8, "jsonb", "b")[1] is True  # encoded by pgpq as jsonb
+    assert binary_column("p", pl.Float64, "numeric(10,2)", "b") is None  # text COPY instead
     assert copy_cast("a", pl.Utf8, "play_action", "e") is not None
 
 

@@ -15,7 +15,7 @@ import pytest
 from pipeline_fixtures import RUN_DATE, SIZE, query
 
 from flows.cli import main
-from flows.database import ENV_VAR, parse_database
+from flows.storage.database import ENV_VAR, parse_database
 
 pytest_plugins = ["prefect_fixtures"]
 

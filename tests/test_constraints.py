@@ -7,7 +7,7 @@ import pytest
 from pg_helpers import connect, insert_catalogue, scalar
 from psycopg import errors
 
-from flows.database import Database
+from flows.storage.database import Database
 
 pytestmark = pytest.mark.postgres
 

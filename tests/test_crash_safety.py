@@ -144,11 +144,15 @@ def _assert_completed_or_failed_cleanly(db, outcome, sums) -> str:
 def test_connections_dropped_during_publish_are_retried_and_the_run_completes(
     fresh_tiny, monkeypatch
 ):
-    import flows.bulk
+    import flows.storage.bulk
 
     db, sums = fresh_tiny
     outcome, drops = _run_with_drop(
-        db, monkeypatch, flows.bulk, "copy_frame", lambda a: a[1] == "recommendation_data_next"
+        db,
+        monkeypatch,
+        flows.storage.bulk,
+        "copy_frame",
+        lambda a: a[1] == "recommendation_data_next",
     )
     assert drops and drops[0] >= 1  # the publish transaction's connection was among them
     assert _assert_completed_or_failed_cleanly(db, outcome, sums) == "completed"
@@ -161,7 +165,7 @@ def test_connections_dropped_during_extract_are_retried_and_the_run_completes(
 
     db, sums = fresh_tiny
     outcome, drops = _run_with_drop(
-        db, monkeypatch, PostgresStorage, "read", lambda a: a[1] == "extract_play_history"
+        db, monkeypatch, PostgresStorage, "read", lambda a: a[1] == "extract/play_history"
     )
     assert drops and drops[0] >= 2  # the Arrow reader and the bookkeeping connection
     assert _assert_completed_or_failed_cleanly(db, outcome, sums) == "completed"
@@ -171,18 +175,18 @@ def test_connections_dropped_between_stages_complete_or_fail_cleanly(fresh_tiny,
     """Dropped while a compute stage runs: the next bookkeeping write meets a dead
     connection. The run must then complete, or fail with its job row failed and nothing of
     it published: never a job left running, never half-published tables."""
-    from flows import modeling
+    from flows.stages import recommendations
 
     db, sums = fresh_tiny
     outcome, drops = _run_with_drop(
-        db, monkeypatch, modeling, "compute_recommendations", lambda a: True
+        db, monkeypatch, recommendations, "compute_recommendations", lambda a: True
     )
     assert drops and drops[0] >= 2
     print("dropped between stages:", _assert_completed_or_failed_cleanly(db, outcome, sums))
 
 
 def test_every_pipeline_connection_has_timeouts(fresh_tiny):
-    from flows.storage import open_storage
+    from flows.storage.backends import open_storage
     from flows.storage.postgres import CONNECT_TIMEOUT_S, _with_connect_timeout
 
     db, _ = fresh_tiny

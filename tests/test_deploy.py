@@ -1,7 +1,9 @@
-"""`prefect deploy --all` from prefect.yaml against a real, local `prefect server start`."""
+"""`prefect deploy --all` from prefect.yaml against a real, local `prefect server start`, and a
+deployment run by a process worker started in another folder (the installed package only)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -11,8 +13,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import httpx
 import pytest
+
+from flows.params import NightlyParams
+from flows.storage.database import ENV_VAR
 
 pytestmark = pytest.mark.prefect_server
 
@@ -52,7 +58,6 @@ def prefect_env(tmp_path_factory) -> Iterator[dict[str, str]]:
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": "false",
-        "ROTATION_HOME": str(PROJECT),
     }
     log = (home / "server.log").open("w")
     server = subprocess.Popen(
@@ -76,11 +81,11 @@ def prefect_env(tmp_path_factory) -> Iterator[dict[str, str]]:
         log.close()
 
 
-def prefect(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    """Run the prefect CLI in the project folder against the test server."""
+def prefect(env: dict[str, str], *args: str, cwd: Path = PROJECT) -> subprocess.CompletedProcess:
+    """Run the prefect CLI (in the project folder unless told) against the test server."""
     return subprocess.run(
         [str(PREFECT), *args],
-        cwd=PROJECT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
@@ -116,10 +121,11 @@ def test_nightly_runs_every_day_at_three_utc(deployed):
 
 
 def test_deployments_point_at_the_flows_and_the_pool(deployed):
-    assert deployed["nightly"]["entrypoint"] == "flows/nightly.py:nightly"
-    assert deployed["backfill"]["entrypoint"] == "flows/backfill.py:backfill"
+    assert deployed["nightly"]["entrypoint"] == "flows.nightly.nightly"
+    assert deployed["backfill"]["entrypoint"] == "flows.backfill.backfill"
     assert {d["work_pool_name"] for d in deployed.values()} == {"rotation-process"}
     assert deployed["backfill"]["schedules"] == []
+    assert all(not d["pull_steps"] for d in deployed.values())  # nothing of the deploying shell
     # no database URL (nor any password) is baked into a deployment
     for deployment in deployed.values():
         assert "database" not in (deployment["parameters"] or {})
@@ -129,3 +135,33 @@ def test_deployments_point_at_the_flows_and_the_pool(deployed):
 def test_backfill_requires_its_date_range(deployed):
     schema = deployed["backfill"]["parameter_openapi_schema"]
     assert set(schema["required"]) == {"date_from", "date_to"}
+
+
+def test_the_nightly_form_shows_every_parameter_with_its_default(deployed):
+    schema = deployed["nightly"]["parameter_openapi_schema"]["properties"]
+    assert schema["window_days"]["default"] == NightlyParams().window_days
+    assert schema["top_n"]["default"] == NightlyParams().top_n
+    assert set(schema) == {f.name for f in dataclasses.fields(NightlyParams)} | {"database"}
+    assert "days of events read" in schema["window_days"]["description"]
+
+
+def test_a_worker_in_another_folder_runs_a_deployment(
+    prefect_env, deployed, migrated_duck, tmp_path
+):
+    """The worker imports the flow from the installed package: no checkout, no ROTATION_HOME."""
+    env = prefect_env | {ENV_VAR: migrated_duck.url}
+    started = prefect(
+        env, "deployment", "run", "backfill/backfill",
+        "--param", "date_from=2026-01-01", "--param", "date_to=2026-01-02", cwd=tmp_path,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stdout + started.stderr
+    worker = prefect(
+        env, "worker", "start", "--pool", "rotation-process", "--run-once", cwd=tmp_path
+    )
+    assert worker.returncode == 0, worker.stdout[-3000:] + worker.stderr[-3000:]
+    response = httpx.post(f"{prefect_env['PREFECT_API_URL']}/flow_runs/filter", json={})
+    runs = [r for r in response.json() if r["deployment_id"] == deployed["backfill"]["id"]]
+    assert [r["state_type"] for r in runs] == ["COMPLETED"], worker.stdout[-3000:]
+    with duckdb.connect(str(migrated_duck.path), read_only=True) as conn:
+        jobs = conn.execute("SELECT job_type, job_status FROM jobs").fetchall()
+    assert jobs == [("backfill", "completed")]

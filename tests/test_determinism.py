@@ -25,8 +25,8 @@ from pipeline_fixtures import (
 )
 
 from flows.backfill import run_backfill
-from flows.database import Database
 from flows.nightly import run_nightly
+from flows.storage.database import Database
 
 OUTPUT_TABLES = tuple(OUTPUT_ORDER)
 DAYS = [RUN_DATE - timedelta(days=6 - i) for i in range(7)]  # d1 .. d7

@@ -11,12 +11,11 @@ import polars as pl
 import pytest
 from pipeline_fixtures import RUN_DATE, execute, generate, params
 
+from flows.analyst.diff import diff_runs, format_diff, metric_counts, top_changes
 from flows.cli import main
-from flows.database import Database, parse_database
-from flows.diff import diff_runs, format_diff, metric_counts, top_changes
-from flows.migrate import migrate
 from flows.nightly import run_nightly
-from transforms.interactions import InteractionParams
+from flows.storage.database import Database, parse_database
+from flows.storage.migrate import migrate
 
 
 def _duck(path: Path) -> Database:
@@ -35,7 +34,7 @@ def runs(tmp_path_factory) -> dict[str, Database]:
     dbs = {name: _duck(folder / f"{name}.duckdb") for name in ("base", "rerun", "other")}
     run_nightly(dbs["base"], params())
     run_nightly(dbs["rerun"], params())
-    other = params(top_n=5, interactions=InteractionParams(half_life_days=3.0))
+    other = params(top_n=5, half_life_days=3.0)
     run_nightly(dbs["other"], other)
     shutil.copy(dbs["base"].path, folder / "copy.duckdb")
     dbs["copy"] = _duck(folder / "copy.duckdb")

@@ -9,8 +9,9 @@ import time
 import polars as pl
 import pytest
 
-from flows.extract import Inputs, _sorted, extract_inputs, read_all
-from flows.storage import StorageError, open_storage
+from flows.stages.extract import Inputs, _sorted, extract_inputs, read_all
+from flows.storage.backends import open_storage
+from flows.storage.errors import StorageError
 from tests.pipeline_fixtures import RUN_DATE, generate
 
 
@@ -37,17 +38,17 @@ def test_a_read_on_a_dropped_connection_fails_cleanly_and_the_next_one_reconnect
 
     generate(pg_database)
     with open_storage(pg_database) as storage:
-        first = storage.read("extract_users")
+        first = storage.read("extract/users")
         with connect(pg_database) as admin:
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         with pytest.raises(StorageError) as failed:
-            storage.read("extract_users")
+            storage.read("extract/users")
         assert failed.value.transient
         assert storage._idle_arrow.qsize() == 0  # the broken connection was not kept
-        assert storage.read("extract_users").equals(first)
+        assert storage.read("extract/users").equals(first)
 
 
 class FakeStorage:
@@ -63,10 +64,10 @@ class FakeStorage:
     def read(self, query, params=(), categorical=()):
         with self.lock:
             self.calls.append(query)
-        if query == "extract_usage_metrics":
+        if query == "extract/usage_metrics":
             assert self.plays_started.wait(5)
             raise StorageError("usage: connection lost", transient=True)
-        if query == "extract_play_history":
+        if query == "extract/play_history":
             self.plays_started.set()
             time.sleep(0.5)
         return pl.DataFrame({"id": [2, 1]})
@@ -75,22 +76,22 @@ class FakeStorage:
 def test_a_failed_read_raises_its_error_and_the_queued_reads_never_start():
     storage = FakeStorage()
     reads = {
-        "usage": ("extract_usage_metrics", (), ()),
-        "plays": ("extract_play_history", (), ()),
-        "users": ("extract_users", (), ()),
-        "records": ("extract_records", (), ()),
+        "usage": ("extract/usage_metrics", (), ()),
+        "plays": ("extract/play_history", (), ()),
+        "users": ("extract/users", (), ()),
+        "records": ("extract/records", (), ()),
     }
     with pytest.raises(StorageError, match="usage: connection lost"):
         read_all(storage, reads)
-    assert sorted(storage.calls) == ["extract_play_history", "extract_usage_metrics"]
+    assert sorted(storage.calls) == ["extract/play_history", "extract/usage_metrics"]
 
 
 def test_one_reader_reads_in_order_and_sorts_each_frame_by_id():
     storage = FakeStorage()
     storage.readers = 1
-    reads = {"records": ("extract_records", (), ()), "users": ("extract_users", (), ())}
+    reads = {"records": ("extract/records", (), ()), "users": ("extract/users", (), ())}
     frames = read_all(storage, reads)
-    assert storage.calls == ["extract_records", "extract_users"]
+    assert storage.calls == ["extract/records", "extract/users"]
     assert [frame["id"].to_list() for frame in frames.values()] == [[1, 2], [1, 2]]
 
 

@@ -8,9 +8,9 @@ import polars as pl
 import psycopg
 import pytest
 
-from flows.bulk import BulkError, connect_arrow, copy_frame, write_frames
-from flows.generate import generate_into
-from transforms.synthetic import generate_frames
+from flows.analyst.generate import generate_into
+from flows.storage.bulk import BulkError, connect, copy_frame, write_frames
+from transforms.synthetic.frames import generate_frames
 
 pytestmark = pytest.mark.postgres
 END = dt.date(2026, 1, 1)
@@ -76,13 +76,12 @@ def test_direct_and_staged_copies_store_the_same_rows(migrated_pg, frames):
     subset = frames["records"].select("id", "discogs_release_id", "artist", "title", "images")
     tables = []
     for method in ("direct", "staged"):
-        conn = connect_arrow(migrated_pg)
-        with conn.cursor() as cur:
-            cur.execute("DELETE FROM records")
+        conn = connect(migrated_pg)
+        conn.execute("DELETE FROM records")
         assert copy_frame(conn, "records", subset, method=method) == subset.height
-        with conn.cursor() as cur:
-            cur.execute("SELECT id, images::text, genres FROM records ORDER BY id")
-            tables.append(cur.fetchall())
+        tables.append(
+            conn.execute("SELECT id, images::text, genres FROM records ORDER BY id").fetchall()
+        )
         conn.rollback()
         conn.close()
     assert tables[0] == tables[1]
@@ -100,7 +99,7 @@ def test_a_constraint_violation_rolls_the_whole_write_back(migrated_pg, frames):
         "records": 0,
         "play_history": 0,
     }
-    conn = connect_arrow(migrated_pg)
+    conn = connect(migrated_pg)
     try:
         with pytest.raises(BulkError):
             copy_frame(conn, "users", pl.DataFrame({"no_such_column": [1]}))

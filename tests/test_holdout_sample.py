@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from flows.holdout import sample_users
+from flows.stages.evaluation import sample_users
 
 
 def test_small_sets_are_kept_whole():

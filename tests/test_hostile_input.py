@@ -26,11 +26,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipeline_fixtures import RUN_DATE, generate, latest_job, params, query
 
-from flows.database import parse_database
-from flows.extract import day_end, extract_inputs
 from flows.nightly import run_nightly
-from flows.pipeline import validate_inputs
-from flows.storage import open_storage
+from flows.stages.extract import day_end, extract_inputs
+from flows.stages.validate import validate_inputs
+from flows.storage.backends import open_storage
+from flows.storage.database import parse_database
 from transforms.columns import EVENT_TYPES, PLAY_ACTIONS
 
 INT64 = st.integers(-(2**63), 2**63 - 1)

@@ -6,11 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from flows.evaluation import evaluate_pairs, evaluate_published
-from flows.importer import import_interactions, read_interactions, read_item_metadata
+from flows.analyst.evaluate import evaluate_pairs, evaluate_published
+from flows.analyst.importer import import_interactions, read_interactions, read_item_metadata
 from flows.nightly import run_nightly
-from flows.pipeline import NightlyParams
-from transforms.interactions import InteractionParams
+from flows.params import NightlyParams
 
 
 def clustered_csv(path, users: int = 60, items: int = 90, seed: int = 3) -> None:
@@ -80,7 +79,7 @@ def test_published_lists_score_exactly_like_evaluate(tmp_path, duck_database, wi
         NightlyParams(
             run_date=last,
             window_days=0,
-            interactions=InteractionParams(half_life_days=float("inf")),
+            half_life_days=0,  # no time decay
         ),
     )
     scored = evaluate_published(duck_database, test, k=10)

@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from flows.pipeline import in_order, is_sorted_by
+from flows.stages.publish import in_order, is_sorted_by
 
 KEYS = ("a", "b", "c")
 

@@ -202,7 +202,7 @@ def test_inputs_are_not_mutated():
 def test_genre_matrix_rows_follow_the_matrix_columns_and_genres_count_once():
     import numpy as np
 
-    from flows.matrices import genre_matrix
+    from flows.stages.interactions import genre_matrix
     from models.matrix import InteractionMatrix
 
     matrix = InteractionMatrix.from_arrays([1, 1, 2], [30, 10, 20])  # columns: items 10, 20, 30

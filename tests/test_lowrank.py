@@ -7,11 +7,11 @@ import pytest
 import scipy.sparse as sp
 from sklearn.utils.extmath import randomized_svd
 
-import transforms.parallel as parallel
+import models.kernels.parallel as parallel
+from models.kernels.parallel import RowBlocks
 from models.linear import gram
 from models.lowrank import sparse_randomized_svd
 from models.matrix import InteractionMatrix
-from transforms.parallel import RowBlocks
 
 
 def _sparse(shape, dtype, seed=1) -> sp.csr_matrix:

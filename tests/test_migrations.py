@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 from pg_helpers import connect, scalar
 
-from flows.database import Database, parse_database
-from flows.migrate import (
-    SQL_DIR,
+from flows.storage.database import Database, parse_database
+from flows.storage.migrate import (
     MigrationError,
     _changed_message,
     migrate,
     migration_files,
     pending_migrations,
 )
+from flows.storage.queries import SQL
 from transforms import columns as c
 
-ALL_NAMES = [p.stem for p in migration_files()]
+ALL_NAMES = [p.name.removesuffix(".sql") for p in migration_files()]
 
 ENUMS = {
     "user_role": c.USER_ROLES,
@@ -80,7 +80,7 @@ PINNED_FUNCTIONS = (
 def _copy_sql_dir(tmp_path: Path) -> Path:
     """Return a private copy of the sql/ folder that a test may edit."""
     target = tmp_path / "sql"
-    shutil.copytree(SQL_DIR, target)
+    shutil.copytree(SQL, target)
     return target
 
 

@@ -1,13 +1,25 @@
-"""One contract suite, parametrised over every recommender model."""
+"""One contract suite over every model: the models are discovered in the models package.
+
+Every concrete Recommender runs the recommender contract with its default parameters, and
+every ItemSimilarity model (neighbours, content_similarity's rows) the neighbour contract:
+a new model class is in the suite without being named here. VARIANTS adds parameter sets
+worth covering on top of the defaults (the candidate path, genres).
+"""
 
 from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
+from sklearn.utils import get_tags
 
-from models.base import top_n
+import models
+from models.base import ItemSimilarity, Recommender, top_n
 from models.linear import EASE, Popularity
 from models.matrix import InteractionMatrix
 from models.neighbors import ItemKNN
@@ -15,6 +27,20 @@ from models.recommender import MODEL_VERSION, RotationRecommender
 
 N_USERS, N_ITEMS = 60, 40
 LOWPASS = ((4, 0.6), (8, 0.3))
+
+
+def discovered_models() -> list[type]:
+    """Return every concrete Recommender or ItemSimilarity class of the models package."""
+    for module in pkgutil.walk_packages(models.__path__, "models."):
+        importlib.import_module(module.name)
+    found = set()
+    pending = [Recommender, ItemSimilarity]
+    while pending:
+        for cls in pending.pop().__subclasses__():
+            pending.append(cls)
+            if cls.__module__.startswith("models.") and not inspect.isabstract(cls):
+                found.add(cls)
+    return sorted(found, key=lambda cls: cls.__name__)
 
 
 def item_genres(n_items: int) -> sp.csr_matrix:
@@ -32,17 +58,31 @@ class WithGenres(RotationRecommender):
         return super().fit(X, y, item_features=item_genres(X.shape[1]))
 
 
-MODELS = {
-    "itemknn-cosine": lambda: ItemKNN(k=10, similarity="cosine"),
-    "itemknn-jaccard": lambda: ItemKNN(k=10, similarity="jaccard", shrink=1.0),
-    "ease": lambda: EASE(l2=10.0),
-    "popularity": lambda: Popularity(),
-    "rotation": lambda: RotationRecommender(l2=10.0, lowpass=LOWPASS),
-    "rotation-with-tail": lambda: RotationRecommender(l2=10.0, lowpass=LOWPASS, max_dense_items=15),
-    "rotation-small-head": lambda: RotationRecommender(l2=10.0, lowpass=LOWPASS, max_dense_items=5),
-    "rotation-genres": lambda: WithGenres(l2=10.0, lowpass=LOWPASS),
-    "rotation-genres-tail": lambda: WithGenres(l2=10.0, lowpass=LOWPASS, max_dense_items=15),
+VARIANTS = {
+    "ItemKNN-k10": lambda: ItemKNN(k=10, similarity="cosine"),
+    "ItemKNN-jaccard": lambda: ItemKNN(k=10, similarity="jaccard", shrink=1.0),
+    "EASE-l2-10": lambda: EASE(l2=10.0),
+    "RotationRecommender-small": lambda: RotationRecommender(l2=10.0, lowpass=LOWPASS),
+    "RotationRecommender-tail": lambda: RotationRecommender(
+        l2=10.0, lowpass=LOWPASS, max_dense_items=15
+    ),
+    "RotationRecommender-small-head": lambda: RotationRecommender(
+        l2=10.0, lowpass=LOWPASS, max_dense_items=5
+    ),
+    "RotationRecommender-genres": lambda: WithGenres(l2=10.0, lowpass=LOWPASS),
+    "RotationRecommender-genres-tail": lambda: WithGenres(
+        l2=10.0, lowpass=LOWPASS, max_dense_items=15
+    ),
 }
+MODELS = {cls.__name__: cls for cls in discovered_models()} | VARIANTS
+RECOMMENDERS = sorted(n for n, make in MODELS.items() if isinstance(make(), Recommender))
+NEIGHBOURS = sorted(n for n, make in MODELS.items() if isinstance(make(), ItemSimilarity))
+
+
+def test_discovery_finds_every_production_model():
+    names = {cls.__name__ for cls in discovered_models()}
+    assert {"RotationRecommender", "ItemKNN", "EASE", "Popularity", "ContentSimilarity"} <= names
+    assert "ContentSimilarity" in NEIGHBOURS and "Popularity" not in NEIGHBOURS
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +95,7 @@ def X() -> sp.csr_matrix:
     return sp.csr_matrix(dense.astype(np.float32))
 
 
-@pytest.fixture(params=sorted(MODELS))
+@pytest.fixture(params=RECOMMENDERS)
 def make(request):
     return MODELS[request.param]
 
@@ -137,7 +177,7 @@ def test_batching_does_not_change_results(fitted, X):
 
 
 def test_threaded_batches_give_the_serial_results(fitted, X, monkeypatch):
-    import transforms.parallel as parallel
+    import models.kernels.parallel as parallel
 
     users = np.arange(N_USERS)
     monkeypatch.setattr(parallel, "WORKER_THREADS", 1)
@@ -177,18 +217,6 @@ def test_recommendations_beat_chance(fitted):
         return
     in_group = (idx < 20) == (group[:, None] == 0)
     assert in_group[idx >= 0].mean() > 0.9
-
-
-def test_similar_items_where_supported(fitted):
-    if isinstance(fitted, Popularity):
-        with pytest.raises(NotImplementedError):
-            fitted.similar_items([0], 3)
-        return
-    idx, scores = fitted.similar_items(np.arange(N_ITEMS), 5)
-    assert idx.shape == (N_ITEMS, 5)
-    assert all(item not in row for item, row in enumerate(idx))
-    finite = np.where(np.isfinite(scores), scores, -1e30)
-    assert (np.diff(finite, axis=1) <= 0).all()
 
 
 def test_rotation_cold_user_gets_popular_items(X):
@@ -236,8 +264,6 @@ def test_top_n_matches_full_sort_reference():
 @pytest.mark.parametrize("head", [5, 15, 30])
 def test_rotation_candidate_path_matches_dense_ranking(X, head, model_class):
     """RotationRecommender.recommend (head dense + tail kNN candidates) ranks like score_users."""
-    from models.base import Recommender
-
     model = model_class(l2=10.0, lowpass=LOWPASS, max_dense_items=head).fit(X)
     exclude = sp.csr_matrix((np.random.default_rng(5).random(X.shape) < 0.2).astype(np.float32))
     for n in (3, 10, N_ITEMS):
@@ -285,3 +311,67 @@ def test_genre_lift_is_the_items_genre_share_over_the_catalogues():
     F = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0]], dtype=np.float64))
     # genre shares: 2/3, 1/3, 0; item 0 all genre 0, item 1 half each, item 2 none
     np.testing.assert_allclose(genre_lift(F), [[1.5, 0.75, 0], [0, 1.5, 0], [0, 0, 0]])
+
+
+# the neighbour contract ---------------------------------------------------------------------
+
+
+def item_tokens(n_items: int) -> list[list[str]]:
+    """Return token lists: two genres, a decade, an artist per pair of items; item 5 has none."""
+    docs = [[f"genre:{i % 2}", f"decade:{i % 5}", f"artist:{i // 2}"] for i in range(n_items)]
+    docs[5] = []
+    return docs
+
+
+def fit_input(model, X):
+    """Return what `model` is fitted on, by its scikit-learn input tags: X or token lists."""
+    return item_tokens(X.shape[1]) if get_tags(model).input_tags.string else X
+
+
+@pytest.fixture(params=NEIGHBOURS)
+def neighbour_model(request, X):
+    model = MODELS[request.param]()
+    return model.fit(fit_input(model, X))
+
+
+def test_neighbour_models_follow_the_estimator_contract(neighbour_model, X):
+    fresh = clone(neighbour_model)
+    assert not any(key.endswith("_") for key in vars(fresh))
+    assert fresh.fit(fit_input(fresh, X)) is fresh
+    assert any(key.endswith("_") for key in vars(fresh))
+    assert type(fresh)(**fresh.get_params()).get_params() == fresh.get_params()
+
+
+def test_similar_items_shapes_padding_and_no_self(neighbour_model):
+    idx, scores = neighbour_model.similar_items(np.arange(N_ITEMS), 5)
+    assert idx.shape == scores.shape == (N_ITEMS, 5)
+    assert np.issubdtype(idx.dtype, np.integer) and np.issubdtype(scores.dtype, np.floating)
+    assert all(item not in row for item, row in enumerate(idx))
+    pad = idx == -1
+    assert (np.isneginf(scores) == pad).all()
+    assert (np.diff(pad.astype(int), axis=1) >= 0).all()  # -1 only at the end
+    for row in idx:
+        kept = row[row >= 0]
+        assert len(set(kept)) == len(kept)
+
+
+def test_similar_items_descend_ties_by_lower_index(neighbour_model):
+    idx, scores = neighbour_model.similar_items(np.arange(N_ITEMS), 8)
+    finite = np.where(np.isfinite(scores), scores, np.float32(-1e30))
+    assert (np.diff(finite, axis=1) <= 0).all()
+    same = (np.diff(finite, axis=1) == 0) & (idx[:, 1:] >= 0)
+    assert (idx[:, 1:][same] > idx[:, :-1][same]).all()
+
+
+def test_similar_items_are_deterministic_across_fits(neighbour_model, X):
+    again = clone(neighbour_model).fit(fit_input(neighbour_model, X))
+    first = neighbour_model.similar_items(np.arange(N_ITEMS), 6)
+    second = again.similar_items(np.arange(N_ITEMS), 6)
+    np.testing.assert_array_equal(first[0], second[0])
+    np.testing.assert_array_equal(first[1], second[1])
+
+
+def test_an_item_without_features_has_no_content_neighbour(X):
+    model = MODELS["ContentSimilarity"]()
+    idx, _ = model.fit(fit_input(model, X)).similar_items([5], 3)
+    assert (idx == -1).all()

@@ -26,8 +26,8 @@ from pipeline_fixtures import (
     table,
 )
 
-from flows.database import ENV_VAR, Database
 from flows.nightly import nightly, run_nightly
+from flows.storage.database import ENV_VAR, Database
 
 pytest_plugins = ["prefect_fixtures"]
 

@@ -7,8 +7,8 @@ import threading
 import pytest
 from threadpoolctl import threadpool_info
 
-import transforms.parallel as parallel
-from transforms.parallel import run_beside
+import models.kernels.parallel as parallel
+from models.kernels.parallel import run_beside
 
 
 def _blas_threads() -> list[int]:

@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from pipeline_fixtures import PG_ADMIN_URL, fresh_pg, generate, latest_job, params, query
 
-from flows.database import Database, parse_database
 from flows.nightly import run_nightly
+from flows.storage.database import Database, parse_database
 
 pytestmark = pytest.mark.postgres
 

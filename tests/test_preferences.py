@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from transforms.preferences import genre_affinity, preference_lists
-from transforms.rec_common import OUTPUT_SCHEMA
+from transforms.recommend.common import OUTPUT_SCHEMA
+from transforms.recommend.preferences import genre_affinity, preference_lists
 
 RECORDS = pl.DataFrame(
     {

@@ -17,10 +17,10 @@ from pipeline_fixtures import (
     table,
 )
 
-import flows.bulk
-from flows.database import Database
+import flows.storage.bulk
 from flows.nightly import run_nightly
-from flows.storage import StorageError
+from flows.storage.database import Database
+from flows.storage.errors import StorageError
 from flows.tracking import utcnow
 
 INJECTED = "injected failure while loading recommendation_data"
@@ -50,7 +50,7 @@ def test_failed_load_leaves_both_published_tables_untouched(generated, monkeypat
     quality = _model_quality(generated)
     assert all(frame.height > 0 for frame in snapshot.values()) and quality.height > 0
 
-    real_copy = flows.bulk.copy_frame
+    real_copy = flows.storage.bulk.copy_frame
     calls: list[tuple[str, int]] = []
 
     def failing_copy(conn, name, frame, *args, **kwargs):
@@ -60,7 +60,7 @@ def test_failed_load_leaves_both_published_tables_untouched(generated, monkeypat
             raise RuntimeError(INJECTED)
         return real_copy(conn, name, frame, *args, **kwargs)
 
-    monkeypatch.setattr(flows.bulk, "copy_frame", failing_copy)
+    monkeypatch.setattr(flows.storage.bulk, "copy_frame", failing_copy)
     with pytest.raises(StorageError, match=INJECTED):
         run_nightly(generated, params())
     monkeypatch.undo()

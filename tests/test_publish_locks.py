@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from pg_helpers import scalar
 
-from flows.pipeline import stamp_metrics
-from flows.storage import open_storage
+from flows.stages.publish import stamp_metrics
+from flows.storage.backends import open_storage
 from flows.storage.base import Replacement
 from flows.storage.postgres import _lock_statements
 

@@ -16,8 +16,9 @@ import pytest
 
 import flows.storage.postgres as pg_storage
 import flows.storage.swap_build as swap_build
-from flows.database import Database, parse_database
-from flows.storage import Replacement, StorageError
+from flows.storage.base import Replacement
+from flows.storage.database import Database, parse_database
+from flows.storage.errors import StorageError
 from flows.storage.postgres import PostgresStorage
 
 pytestmark = pytest.mark.postgres
@@ -205,12 +206,12 @@ def test_a_publish_failing_after_the_swap_keeps_the_previous_table(as_pipeline, 
 def test_a_build_failing_on_one_table_discards_the_other_built_table(as_pipeline, monkeypatch):
     """The tables are built at once on separate connections and committed before the swap:
     when one build fails, the other's finished <table>_next is dropped (publish_discard)."""
-    import flows.bulk
+    import flows.storage.bulk
 
     admin, pipeline = as_pipeline
     _publish(pipeline, "a")
     before = _catalogue(admin)
-    real_copy = flows.bulk.copy_frame
+    real_copy = flows.storage.bulk.copy_frame
     loaded: list[str] = []
 
     def failing_copy(conn, name, frame, *args, **kwargs):
@@ -219,7 +220,7 @@ def test_a_build_failing_on_one_table_discards_the_other_built_table(as_pipeline
         loaded.append(name)
         return real_copy(conn, name, frame, *args, **kwargs)
 
-    monkeypatch.setattr(flows.bulk, "copy_frame", failing_copy)
+    monkeypatch.setattr(flows.storage.bulk, "copy_frame", failing_copy)
     with pytest.raises(StorageError, match="injected failure while building"):
         _publish(pipeline, "b", n=100)
     assert loaded == ["content_similarity_next"]  # built, committed, then discarded
@@ -262,11 +263,11 @@ def test_index_builds_run_without_parallel_workers(as_pipeline, monkeypatch, at_
     real_load_query = swap_build.load_query
 
     def load_query(name: str) -> str:
-        if name.startswith("publish_build"):
+        if name.startswith("publish/build"):
             names.append(name)
         return real_load_query(name)
 
-    builds = {real_load_query("publish_build"), real_load_query("publish_build_index")}
+    builds = {real_load_query("publish/build"), real_load_query("publish/build_index")}
     real_connect = PostgresStorage._psycopg_connect
 
     def connect(self):
@@ -292,17 +293,17 @@ def test_index_builds_run_without_parallel_workers(as_pipeline, monkeypatch, at_
 def test_the_constant_columns_are_filled_by_defaults_then_restored(as_pipeline, monkeypatch):
     """Columns holding one value in every row leave the COPY: the server fills them by a
     default of t_next, which gets the live table's defaults back before the swap."""
-    import flows.bulk
+    import flows.storage.bulk
 
     admin, pipeline = as_pipeline
     sent: dict[str, list[str]] = {}
-    real_copy = flows.bulk.copy_frame
+    real_copy = flows.storage.bulk.copy_frame
 
     def recording_copy(conn, name, frame, *args, **kwargs):
         sent[name] = frame.columns
         return real_copy(conn, name, frame, *args, **kwargs)
 
-    monkeypatch.setattr(flows.bulk, "copy_frame", recording_copy)
+    monkeypatch.setattr(flows.storage.bulk, "copy_frame", recording_copy)
     before = _catalogue(admin)
     _publish(pipeline, "a")
     _assert_holds(admin, "a")  # model_version, run_id, expires_at... as the frames had them

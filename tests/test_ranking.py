@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transforms.ranking import top_per_row, top_per_sorted_row
+from models.kernels.ranking import top_per_row, top_per_sorted_row
 
 
 def _sorted_entries(seed: int, n_rows: int = 300, n_cols: int = 40, dtype=np.float64):

@@ -4,8 +4,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-import transforms.rec_seeds as rec_seeds
-from transforms.rec_seeds import seed_matches
+import transforms.recommend.seeds as rec_seeds
+from transforms.recommend.seeds import seed_matches
 
 
 def _random(seed: int):

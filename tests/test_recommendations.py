@@ -12,9 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from transforms.preferences import genre_affinity
-from transforms.rec_common import OUTPUT_SCHEMA
-from transforms.recommendations import (
+from transforms.recommend.common import OUTPUT_SCHEMA
+from transforms.recommend.lists import (
     assemble_recommendations,
     explain,
     fallback_lists,
@@ -23,6 +22,7 @@ from transforms.recommendations import (
     store_list,
     track_list,
 )
+from transforms.recommend.preferences import genre_affinity
 
 # records 1-3 by artist A (Jazz), 4 by B (Rock), 5 by C (Jazz+Funk), 6 by D (no genres)
 RECORDS = pl.DataFrame(

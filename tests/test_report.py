@@ -15,12 +15,12 @@ import polars as pl
 import pytest
 from pipeline_fixtures import RUN_DATE, execute, generate, params, query
 
+from flows.analyst.charts import nice_ceiling
+from flows.analyst.report import ReportData, read_report_data, render_report, write_report
 from flows.backfill import run_backfill
 from flows.cli import main
-from flows.database import Database, parse_database
 from flows.nightly import run_nightly
-from flows.report import ReportData, read_report_data, render_report, write_report
-from flows.report_svg import nice_ceiling
+from flows.storage.database import Database, parse_database
 
 FIRST = RUN_DATE - dt.timedelta(days=29)
 CHARTS = ("active-users", "plays", "rates", "rec-plays", "rec-share", "quality")

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from pipeline_fixtures import PG_ADMIN_URL, RUN_DATE, fresh_pg, generate
 
-from flows.database import ENV_VAR
 from flows.nightly import nightly
+from flows.storage.database import ENV_VAR
 
 pytest_plugins = ["prefect_fixtures"]
 pytestmark = [pytest.mark.postgres, pytest.mark.prefect_server]

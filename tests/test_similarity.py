@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 import scipy.sparse as sp
 
+from flows.stages.similarity import hybrid
 from models.content import ContentSimilarity
-from models.neighbors import ItemKNN, hybrid_neighbors, item_similarity_topk, topk_neighbors
+from models.neighbors import ItemKNN, item_similarity_topk, topk_neighbors
 
 ITEMS = [
     ["genre:jazz", "style:hard bop", "artist:art blakey", "label:blue note", "decade:1960s"],
@@ -92,14 +94,20 @@ def test_content_item_without_tokens_has_no_neighbours():
     assert model.neighbors_.shape == (len(ITEMS) + 1, len(ITEMS) + 1)
 
 
-def test_hybrid_neighbors_weights_both_sets():
-    collab = sp.csr_matrix(np.array([[0, 0.9, 0.0], [0.9, 0, 0], [0, 0, 0]], dtype=np.float32))
-    content = sp.csr_matrix(np.array([[0, 0.0, 0.8], [0, 0, 0.5], [0.8, 0.5, 0]], dtype=np.float32))
-    mixed = hybrid_neighbors(collab, content, alpha=0.5, k=1).toarray()
-    assert mixed[0, 1] == pytest.approx(0.45) and mixed[0, 2] == 0  # 0.45 > 0.40
-    assert mixed[2, 0] == pytest.approx(0.4)  # content-only item still gets a neighbour
-    as_arrays = hybrid_neighbors((*topk_neighbors(collab, 2)[:3], 3), content, alpha=1.0)
-    np.testing.assert_allclose(as_arrays.toarray(), collab.toarray())
+def _pairs(rows: list[tuple[int, int, float]]) -> pl.DataFrame:
+    """Return (source_id, target_id, score) neighbour rows."""
+    return pl.DataFrame(rows, schema=["source_id", "target_id", "score"], orient="row")
+
+
+def test_hybrid_weights_both_sets():
+    collab = _pairs([(10, 11, 0.9), (11, 10, 0.9)])
+    content = _pairs([(10, 12, 0.8), (11, 12, 0.5), (12, 10, 0.8), (12, 11, 0.5)])
+    mixed = hybrid(collab, content, alpha=0.5, k=1)
+    best = {(r["source_id"], r["target_id"]): r["score"] for r in mixed.iter_rows(named=True)}
+    assert best == pytest.approx({(10, 11): 0.45, (11, 10): 0.45, (12, 10): 0.4})  # 0.45 > 0.40
+    assert mixed["rank"].to_list() == [1, 1, 1]  # a content-only item still gets a neighbour
+    only_collab = hybrid(collab, content, alpha=1.0, k=2).filter(pl.col("score") > 0)
+    assert only_collab.select("source_id", "target_id", "score").equals(collab)
 
 
 @pytest.mark.parametrize("density", [0.01, 0.3])

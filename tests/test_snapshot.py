@@ -10,12 +10,13 @@ import polars as pl
 import pytest
 from pipeline_fixtures import RUN_DATE, fresh_pg, generate, params, query
 
+from flows.analyst.snapshot import TABLES, SnapshotSpec, sample_mask, snapshot_info, take_snapshot
 from flows.cli import main
-from flows.database import Database, parse_database
-from flows.extract import QUERIES
 from flows.nightly import run_nightly
-from flows.snapshot import TABLES, SnapshotSpec, sample_mask, snapshot_info, take_snapshot
-from flows.storage import StorageError, open_storage
+from flows.stages.extract import QUERIES
+from flows.storage.backends import open_storage
+from flows.storage.database import Database, parse_database
+from flows.storage.errors import StorageError
 
 pytestmark = pytest.mark.postgres
 
@@ -61,8 +62,8 @@ def test_full_snapshot_copies_every_table_the_pipeline_reads(source, full):
     counts = _counts(full)
     assert counts == _counts(source)
     assert counts["play_history"] > 1000 and counts["users"] == 120
-    for name in [*QUERIES.values(), "extract_play_history", "extract_usage_metrics"]:
-        args = WIDE if name in ("extract_play_history", "extract_usage_metrics") else ()
+    for name in [*QUERIES.values(), "extract/play_history", "extract/usage_metrics"]:
+        args = WIDE if name in ("extract/play_history", "extract/usage_metrics") else ()
         assert _read(full, name, args).equals(_read(source, name, args)), name
 
 
@@ -82,12 +83,12 @@ def test_window_limits_events_and_keeps_the_catalogue(source, tmp_path):
     snap = parse_database(f"duckdb:{path}")
     start = dt.datetime.combine(SINCE, dt.time(0), tzinfo=dt.UTC)
     end = dt.datetime.combine(UNTIL + dt.timedelta(days=1), dt.time(0), tzinfo=dt.UTC)
-    plays = _read(snap, "extract_play_history", WIDE)
+    plays = _read(snap, "extract/play_history", WIDE)
     assert plays.height > 0
     assert plays["played_at"].min() >= start and plays["played_at"].max() < end
-    assert plays.equals(_read(source, "extract_play_history", (start, end)))
-    usage = _read(snap, "extract_usage_metrics", WIDE)
-    assert usage.equals(_read(source, "extract_usage_metrics", (start, end)))
+    assert plays.equals(_read(source, "extract/play_history", (start, end)))
+    usage = _read(snap, "extract/usage_metrics", WIDE)
+    assert usage.equals(_read(source, "extract/usage_metrics", (start, end)))
     counts, whole = _counts(snap), _counts(source)
     assert counts["play_history"] < whole["play_history"]
     for table in ("users", "records", "tracks", "stores", "store_inventory", "favorites"):

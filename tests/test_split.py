@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 
-from models.evaluation import protocol_split
-from models.split import holdout_by_time, stratified_split, temporal_split
+from flows.stages.evaluation import split_pairs
+from models.split import stratified_split, temporal_split
 
 
 def _data(n_users: int = 50, seed: int = 0):
@@ -68,18 +69,18 @@ def test_temporal_ties_broken_by_position():
     np.testing.assert_array_equal(test, [False, False, False, True])
 
 
-def test_holdout_by_time():
-    times = np.array([1, 5, 9, 5])
-    np.testing.assert_array_equal(holdout_by_time(times, 5), [False, True, True, True])
-
-
 def test_protocol_split_ignores_row_order_and_duplicates():
-    users, items, _, _ = _data(seed=2)
-    train, test = protocol_split(users, items, shape=(50, 100))
+    users, items, times, _ = _data(seed=2)
+    pairs = pl.DataFrame({"user_id": users, "item_id": items, "timestamp": times})
+    train, test = split_pairs(pairs, "stratified")
     perm = np.random.default_rng(0).permutation(len(users))
-    doubled_u = np.concatenate([users[perm], users[:10]])
-    doubled_i = np.concatenate([items[perm], items[:10]])
-    train2, test2 = protocol_split(doubled_u, doubled_i, shape=(50, 100))
-    assert (train != train2).nnz == 0 and (test != test2).nnz == 0
-    assert train.multiply(test).nnz == 0
-    assert set(np.unique(train.data)) == {1.0}
+    doubled = pl.concat([pairs[perm], pairs.head(10)])
+    train2, test2 = split_pairs(doubled, "stratified")
+    key = ["user_id", "item_id"]
+    assert train.select(key).equals(train2.select(key)) and test.select(key).equals(
+        test2.select(key)
+    )
+    assert train.join(test, on=key, how="inner").is_empty()
+    assert (
+        train.height + test.height == pairs.unique(key).filter(pl.len().over("user_id") >= 4).height
+    )

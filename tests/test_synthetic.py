@@ -9,8 +9,10 @@ import duckdb
 import polars as pl
 import pytest
 
+from flows.storage.queries import sql_text
 from transforms import columns as C
-from transforms.synthetic import TABLE_ORDER, default_counts, generate_frames, window_us
+from transforms.schemas import INPUT_SCHEMAS
+from transforms.synthetic.frames import default_counts, generate_frames, window_us
 
 END = dt.date(2026, 1, 1)
 DAYS = 30
@@ -27,10 +29,9 @@ def frames() -> dict[str, pl.DataFrame]:
 
 @pytest.fixture(scope="module")
 def schema_columns(tmp_path_factory) -> dict[str, list[tuple[str, str]]]:
-    from flows.migrate import SQL_DIR
 
     conn = duckdb.connect(str(tmp_path_factory.mktemp("schema") / "s.duckdb"))
-    conn.execute((SQL_DIR / "duckdb" / "schema.sql").read_text())
+    conn.execute(sql_text("duckdb", "schema.sql"))
     rows = conn.execute(
         "SELECT table_name, column_name, data_type FROM information_schema.columns "
         "ORDER BY table_name, ordinal_position"
@@ -54,7 +55,8 @@ def test_same_seed_same_frames_and_other_seed_differs(frames):
 
 def test_one_frame_per_input_table_with_the_schema_columns(frames, schema_columns):
     assert set(frames) == set(schema_columns) - OUTPUT_TABLES
-    assert list(frames) == list(TABLE_ORDER)
+    assert list(frames) == list(INPUT_SCHEMAS)
+    assert {name: frame.schema for name, frame in frames.items()} == INPUT_SCHEMAS
     for name, frame in frames.items():
         assert frame.columns == [c for c, _ in schema_columns[name]], name
 

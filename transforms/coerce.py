@@ -10,6 +10,7 @@ cannot be represented become null instead of raising.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -37,6 +38,11 @@ COLLECTIONS = {"id": ID, "user_id": ID}
 COLLECTION_ITEMS = {"id": ID, "collection_id": ID, "record_id": ID, "added_at": TIMESTAMP}
 FOLLOWS = {"id": ID, "user_id": ID, "store_id": ID, "created_at": TIMESTAMP}
 INVENTORY = {"id": ID, "store_id": ID, "record_id": ID, "record_status": TEXT}
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Return `moment` in UTC (a naive datetime is taken as UTC already)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def require_columns(frame: pl.DataFrame, columns: Iterable[str], table: str) -> None:

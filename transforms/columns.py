@@ -30,7 +30,9 @@ FAVORITABLE_TYPES = ("record", "track", "store")
 # enums of the Rotation schema (Postgres types of the same name) ------------------------------
 USER_ROLES = ("user", "store_manager", "admin", "service")
 STORE_STATUSES = ("pending", "active", "suspended", "inactive")
+ACTIVE_STORE = STORE_STATUSES[1]  # a store whose listings are shown
 RECORD_STATUSES = ("for_sale", "sold", "reserved", "draft", "expired")
+FOR_SALE = RECORD_STATUSES[0]  # a listing that can be bought
 RECORD_CONDITIONS = (
     "mint",
     "near_mint",

@@ -11,12 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from transforms.columns import RECORD_STATUSES, STORE_STATUSES
-
-FOR_SALE = "for_sale"
-ACTIVE_STORE = "active"
-if FOR_SALE not in RECORD_STATUSES or ACTIVE_STORE not in STORE_STATUSES:  # pragma: no cover
-    raise ImportError("transforms.columns no longer spells 'for_sale' / 'active'")
+from transforms.columns import ACTIVE_STORE, FOR_SALE
 
 _LIST_FACETS = (("genres", "genre"), ("styles", "style"))
 _SCALAR_FACETS = (("artist", "artist"), ("label", "label"), ("country", "country"))

@@ -38,6 +38,7 @@ import polars.selectors as cs
 from transforms import coerce as co
 from transforms.columns import (
     DEVICE_METRICS,
+    FOR_SALE,
     PAGE_VIEW,
     PLATFORM,
     PLATFORM_METRICS,
@@ -59,7 +60,6 @@ OUTPUT_SCHEMA = {
     "metric_value": pl.Float64,
 }
 KEY_COLUMNS = ["metric_date", "metric_type", "entity_type", "entity_id", "metric_name"]
-FOR_SALE = "for_sale"
 RECOMMENDATION_ENTITY = ("recommendation", "source", RECOMMENDATION_SOURCE)
 _INVENTORY_USED = ["store_id", "record_id", "record_status"]
 

@@ -17,7 +17,7 @@ is ≤ min_weight are dropped. Events with a null user, item or time are ignored
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import polars as pl
 
@@ -57,10 +57,6 @@ class InteractionParams:
     def __post_init__(self) -> None:
         if not self.half_life_days > 0:
             raise ValueError("half_life_days must be > 0")
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _cast(frame: pl.DataFrame, kinds: dict[str, str], used: list[str], table: str):
@@ -125,7 +121,7 @@ def _collected(collections: pl.DataFrame, collection_items: pl.DataFrame) -> pl.
 def _aggregate(events: list[pl.DataFrame], as_of: datetime, params: InteractionParams):
     """Return the decayed, summed (user_id, item_id, weight, events, last_at) pairs."""
     age_days = (
-        (pl.lit(_as_utc(as_of), dtype=co.UTC_DATETIME) - pl.col(AT)).dt.total_microseconds()
+        (pl.lit(co.as_utc(as_of), dtype=co.UTC_DATETIME) - pl.col(AT)).dt.total_microseconds()
         / _MICROSECONDS_PER_DAY
     ).clip(lower_bound=0.0)
     decay = pl.lit(0.5).pow(age_days / params.half_life_days)

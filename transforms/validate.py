@@ -63,10 +63,6 @@ class Validated:
     quarantined: pl.DataFrame
 
 
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _ids(frame: pl.DataFrame) -> pl.Series:
     """Return the distinct non-null Int64 ids of a reference table, imploded for is_in."""
     ids = co.coerce(frame.select("id"), {"id": co.ID}).get_column("id")
@@ -135,8 +131,11 @@ def _time_checks(column: str, now: datetime, platform_start: datetime) -> list:
     ts = pl.col(column)
     return [
         ("missing_timestamp", ts.is_null()),
-        ("timestamp_in_future", ts > pl.lit(_as_utc(now), dtype=co.UTC_DATETIME)),
-        ("timestamp_before_platform", ts < pl.lit(_as_utc(platform_start), dtype=co.UTC_DATETIME)),
+        ("timestamp_in_future", ts > pl.lit(co.as_utc(now), dtype=co.UTC_DATETIME)),
+        (
+            "timestamp_before_platform",
+            ts < pl.lit(co.as_utc(platform_start), dtype=co.UTC_DATETIME),
+        ),
     ]
 
 

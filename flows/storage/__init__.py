@@ -1,20 +1,3 @@
-"""Storage: the two backends (PostgreSQL, DuckDB) behind one interface."""
-
-from __future__ import annotations
-
-from flows.database import Database
-from flows.storage.base import Replacement, Storage, StorageError, load_query
-
-
-def open_storage(db: Database) -> Storage:
-    """Return the Storage backend for `db` (connections open lazily)."""
-    if db.is_postgres:
-        from flows.storage.postgres import PostgresStorage
-
-        return PostgresStorage(db)
-    from flows.storage.duck import DuckStorage
-
-    return DuckStorage(db)
-
-
-__all__ = ["Replacement", "Storage", "StorageError", "load_query", "open_storage"]
+"""Storage: database URLs and secrets, migrations, and the two backends (PostgreSQL, DuckDB)
+behind one interface (flows/storage/backends.py), with bulk COPY, publish and swap. Only
+flows/ knows which backend is in use."""

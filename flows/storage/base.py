@@ -6,31 +6,26 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from flows.database import Database
-
-QUERY_DIR = Path(__file__).resolve().parents[2] / "sql" / "queries"
-
-
-class StorageError(RuntimeError):
-    """A database operation that failed; its message never holds the password."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient  # a dropped connection or restart: worth retrying
+from flows.storage.database import Database
+from flows.storage.errors import StorageError
+from flows.storage.migrate import pending_migrations
+from flows.storage.queries import QUERIES, sql_file
 
 
 @cache
 def load_query(name: str) -> str:
-    """Return the text of sql/queries/NAME.sql (a named query with $1.. placeholders)."""
-    path = QUERY_DIR / f"{name}.sql"
+    """Return the text of sql/queries/NAME.sql (a named query with $1.. placeholders).
+
+    Queries are grouped by their reader: "extract/users", "publish/swap", ...
+    """
+    path = sql_file("queries", f"{name}.sql")
     if not path.is_file():
-        raise StorageError(f"no named query {name!r} in {QUERY_DIR}")
-    return path.read_text()
+        raise StorageError(f"no named query {name!r} in {QUERIES}")
+    return path.read_text(encoding="utf-8")
 
 
 def frame_from_batches(batches, categorical: Sequence[str] = ()) -> pl.DataFrame:
@@ -88,7 +83,9 @@ class Replacement:
         """Return a replacement of the daily_metrics slice `dates` × `types`."""
         days = tuple(sorted({d.toordinal() for d in dates}))
         params = (list(dates), list(types))
-        return cls("daily_metrics", load_query("delete_daily_metrics"), params, frame, days=days)
+        return cls(
+            "daily_metrics", load_query("publish/delete_daily_metrics"), params, frame, days=days
+        )
 
 
 class Storage(ABC):
@@ -96,7 +93,7 @@ class Storage(ABC):
 
     #: Publishes of disjoint ``days`` that may run at once (from different threads).
     publishers = 1
-    #: Reads that may run at once (from different threads; flows.extract.read_all).
+    #: Reads that may run at once (from different threads; flows.stages.extract.read_all).
     readers = 1
 
     def __init__(self, db: Database) -> None:
@@ -120,10 +117,6 @@ class Storage(ABC):
     def publish(self, replacements: Sequence[Replacement]) -> dict[str, int]:
         """Apply every replacement in ONE transaction; return rows written per table."""
 
-    def replace_table(self, table: str, frame: pl.DataFrame) -> int:
-        """Atomically replace every row of `table` with `frame`; return the rows written."""
-        return self.publish([Replacement.whole(table, frame)])[table]
-
     def replace_daily_metrics(
         self, frame: pl.DataFrame, dates: Sequence, types: Sequence[str]
     ) -> int:
@@ -140,8 +133,6 @@ class Storage(ABC):
 
     def require_current_schema(self) -> None:
         """Raise StorageError naming the pending migrations when the schema is behind."""
-        from flows.migrate import pending_migrations
-
         pending = pending_migrations(self.db)
         if pending:
             raise StorageError(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
+import duckdb
 import polars as pl
 
-from flows.database import Database
+from flows.storage import bulk
 from flows.storage.base import (
     Replacement,
     Storage,
@@ -17,8 +18,8 @@ from flows.storage.base import (
     frame_from_batches,
     load_query,
 )
-
-CLEANUP_SQL = Path(__file__).resolve().parents[2] / "sql" / "duckdb" / "cleanup.sql"
+from flows.storage.database import Database
+from flows.storage.queries import sql_text
 
 
 class DuckStorage(Storage):
@@ -31,8 +32,6 @@ class DuckStorage(Storage):
 
     def _connection(self):
         if self._conn is None:
-            import duckdb
-
             if self.db.path is None:
                 raise StorageError("duckdb: needs a file path")
             self.db.path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,8 +91,6 @@ class DuckStorage(Storage):
 
     def cleanup(self, retention_days: int, now) -> dict[str, int]:
         """Run sql/duckdb/cleanup.sql's statements and return rows deleted per table."""
-        from datetime import timedelta
-
         counts: dict[str, int] = {}
         self.execute_sql("SET VARIABLE cleanup_now = CAST($1 AS TIMESTAMPTZ)", (now,))
         self.execute_sql(
@@ -101,7 +98,7 @@ class DuckStorage(Storage):
             (now - timedelta(days=retention_days),),
         )
         text = "\n".join(
-            ln for ln in CLEANUP_SQL.read_text().splitlines() if not ln.startswith("--")
+            ln for ln in sql_text("duckdb", "cleanup.sql").splitlines() if not ln.startswith("--")
         )
         for statement in text.split(";"):
             body = statement.strip()
@@ -113,8 +110,6 @@ class DuckStorage(Storage):
 
     def publish(self, replacements: Sequence[Replacement]) -> dict[str, int]:
         """Delete and insert every table in one transaction: old rows or new, never a mix."""
-        from flows.bulk import copy_frame
-
         written = {}
         with self._lock:
             conn = self._connection()
@@ -122,7 +117,7 @@ class DuckStorage(Storage):
             try:
                 for rep in replacements:
                     conn.execute(rep.delete_sql, list(rep.params))
-                    written[rep.table] = copy_frame(conn, rep.table, rep.frame)
+                    written[rep.table] = bulk.copy_frame(conn, rep.table, rep.frame)
                 conn.execute("COMMIT")
             except Exception as exc:
                 conn.execute("ROLLBACK")

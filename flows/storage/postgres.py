@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import polars as pl
+import psycopg
 
-from flows.database import Database, redact
+from flows.storage import bulk
 from flows.storage.base import (
     Replacement,
     Storage,
@@ -19,6 +20,7 @@ from flows.storage.base import (
     frame_from_batches,
     load_query,
 )
+from flows.storage.database import Database, redact
 from flows.storage.literals import inline
 from flows.storage.swap_build import build_all_next
 
@@ -48,15 +50,13 @@ def _apply(conn, replacements: Sequence[Replacement], swapped: set[str]) -> dict
     Returns rows per table replaced here (the swapped tables were loaded before). The
     caller holds the publish's advisory locks (_lock_statements).
     """
-    from flows import bulk
-
     written = {}
     for rep in replacements:
         if rep.table not in swapped:
             conn.execute(rep.delete_sql, rep.params or None)
             written[rep.table] = bulk.copy_frame(conn, rep.table, rep.frame)
     if swapped:  # last: its ACCESS EXCLUSIVE locks are held until COMMIT
-        conn.execute(load_query("publish_swap"), (sorted(swapped),))
+        conn.execute(load_query("publish/swap"), (sorted(swapped),))
     return written
 
 
@@ -100,7 +100,7 @@ def _build_and_swap(
     except BaseException:
         if swapped:  # never swapped in: their disk space back now, not at the next publish
             with contextlib.suppress(Exception):
-                conn.execute(load_query("publish_discard"), (swapped,))
+                conn.execute(load_query("publish/discard"), (swapped,))
         raise
 
 
@@ -119,7 +119,7 @@ def _publish_on(
     for statement, params in _lock_statements(replacements):
         conn.execute(statement, params)
     if swapped:  # left by a run killed after its COMMIT: dropped here, outside any swap lock
-        conn.execute(load_query("publish_drop_old"), (swapped,))
+        conn.execute(load_query("publish/drop_old"), (swapped,))
     return _build_and_swap(conn, replacements, swapped, connect), swapped
 
 
@@ -131,7 +131,7 @@ def _drop_replaced(conn, swapped: Sequence[str]) -> None:
     """
     try:
         with contextlib.suppress(Exception):  # committed; else the next publish drops them
-            conn.execute(load_query("publish_drop_old"), (list(swapped),))
+            conn.execute(load_query("publish/drop_old"), (list(swapped),))
     finally:
         _close_quietly(conn)
 
@@ -175,7 +175,7 @@ class PostgresStorage(Storage):
     # connections ------------------------------------------------------------------------------
     def _new_arrow_conn(self):
         """Return a new ADBC connection with the pipeline's timeouts, in UTC."""
-        import adbc_driver_postgresql.dbapi as adbc
+        import adbc_driver_postgresql.dbapi as adbc  # lazy: 0.35 s, for the reads only
 
         try:
             conn = adbc.connect(_with_connect_timeout(self.db.url))
@@ -223,8 +223,6 @@ class PostgresStorage(Storage):
 
     def _psycopg_connect(self):
         """Return a new autocommit psycopg connection ($1 placeholders, timeouts, UTC)."""
-        import psycopg
-
         try:
             return psycopg.connect(
                 self.db.url,
@@ -301,7 +299,7 @@ class PostgresStorage(Storage):
 
     def cleanup(self, retention_days: int, now) -> dict[str, int]:
         """Call cleanup_old_analytics_data (the SQL function) and return its counts."""
-        return dict(self.execute("cleanup_postgres", (retention_days, now)))
+        return dict(self.execute("publish/cleanup_postgres", (retention_days, now)))
 
     def publish(self, replacements: Sequence[Replacement]) -> dict[str, int]:
         """Apply every replacement in ONE transaction; return rows written per table.

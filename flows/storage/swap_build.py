@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from flows.storage import bulk
 from flows.storage.base import load_query
 
 
@@ -85,20 +86,18 @@ def with_ids(frame: pl.DataFrame, reserved: list[tuple[str, int, int]]) -> pl.Da
 
 def _load_next(conn: Any, table: str, frame: pl.DataFrame) -> int:
     """Create <table>_next and COPY the frame into it in one committed transaction."""
-    from flows import bulk
-
     constants = constant_columns(frame)
     sent = frame.drop(list(constants))
     with conn.transaction():
-        (target,) = conn.execute(load_query("publish_prepare"), (table,)).fetchone()
+        (target,) = conn.execute(load_query("publish/prepare"), (table,)).fetchone()
         if constants:
-            conn.execute(load_query("publish_defaults"), (table, json.dumps(constants)))
+            conn.execute(load_query("publish/defaults"), (table, json.dumps(constants)))
         reserved = conn.execute(
-            load_query("publish_reserve_ids"), (table, sent.height, sent.columns)
+            load_query("publish/reserve_ids"), (table, sent.height, sent.columns)
         ).fetchall()
         bulk.copy_frame(conn, target, with_ids(sent, reserved), freeze=True)
         if constants:
-            conn.execute(load_query("publish_defaults"), (table, "{}"))
+            conn.execute(load_query("publish/defaults"), (table, "{}"))
     return frame.height
 
 
@@ -115,14 +114,14 @@ def _build_index(connect: Callable[[], Any], table: str, index: str) -> None:
     conn = connect()
     try:
         conn.execute(SERIAL_BUILDS)
-        conn.execute(load_query("publish_build_index"), (table, index))
+        conn.execute(load_query("publish/build_index"), (table, index))
     finally:
         conn.close()
 
 
 def _build_indexes_at_once(connect: Callable[[], Any], conn: Any, table: str) -> None:
     """Build every index of <table>_next at once, one connection each; raise the first error."""
-    indexes = [row[0] for row in conn.execute(load_query("publish_indexes"), (table,))]
+    indexes = [row[0] for row in conn.execute(load_query("publish/indexes"), (table,))]
     if len(indexes) < 2:
         return
     with ThreadPoolExecutor(len(indexes), thread_name_prefix=f"index-{table}") as pool:
@@ -148,7 +147,7 @@ def build_next(
             last = loads.finish_one()
         if last:
             _build_indexes_at_once(connect, conn, table)
-        conn.execute(load_query("publish_build"), (table,))
+        conn.execute(load_query("publish/build"), (table,))
         return rows
     finally:
         conn.close()

@@ -1,0 +1,87 @@
+"""The API benchmark's clients: each a process of its own with one loopback connection.
+
+Light on purpose (psycopg and the standard library only): bench/api.py starts them by
+multiprocessing's spawn, and each must be calling the functions when the common start
+instant comes, whatever the parent process imported.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import psycopg
+
+FUNCTIONS = (
+    "get_recommendations",
+    "get_recommendations:fallback",
+    "get_similar",
+    "get_user_preferences",
+)
+SQL = {
+    "get_recommendations": "SELECT * FROM get_recommendations(%s, %s, %s)",
+    "get_recommendations:fallback": "SELECT * FROM get_recommendations(%s, %s, %s)",
+    "get_similar": "SELECT * FROM get_similar('record', %s, %s, %s)",
+    "get_user_preferences": "SELECT * FROM get_user_preferences(%s)",
+}
+SIMILARITY_TYPES = ("hybrid", "hybrid", "collaborative", "content")
+FALLBACK_LISTS = ("records", "records_in_stock")
+LIMIT = 20
+WARMUP_CALLS = 30  # per client, untimed
+STATEMENT_TIMEOUT = "5s"
+
+
+def _call(rng: random.Random, ids: dict, fallback_share: float) -> tuple[str, tuple]:
+    """Return the function and arguments of one random call."""
+    pick = rng.randrange(3)
+    if pick == 0:
+        if rng.random() < fallback_share:
+            args = (rng.choice(ids["new_users"]), rng.choice(FALLBACK_LISTS), LIMIT)
+            return "get_recommendations:fallback", args
+        user, list_name = rng.choice(ids["pairs"])
+        return "get_recommendations", (user, list_name, LIMIT)
+    if pick == 1:
+        return "get_similar", (rng.choice(ids["records"]), rng.choice(SIMILARITY_TYPES), LIMIT)
+    return "get_user_preferences", (rng.choice(ids["users"]),)
+
+
+def _connect(url: str):
+    """Return an autocommit loopback connection acting as service_role."""
+    conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+    conn.execute("SET ROLE service_role")
+    conn.execute(f"SET statement_timeout = '{STATEMENT_TIMEOUT}'")
+    return conn
+
+
+def client(
+    url: str, ids: dict, seed: int, start_at: float, seconds: float, fallback_share: float
+) -> dict:
+    """Call the functions from `start_at` for `seconds`; return samples, empties and errors."""
+    rng = random.Random(seed)
+    samples: dict[str, list[tuple[float, float]]] = {f: [] for f in FUNCTIONS}
+    empty = dict.fromkeys(FUNCTIONS, 0)
+    errors: list[str] = []
+    conn = _connect(url)
+    try:
+        warm = random.Random(seed + 1_000_003)
+        for _ in range(WARMUP_CALLS):
+            name, args = _call(warm, ids, 0.1)
+            conn.execute(SQL[name], args).fetchall()
+        time.sleep(max(0.0, start_at - time.time()))
+        end = start_at + seconds
+        while time.time() < end:
+            name, args = _call(rng, ids, fallback_share)
+            wall, began = time.time(), time.perf_counter()
+            try:
+                rows = conn.execute(SQL[name], args).fetchall()
+            except psycopg.Error as exc:
+                errors.append(f"{name}{args}: {type(exc).__name__}: {str(exc).strip()[:200]}")
+                if conn.broken:
+                    conn = _connect(url)
+                continue
+            samples[name].append((wall, time.perf_counter() - began))
+            if not rows:
+                empty[name] += 1
+    finally:
+        conn.close()
+    return {"samples": samples, "empty": empty, "errors": errors}

@@ -1,0 +1,41 @@
+"""Fill a database with synthetic Rotation data: migrate, generate, bulk-load (COPY)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+
+from flows.storage.bulk import write_frames
+from flows.storage.database import Database
+from flows.storage.migrate import migrate
+from transforms.synthetic.frames import frame_sizes, generate_frames
+
+
+def generate_into(
+    db: Database,
+    users: int,
+    tracks: int,
+    days: int,
+    seed: int,
+    end: dt.date | None = None,
+    plays: int | None = None,
+    events: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, int]:
+    """Return rows written per table after replacing db's input tables with synthetic data.
+
+    `end` (default: today, UTC) is exclusive: events fall in the `days` days before it.
+    """
+    say = progress or (lambda line: None)
+    end = end or dt.datetime.now(dt.UTC).date()
+    applied = migrate(db)
+    say(f"migrated {db.display}: {len(applied)} migration(s) applied")
+    start = time.perf_counter()
+    frames = generate_frames(users, tracks, days, seed, end, plays=plays, events=events)
+    rows = sum(frame_sizes(frames).values())
+    say(f"generated {rows:,} rows in {time.perf_counter() - start:.1f} s (seed {seed})")
+    start = time.perf_counter()
+    counts = write_frames(db, frames, replace=True)
+    say(f"loaded {sum(counts.values()):,} rows in {time.perf_counter() - start:.1f} s")
+    return counts

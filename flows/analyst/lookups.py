@@ -1,0 +1,116 @@
+"""Read-side commands: a user's lists and an item's neighbours, formatted for a terminal."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from flows.storage.backends import open_storage
+from flows.storage.database import Database
+
+TITLE_QUERIES = {
+    "record": "lookups/record_titles",
+    "track": "lookups/track_titles",
+    "store": "lookups/store_names",
+}
+
+
+def _labels(storage, item_type: str, ids: list[int]) -> dict[int, str]:
+    """Return id → 'artist — title' (or store name) for items of one type."""
+    query = TITLE_QUERIES.get(item_type)
+    if not query or not ids:
+        return {}
+    frame = storage.read(query, (ids,))
+    if "artist" in frame.columns:
+        return dict(zip(frame["id"], frame["artist"] + " — " + frame["title"], strict=True))
+    return dict(zip(frame["id"], frame["name"], strict=True))
+
+
+def read_recommendations(
+    db: Database, user_id: int, list_name: str | None, limit: int
+) -> pl.DataFrame:
+    """Return a user's unexpired published rows with a readable label per item."""
+    with open_storage(db) as storage:
+        storage.check()
+        frame = storage.read("lookups/user_recommendations", (user_id, list_name, limit))
+        labels: dict[tuple[str, int], str] = {}
+        for item_type in frame["item_type"].unique().to_list():
+            ids = frame.filter(pl.col("item_type") == item_type)["item_id"].drop_nulls().to_list()
+            labels |= {(item_type, k): v for k, v in _labels(storage, item_type, ids).items()}
+    return frame.with_columns(
+        pl.struct("item_type", "item_id", "item_key")
+        .map_elements(
+            lambda r: labels.get((r["item_type"], r["item_id"])) or r["item_key"] or "",
+            return_dtype=pl.Utf8,
+        )
+        .alias("label")
+    )
+
+
+def describe_reason(reason: str | None) -> str:
+    """Return a short human sentence for a reason JSON object."""
+    try:
+        data = json.loads(reason or "{}")
+    except (TypeError, ValueError):
+        return ""
+    kind = data.get("kind", "")
+    if kind == "similar_to":
+        return "because you played " + ", ".join(
+            map(str, data.get("seed_titles") or data.get("seeds", []))
+        )
+    if kind == "fallback":
+        return "popular" + (
+            " in " + ", ".join(data["genres"]) if data.get("genres") else " overall"
+        )
+    if kind in ("popular_in_genre", "taste_match", "store_taste"):
+        return "matches your taste: " + ", ".join(map(str, data.get("genres", [])))
+    if kind == "model" and "record_id" in data:
+        return f"from record {data['record_id']}, which fits your taste"
+    if kind == "affinity":
+        return f"from {data.get('events', '?')} interactions"
+    return kind
+
+
+def format_recommendations(frame: pl.DataFrame, user_id: int) -> str:
+    """Return the lists as text blocks, one per list, with rank, label, score and reason."""
+    if frame.height == 0:
+        return f"user {user_id}: no unexpired recommendations (run `rotation run nightly`)"
+    out = []
+    for (list_name,), rows in frame.group_by(["list_name"], maintain_order=True):
+        out.append(f"\n{list_name}")
+        for r in rows.iter_rows(named=True):
+            out.append(
+                f"  {r['rank']:>2}. {r['label'][:48]:<48} score {r['score']:.3f} "
+                f"conf {r['confidence']:.2f}  {describe_reason(r['reason'])[:60]}"
+            )
+    return f"user {user_id}" + "\n".join(out)
+
+
+def read_similar(
+    db: Database, source_type: str, source_id: int, similarity_type: str | None, limit: int
+) -> pl.DataFrame:
+    """Return an item's unexpired published neighbours with labels."""
+    with open_storage(db) as storage:
+        storage.check()
+        frame = storage.read(
+            "lookups/item_similar", (source_type, source_id, similarity_type, limit)
+        )
+        labels = _labels(storage, source_type, frame["target_id"].unique().to_list())
+    return frame.with_columns(
+        pl.col("target_id").replace_strict(labels, default="", return_dtype=pl.Utf8).alias("label")
+    )
+
+
+def format_similar(frame: pl.DataFrame, source_type: str, source_id: int) -> str:
+    """Return the neighbours as text, grouped by similarity type."""
+    if frame.height == 0:
+        return f"{source_type} {source_id}: no published neighbours"
+    out = [f"{source_type} {source_id}"]
+    for (kind,), rows in frame.group_by(["similarity_type"], maintain_order=True):
+        out.append(f"\n{kind}")
+        out += [
+            f"  {r['rank']:>2}. {r['label'][:56]:<56} {r['score']:.3f}"
+            for r in rows.iter_rows(named=True)
+        ]
+    return "\n".join(out)

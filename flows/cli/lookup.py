@@ -1,0 +1,26 @@
+"""Handlers of `rotation recommend` and `rotation similar`: the published lists, read back."""
+
+from __future__ import annotations
+
+from flows.analyst.lookups import (
+    format_recommendations,
+    format_similar,
+    read_recommendations,
+    read_similar,
+)
+
+
+def recommend(args) -> int:
+    """Print a user's published lists with reasons."""
+    frame = read_recommendations(args.db, args.user_id, args.list_name, args.limit)
+    print(format_recommendations(frame, args.user_id))
+    return 0 if frame.height else 1
+
+
+def similar(args) -> int:
+    """Print an item's published neighbours."""
+    frame = read_similar(
+        args.db, args.source_type, args.source_id, args.similarity_type, args.limit
+    )
+    print(format_similar(frame, args.source_type, args.source_id))
+    return 0 if frame.height else 1

@@ -1,0 +1,43 @@
+"""Handlers of the analysts' local replay commands: snapshot, diff, report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from flows.analyst.diff import diff_runs, format_diff
+from flows.analyst.report import write_report
+from flows.analyst.snapshot import SnapshotSpec, take_snapshot
+from flows.storage.database import parse_database
+
+
+def snapshot(args) -> int:
+    """Copy the pipeline's input tables into a new DuckDB file, one progress line per table."""
+    spec = SnapshotSpec(
+        since=args.since, until=args.until, sample_fraction=args.sample, seed=args.seed
+    )
+    result = take_snapshot(
+        parse_database(args.source),
+        args.target,
+        spec,
+        progress=None if args.quiet else lambda line: print(line, file=sys.stderr),
+    )
+    print(f"snapshot written: {result.path} ({sum(result.rows.values()):,} rows)")
+    return 0
+
+
+def diff(args) -> int:
+    """Print the comparison of two runs' outputs as text or JSON."""
+    result = diff_runs(
+        parse_database(args.base), parse_database(args.head), args.date, top=args.top
+    )
+    print(json.dumps(result.as_json(), indent=2) if args.json else format_diff(result))
+    return 0
+
+
+def report(args) -> int:
+    """Write the HTML report and say where."""
+    path = write_report(args.db, Path(args.out), args.date_from, args.date_to)
+    print(f"report written: {path}")
+    return 0

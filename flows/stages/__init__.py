@@ -1,0 +1,2 @@
+"""The nightly and backfill stages as plain functions (frames in, frames out); only extract
+reads the database, through the storage interface."""

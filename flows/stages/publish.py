@@ -1,0 +1,98 @@
+"""What a run publishes: its rows stamped with the run's columns in lookup order, and the gate.
+
+Rows are written in the order of each table's lookup index: the load then appends to its
+indexes in order, and one user's (one item's) rows share pages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from transforms.columns import (
+    CONTENT_SIMILARITY_COLUMNS,
+    DAILY_METRICS_COLUMNS,
+    RECOMMENDATION_COLUMNS,
+)
+
+#: The API's lookup index of each published table.
+SIMILARITY_LOOKUP = ("source_type", "source_id", "similarity_type", "rank")
+RECOMMENDATION_LOOKUP = ("user_id", "list_name", "rank")
+
+
+def stamp(frame: pl.DataFrame, columns: tuple[str, ...], **values) -> pl.DataFrame:
+    """Return `frame` with run columns (run_id, timestamps, …) set and columns in table order."""
+    extra = [pl.lit(v).alias(k) for k, v in values.items() if k in columns]
+    return frame.with_columns(extra).select(list(columns))
+
+
+def stamp_metrics(frame: pl.DataFrame, run_id: str, now: datetime) -> pl.DataFrame:
+    """Return daily metrics rows ready to publish."""
+    return stamp(frame, DAILY_METRICS_COLUMNS, run_id=run_id, computed_at=now)
+
+
+def is_sorted_by(frame: pl.DataFrame, keys: tuple[str, ...]) -> bool:
+    """Return True when `frame` is in ascending (nulls first) order of `keys` already."""
+    if frame.height < 2:
+        return True
+    ordered = pl.lit(True)
+    for key in reversed(keys):  # lexicographic: a greater key, or an equal one and the rest
+        now, before = pl.col(key), pl.col(key).shift()
+        greater = now.is_not_null() & (before.is_null() | (now > before))
+        equal = now.eq_missing(before)
+        ordered = greater | (equal & ordered)
+    return bool(frame.select(ordered.slice(1).all()).item())
+
+
+def in_order(frame: pl.DataFrame, keys: tuple[str, ...]) -> pl.DataFrame:
+    """Return `frame` sorted by `keys` (stable), without a copy when it already is."""
+    return frame if is_sorted_by(frame, keys) else frame.sort(keys, maintain_order=True)
+
+
+def stamp_similarity(
+    frame: pl.DataFrame, run_id: str, now: datetime, version: str, expires: datetime
+) -> pl.DataFrame:
+    """Return content_similarity rows ready to publish, in lookup-index order."""
+    return stamp(
+        frame,
+        CONTENT_SIMILARITY_COLUMNS,
+        run_id=run_id,
+        computed_at=now,
+        model_version=version,
+        expires_at=expires,
+    ).pipe(in_order, SIMILARITY_LOOKUP)
+
+
+def stamp_recommendations(
+    frame: pl.DataFrame, run_id: str, now: datetime, version: str, expires: datetime
+) -> pl.DataFrame:
+    """Return recommendation_data rows ready to publish, in lookup-index order."""
+    return stamp(
+        frame,
+        RECOMMENDATION_COLUMNS,
+        run_id=run_id,
+        created_at=now,
+        model_version=version,
+        expires_at=expires,
+    ).pipe(in_order, RECOMMENDATION_LOOKUP)
+
+
+def stamp_popularity(frame: pl.DataFrame, run_id: str, now: datetime) -> pl.DataFrame:
+    """Return record_popularity rows ready to publish."""
+    return frame.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(now).alias("computed_at"))
+
+
+def gate(quality: dict, previous_ndcg: float | None, max_drop: float) -> str | None:
+    """Return why publishing is refused (nDCG@10 fell too far below the last run's), or None."""
+    ndcg = quality.get("ndcg_at_10")
+    if ndcg is None or previous_ndcg is None or previous_ndcg <= 0:
+        return None
+    floor = previous_ndcg * (1 - max_drop)
+    if ndcg < floor:
+        return (
+            f"quality gate: nDCG@10 {ndcg:.4f} is more than {max_drop:.0%} below the last "
+            f"published run's {previous_ndcg:.4f}; previous results kept "
+            f"(--force-publish overrides)"
+        )
+    return None
