@@ -2,7 +2,7 @@
 
 Ratios (the generator's defaults, in proportion to users): favourites ≈ 3–5 per user,
 collections ≈ 0.6 per user with ≈ 6 items each, follows ≈ 0.8 per user, inventory ≈ 1.5
-listings per record over stores ≈ records / 100 (see transforms/synthetic.py's docstring).
+listings per record over stores ≈ records / 100 (see transforms/synthetic/frames.py's docstring).
 A profile's database is named rotation_bench_<profile>; a `bench_profile` row in `settings`
 records the profile, generator version and seed, so a second call reuses it.
 """

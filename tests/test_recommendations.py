@@ -13,16 +13,11 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from transforms.recommend.common import OUTPUT_SCHEMA
-from transforms.recommend.lists import (
-    assemble_recommendations,
-    explain,
-    fallback_lists,
-    record_lists,
-    record_popularity,
-    store_list,
-    track_list,
-)
+from transforms.recommend.explain import explain
+from transforms.recommend.fallback import fallback_lists, record_popularity
+from transforms.recommend.lists import assemble_recommendations, record_lists, track_list
 from transforms.recommend.preferences import genre_affinity
+from transforms.recommend.stores import store_list
 
 # records 1-3 by artist A (Jazz), 4 by B (Rock), 5 by C (Jazz+Funk), 6 by D (no genres)
 RECORDS = pl.DataFrame(

@@ -7,7 +7,7 @@ user's weight on s (ties by seed id) and the first `max_seeds` kept, with their 
 {"kind":"similar_to","seeds":[12,40],"seed_titles":["…","…"]}. A record without seeds is
 explained by its genres: {"kind":"popular_in_genre","genres":["Jazz"]}.
 
-Cost: the seed matches come from transforms/rec_seeds.py (sparse lookups, users in blocks,
+Cost: the seed matches come from transforms/recommend/seeds.py (sparse lookups, users in blocks,
 never a rows × K × liked join); the result is sorted with full tie-breaks.
 """
 

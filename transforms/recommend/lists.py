@@ -7,8 +7,7 @@ familiarity with the user). Record rows carry the placeholder reason {"kind":"mo
 `explain` replaces it with seeds; track rows name the record the track is on.
 
 The store list (`store_list`), explanations (`explain`) and cold-start lists
-(`record_popularity`, `fallback_lists`) live in rec_stores, rec_explain and rec_fallback and
-are re-exported here.
+(`record_popularity`, `fallback_lists`) live in stores.py, explain.py and fallback.py.
 """
 
 from __future__ import annotations
@@ -30,20 +29,6 @@ from transforms.recommend.common import (
     top_with_artist_cap,
     with_model_confidence,
 )
-from transforms.recommend.explain import explain
-from transforms.recommend.fallback import fallback_lists, record_popularity
-from transforms.recommend.stores import store_genre_shares, store_list
-
-__all__ = [
-    "assemble_recommendations",
-    "explain",
-    "fallback_lists",
-    "record_lists",
-    "record_popularity",
-    "store_genre_shares",
-    "store_list",
-    "track_list",
-]
 
 
 def _exclude(pool: pl.DataFrame, history: pl.DataFrame, item_column: str) -> pl.DataFrame:

@@ -14,7 +14,7 @@ from the user's taste matches a listing drawn from the store. Stores the user fo
 stores with score 0 are left out; ties go to the lower store_id. Reason:
 {"kind":"taste_match","genres":[up to 3 genres with the largest p_u(g) * q_s(g), ties by
 name]}.
-Confidence (rec_common) uses the user's summed genre events as history size.
+Confidence (common.py) uses the user's summed genre events as history size.
 
 Scale: the dot products run as a dense (users × genres) @ (genres × stores) product in
 batches of `batch_size` users (100k users × 500 stores × 12 genres takes about a second and
