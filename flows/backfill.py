@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import contextvars
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.nightly import DATABASE, DATABASE_HELP, valid_inputs
+from flows.nightly import DATABASE, DATABASE_HELP, checked, known_ids, valid_inputs
 from flows.params import BackfillParams, flow_docstring, flow_signature
 from flows.runner import StageRunner, direct, prefect_task
 from flows.stages.extract import Inputs, extract_inputs
@@ -93,7 +94,9 @@ def _submit_publish(pool, storage, runner, frame, chunk: list[date]) -> Future:
     )
 
 
-def _publish_slices(storage, tracker, runner, valid: Inputs, dates: list[date], now) -> int:
+def _publish_slices(
+    storage, tracker, runner, valid: Inputs, dates: list[date], now, check: Callable
+) -> int:
     """Compute each slice's metrics in date order, publish them concurrently; return the rows.
 
     At most ``storage.publishers`` slices are being published while the next one is
@@ -115,7 +118,7 @@ def _publish_slices(storage, tracker, runner, valid: Inputs, dates: list[date], 
         try:
             for chunk in date_slices(dates, size):
                 metrics = runner("daily_metrics", compute_daily_metrics, valid, chunk)
-                frame = stamp_metrics(metrics, tracker.run_id, now)
+                frame = stamp_metrics(check(metrics), tracker.run_id, now)
                 del metrics
                 while len(pending) >= storage.publishers:
                     finish_oldest()
@@ -151,7 +154,12 @@ def _stages(
     del inputs, validation
     release_free_memory()  # the raw frames
     with tracker.stage("daily_metrics", 100) as timing:
-        rows = _publish_slices(storage, tracker, runner, valid, dates, now)
+        ids = known_ids(valid)
+
+        def check(metrics):  # rows naming an id absent from the catalogue: dropped, counted
+            return checked(tracker, result, {"daily_metrics": metrics}, ids)["daily_metrics"]
+
+        rows = _publish_slices(storage, tracker, runner, valid, dates, now, check)
         timing.rows_out = rows
     result.rows["daily_metrics"] = rows
 

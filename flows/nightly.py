@@ -26,6 +26,7 @@ from flows.stages.metrics import (
     quality_rows,
 )
 from flows.stages.publish import (
+    drop_dangling,
     gate,
     stamp_metrics,
     stamp_popularity,
@@ -47,6 +48,7 @@ from flows.tracking import (
 )
 from models.recommender import MODEL_VERSION
 from transforms.interactions import PLAY_COLUMNS_USED, USAGE_COLUMNS_USED
+from transforms.references import catalogue_ids
 
 
 def valid_inputs(tracker: JobTracker, result: RunResult, validation: Validation) -> Inputs:
@@ -54,7 +56,26 @@ def valid_inputs(tracker: JobTracker, result: RunResult, validation: Validation)
     tracker.processed = validation.inputs.plays.height + validation.inputs.usage.height
     tracker.quarantined = validation.rejected
     result.quarantine = log_quarantine(tracker, validation.counts)
+    for warning in validation.warnings:
+        tracker.log("warning", "validate", warning)
     return validation.inputs
+
+
+def known_ids(inputs: Inputs) -> dict[str, pl.Series]:
+    """Return the ids an output row may name: the validated inputs' catalogue and users."""
+    return catalogue_ids(inputs.records, inputs.tracks, inputs.stores, inputs.users)
+
+
+def checked(
+    tracker: JobTracker, result: RunResult, frames: dict[str, pl.DataFrame], ids: dict
+) -> dict[str, pl.DataFrame]:
+    """Return the output frames without dangling rows; a dropped row is logged and counted."""
+    kept, dropped = drop_dangling(frames, ids)
+    for table, rows in dropped.items():
+        message = f"dropped {rows} {table} rows naming ids absent from the catalogue"
+        tracker.log("warning", "references", message, details={"table": table, "rows": rows})
+    result.dangling |= dropped
+    return kept
 
 
 def model_events(inputs: Inputs) -> Inputs:
@@ -138,6 +159,7 @@ class NightlyRun:
         valid = valid_inputs(self.tracker, self.result, validation)
         del validation
         release_free_memory()  # the raw frames
+        self.ids = known_ids(valid)
         metrics = self._stage(
             "daily_metrics",
             30,
@@ -147,6 +169,7 @@ class NightlyRun:
             rows_in=valid.plays.height,
             rows_out=len,
         )
+        metrics = self._checked({"daily_metrics": metrics})["daily_metrics"]
         self._stage(
             "publish_metrics",
             35,
@@ -196,11 +219,32 @@ class NightlyRun:
         neighbours = sim.rows
         del sim, inter, valid  # the fitted model, matrices and catalogue: not needed to publish
         release_free_memory()
-        self._publish(neighbours, recs, quality, popular)
+        outputs = self._stage(
+            "references",
+            90,
+            self._checked,
+            {
+                "content_similarity": neighbours,
+                "recommendation_data": recs,
+                "record_popularity": popular,
+            },
+            rows_in=neighbours.height + recs.height + popular.height,
+        )
+        del neighbours, recs, popular
+        self._publish(
+            outputs["content_similarity"],
+            outputs["recommendation_data"],
+            quality,
+            outputs["record_popularity"],
+        )
         self._stage(
             "retention", 98, self.storage.cleanup, p.usage_retention_days, self.now, retry=True
         )
         return self.result
+
+    def _checked(self, frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
+        """Return the output frames without rows naming ids absent from the catalogue."""
+        return checked(self.tracker, self.result, frames, self.ids)
 
     def _publish(
         self, neighbours: pl.DataFrame, recs: pl.DataFrame, quality: dict, popular: pl.DataFrame

@@ -190,6 +190,7 @@ class RunResult:
     rows: dict[str, int] = field(default_factory=dict)
     quality: dict = field(default_factory=dict)
     quarantine: list[dict] = field(default_factory=list)
+    dangling: dict[str, int] = field(default_factory=dict)  # output rows dropped: unknown ids
     stages: list[dict] = field(default_factory=list)
 
     def summary(self) -> dict:
@@ -202,6 +203,7 @@ class RunResult:
             "rows": self.rows,
             "quality": self.quality,
             "quarantine": self.quarantine,
+            "dangling": self.dangling,
             "stages": self.stages,
         }
 

@@ -6,13 +6,14 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from pipeline_fixtures import RUN_DATE, SIZE, query
+from pipeline_fixtures import RUN_DATE, SIZE, execute, query
 
 from flows.cli import main
 from flows.storage.database import ENV_VAR, parse_database
@@ -182,10 +183,52 @@ def test_recommend_prints_the_lists_with_reasons(round_trip, capsys):
     assert "because you played" in out
 
 
-def test_recommend_for_a_user_without_lists_says_so(round_trip, capsys):
+def test_recommend_for_an_unknown_user_says_so_on_stderr(round_trip, capsys):
     url, _ = round_trip
     assert main(["recommend", "999999", "--database", url]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.strip().splitlines() == [f"rotation: error: user 999999 does not exist in {url}"]
+
+
+def test_recommend_for_a_user_without_lists_says_so(round_trip, capsys, tmp_path):
+    url = copy_of(round_trip[0], tmp_path)
+    execute(
+        parse_database(url), "INSERT INTO users (id, email, username) VALUES (999998, 'n', 'n')"
+    )
+    assert main(["recommend", "999998", "--database", url]) == 1
     assert "no unexpired recommendations" in capsys.readouterr().out
+
+
+def test_similar_for_an_unknown_item_says_so_on_stderr(round_trip, capsys):
+    assert main(["similar", "track", "-5", "--database", round_trip[0]]) == 1
+    assert "track -5 does not exist" in capsys.readouterr().err
+
+
+def copy_of(url: str, directory) -> str:
+    """Return the duckdb: URL of a copy of a DuckDB file (a test may change the copy)."""
+    copy = directory / "copy.duckdb"
+    shutil.copyfile(url.removeprefix("duckdb:"), copy)
+    return f"duckdb:{copy}"
+
+
+def test_data_never_reaches_the_terminal_as_control_codes(round_trip, capsys, tmp_path):
+    """A title with an escape sequence (retitle the window, clear the screen) is printed
+    with the sequence's control characters replaced."""
+    url = copy_of(round_trip[0], tmp_path)
+    db = parse_database(url)
+    execute(db, "UPDATE records SET title = title || chr(27) || ']0;PWNED' || chr(7), "
+                "artist = 'Art' || chr(27) || '[2J'")  # fmt: skip
+    record = query(db, "SELECT min(source_id) AS id FROM content_similarity "
+                       "WHERE source_type = 'record'")["id"][0]  # fmt: skip
+    user = query(db, "SELECT min(user_id) AS id FROM recommendation_data")["id"][0]
+
+    assert main(["similar", "record", str(record), "--database", url]) == 0
+    assert main(["recommend", str(user), "--database", url]) == 0
+
+    out = capsys.readouterr().out
+    assert "PWNED" in out and "\ufffd]0;PWNED\ufffd" in out  # shown, but harmless
+    assert "\x1b" not in out and "\x07" not in out
 
 
 def test_similar_prints_the_neighbours(round_trip, capsys):

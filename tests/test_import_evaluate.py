@@ -36,16 +36,44 @@ def test_bad_lines_are_refused_with_their_line_numbers(tmp_path, duck_database):
         "id_out_of_range": 1,
         "malformed_id": 1,
         "malformed_line": 1,
-        "malformed_timestamp": 1,
+        "timestamp_out_of_range": 1,
     }
     assert dict(zip(report.problems["reason"], report.problems["line"], strict=True)) == {
         "duplicate_pair": 3,
         "malformed_id": 4,
         "id_out_of_range": 5,
         "malformed_line": 6,
-        "malformed_timestamp": 7,
+        "timestamp_out_of_range": 7,
     }
     assert report.loaded["play_history"] == 2 and report.loaded["users"] == 2
+
+
+def test_timestamps_past_the_calendar_are_refused_and_the_rest_loaded(tmp_path, duck_database):
+    path = tmp_path / "far.csv"
+    path.write_text(
+        "user_id,item_id,timestamp\n1,2,253402300800\n1,3,9999999999999\n2,3,253402300799\n"
+        "2,4,1600000000\n"
+    )
+    report = import_interactions(duck_database, path, "csv")
+    assert report.rejected == {"timestamp_out_of_range": 2}
+    assert report.problems["line"].to_list() == [2, 3]
+    assert report.loaded["play_history"] == 2
+
+
+def test_quoted_fields_and_a_byte_order_mark_read_as_a_csv_reader_reads_them(
+    tmp_path, duck_database
+):
+    path = tmp_path / "quoted.csv"
+    path.write_bytes('\ufeff"user_id","item_id"\n"1","2"\n"3", "4"\n'.encode())
+    report = import_interactions(duck_database, path, "csv")
+    assert report.rejected == {} and report.loaded["play_history"] == 2
+
+
+def test_a_header_with_a_repeated_column_is_one_clear_error(tmp_path, duck_database):
+    path = tmp_path / "twice.csv"
+    path.write_text("user_id,item_id,item_id\n1,2,3\n")
+    with pytest.raises(ValueError, match="names a column twice: 'user_id,item_id,item_id'"):
+        import_interactions(duck_database, path, "csv")
 
 
 def test_a_wrong_header_is_one_clear_error(tmp_path, duck_database):

@@ -43,6 +43,7 @@ STAGES = {
     "similarity",
     "recommendations",
     "evaluation",
+    "references",
     "publish",
     "retention",
 }

@@ -592,3 +592,40 @@ def test_a_reader_that_waited_on_the_swap_finds_the_new_rows(as_pipeline):
         lookup.join(timeout=10)
     expected = _similarity(400, "b").filter(pl.col("source_id") == 10)
     assert found == [list(zip(expected["target_id"], expected["score"], strict=True))]
+
+
+POLICIES = """
+    SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity,
+           array(SELECT p.polname || ':' || p.polcmd::text || ':' || p.polroles::regrole[]::text
+                   FROM pg_policy AS p WHERE p.polrelid = c.oid ORDER BY p.polname)
+      FROM pg_class AS c WHERE c.relname = ANY(%s) ORDER BY c.relname
+"""
+
+
+def test_a_built_next_table_has_the_live_tables_security_before_the_swap(as_pipeline):
+    """Once loaded (committed), t_next is open to any session: it must already deny what t
+    denies, whatever grant comes later."""
+    admin, pipeline = as_pipeline
+    migrated = _live_security(admin)
+    _publish(pipeline, "a")
+    storage = PostgresStorage(pipeline)
+    swap_build.build_all_next(
+        storage._psycopg_connect, {r.table: r.frame for r in _replacements("b")}
+    )
+    with _admin(admin) as conn:
+        for table in SWAPPED:
+            live, nxt = conn.execute(POLICIES, ([table, f"{table}_next"],)).fetchall()
+            assert live[0] == table and nxt[0] == f"{table}_next"
+            assert nxt[1:] == live[1:] and live[1] and live[3]  # RLS on, same policies
+            conn.execute(f"GRANT SELECT ON {table}_next TO authenticated")  # the later grant
+            conn.execute("SET ROLE authenticated")
+            assert conn.execute(f"SELECT count(*) FROM {table}_next").fetchone()[0] == 0
+            conn.execute("RESET ROLE")
+    _publish(pipeline, "b")  # the swap takes the secured tables in, policies and all
+    assert _live_security(admin) == migrated
+
+
+def _live_security(db: Database) -> list[tuple]:
+    """Return the security (RLS flags, policies) of each swapped table, as first migrated."""
+    with _admin(db) as conn:
+        return conn.execute(POLICIES, (list(SWAPPED),)).fetchall()

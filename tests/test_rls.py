@@ -186,3 +186,17 @@ def test_current_app_user_id_reads_the_claim(conn) -> None:
     assert scalar(conn, "SELECT current_app_user_id()") is None
     _as(conn, "authenticated")
     assert scalar(conn, "SELECT current_app_user_id()") is None
+
+
+def test_signed_in_users_read_no_sequence_and_still_insert(conn):
+    """Sequences would tell a signed-in user the tables' sizes (users_id_seq's last_value)
+    and let them burn ids (nextval on jobs_id_seq); identity inserts need neither."""
+    conn.execute("SET ROLE authenticated")
+    conn.execute("SELECT set_config('request.jwt.claim.sub', '1', false)")
+    for sql in ("SELECT last_value FROM users_id_seq", "SELECT nextval('jobs_id_seq')"):
+        with pytest.raises(errors.InsufficientPrivilege), conn.transaction():
+            conn.execute(sql)
+    conn.execute(
+        "INSERT INTO favorites (user_id, favoritable_type, favoritable_id) VALUES (1, 'record', 20)"
+    )
+    assert scalar(conn, "SELECT count(*) FROM favorites WHERE user_id = 1") == 3

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import psycopg
 import pytest
@@ -20,6 +20,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.prefect_server]
 
 ROLE = "rotation_secret_test"
 PASSWORD = "S3cr3t-pw-xyz"
+#: Every character with a meaning in a URL, percent-encoded in the URL (tests/test_database_url.py
+#: shows the raw ones refused).
+SPECIAL = "S3#cr?3t@pw/x:y%z&w v"
 ROTATION = Path(sys.executable).with_name("rotation")
 PROJECT = Path(__file__).resolve().parents[1]
 TABLES = ("jobs", "job_logs", "performance_metrics")
@@ -44,6 +47,11 @@ def secret_db(secret_role):
         generate(db)
         parts = urlsplit(db.url)
         yield db, f"postgresql://{ROLE}:{PASSWORD}@{parts.hostname}:{parts.port}{parts.path}"
+
+
+def leaks(text: str, password: str = PASSWORD) -> bool:
+    """Return True when `text` holds the password, raw or percent-encoded."""
+    return password in text or quote(password, safe="") in text
 
 
 def run_cli(api_url: str, home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -98,23 +106,24 @@ def test_cli_nightly_never_shows_the_password(prefect_harness, secret_db, tmp_pa
     assert not [t for t in texts if PASSWORD in t]
 
 
+@pytest.mark.parametrize("password", [PASSWORD, SPECIAL], ids=["plain", "special"])
 def test_flow_with_the_url_in_the_environment_keeps_it_secret(
-    prefect_harness, secret_db, monkeypatch, caplog
+    prefect_harness, secret_db, monkeypatch, caplog, password
 ):
     admin, url = secret_db
-    monkeypatch.setenv(ENV_VAR, url)
+    monkeypatch.setenv(ENV_VAR, url.replace(PASSWORD, quote(password, safe="")))
 
     state = nightly(run_date=RUN_DATE, database=None, return_state=True)
 
     assert state.is_completed()
-    assert PASSWORD not in repr(state.result())
+    assert not leaks(repr(state.result()), password)
     flow_run_id = str(state.state_details.flow_run_id)
     texts = prefect_texts(flow_run_id)
     assert any("nightly-key-metrics" in t for t in texts)
-    assert not [t for t in texts if PASSWORD in t]
-    assert not [r for r in caplog.records if PASSWORD in r.getMessage()]
+    assert not [t for t in texts if leaks(t, password)]
+    assert not [r for r in caplog.records if leaks(r.getMessage(), password)]
     for name, rows in table_texts(admin).items():
-        assert not [t for t in rows if PASSWORD in t], f"password in {name}"
+        assert not [t for t in rows if leaks(t, password)], f"password in {name}"
 
 
 @pytest.mark.parametrize(
@@ -140,3 +149,16 @@ def test_failing_run_prints_the_error_without_the_password(
     errors = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(errors) == 1, errors
     assert "rotation_no_such_database" in errors[0] and "***" in errors[0]
+
+
+def test_a_run_with_no_database_configured_says_where_it_looked(prefect_harness, monkeypatch):
+    """A deployment's run with neither the variable nor the Secret block: one clear line,
+    never the command line's embedded default."""
+    monkeypatch.delenv(ENV_VAR, raising=False)
+
+    state = nightly(run_date=RUN_DATE, return_state=True)
+
+    assert state.is_failed()
+    assert "no database configured" in state.message
+    assert ENV_VAR in state.message and "rotation-database-url" in state.message
+    assert "duckdb" not in state.message

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 import polars as pl
 
 INT_MAX = 2**31 - 1  # ids must fit PostgreSQL's integer range
+#: The last second a timestamp may name (9999-12-31 23:59:59 UTC): later ones overflow.
+MAX_EPOCH_SECONDS = 253_402_300_799
 FIXED_TIMESTAMP = datetime(2020, 1, 1, tzinfo=UTC)  # for files without timestamps
 FORMATS = ("movielens", "csv")
 
@@ -31,16 +33,15 @@ def _fields(lines: pl.DataFrame, fmt: str) -> tuple[pl.DataFrame, list[str]]:
     if fmt == "movielens":
         names, sep, body = ["user_id", "item_id", "rating", "timestamp"], "\t", lines
     else:
-        header = [h.strip().lower() for h in lines["text"][0].split(",")] if lines.height else []
-        if header[:2] != ["user_id", "item_id"] or not set(header) <= {
-            "user_id",
-            "item_id",
-            "timestamp",
-            "weight",
-        }:
+        first = lines["text"][0] if lines.height else ""
+        header = [h.strip().strip('"').strip().lower() for h in first.split(",")] if first else []
+        allowed = {"user_id", "item_id", "timestamp", "weight"}
+        if header[:2] != ["user_id", "item_id"] or not set(header) <= allowed:
             raise ValueError(
                 f"csv header must be user_id,item_id[,timestamp][,weight], not {','.join(header)!r}"
             )
+        if len(set(header)) < len(header):
+            raise ValueError(f"csv header names a column twice: {','.join(header)!r}")
         names, sep, body = header, ",", lines.slice(1)
     split = body.with_columns(pl.col("text").str.strip_chars().str.split(sep).alias("fields"))
     return split, names
@@ -55,7 +56,12 @@ def parse_interactions(lines: pl.DataFrame, fmt: str) -> Parsed:
     wide = split.with_columns(
         pl.col("fields").list.len().alias("n_fields"),
         *[
-            pl.col("fields").list.get(i, null_on_oob=True).str.strip_chars().alias(name)
+            pl.col("fields")
+            .list.get(i, null_on_oob=True)
+            .str.strip_chars()
+            .str.strip_prefix('"')  # a quoted field, as a CSV reader reads it
+            .str.strip_suffix('"')
+            .alias(name)
             for i, name in enumerate(names)
         ],
     )
@@ -102,7 +108,9 @@ def _reason(frame: pl.DataFrame, n_names: int, has_ts: bool, has_weight: bool) -
         (out_of_range("uid") | out_of_range("iid"), "id_out_of_range"),
     ]
     if has_ts:
-        checks.append((bad_int("timestamp", "ts") | (pl.col("ts") < 0), "malformed_timestamp"))
+        checks.append((bad_int("timestamp", "ts"), "malformed_timestamp"))
+        ts = pl.col("ts")
+        checks.append(((ts < 0) | (ts > MAX_EPOCH_SECONDS), "timestamp_out_of_range"))
     if has_weight:
         checks.append((pl.col("w").is_null() | ~pl.col("w").is_finite(), "malformed_weight"))
     expr = pl.lit(None, pl.Utf8)

@@ -11,7 +11,13 @@ like nulls). Row order is the input order.
 
 play_history: a null `duration_played_ms` or `completion_percentage` is valid; downstream
 transforms count it as 0. Duplicates are rows equal on every column except `id` and
-`created_at`; the one with the smallest id (then the earliest position) is kept.
+`created_at`; the one with the smallest id (then the earliest position) is kept. A
+`device_type` longer than MAX_KEY_LENGTH characters is refused: it becomes the entity id of
+the device metrics, a key of daily_metrics' unique index (whose entries must fit a page).
+
+usage_metrics: an `entity_type` outside ENTITY_TYPES is refused; an event naming a record,
+track, store, collection or user that the catalogue lacks is refused when the caller gives
+the catalogue's ids (`entities`): its page view would count for an item that does not exist.
 """
 
 from __future__ import annotations
@@ -22,10 +28,18 @@ from datetime import UTC, datetime
 import polars as pl
 
 from transforms import coerce as co
-from transforms.columns import EVENT_TYPES, PLAY_ACTIONS
+from transforms.columns import ENTITY_TYPES, EVENT_TYPES, PLAY_ACTIONS
 
 PLATFORM_START = datetime(2015, 1, 1, tzinfo=UTC)
 MAX_DURATION_MS = 6 * 3600 * 1000
+#: Longest text accepted where a text becomes a key of an output table (device_type).
+MAX_KEY_LENGTH = 64
+#: Longest catalogue text copied into the outputs (titles and artists in reasons, artists as
+#: preference keys), and the facets kept per record: longer ones are cut, and counted.
+MAX_TEXT_LENGTH = 300
+MAX_FACETS = 20
+_RECORD_TEXTS = ("artist", "title", "label")
+_RECORD_FACETS = ("genres", "styles")
 
 PLAY_HISTORY_REASONS = (
     "missing_user",  # user_id is null
@@ -39,6 +53,7 @@ PLAY_HISTORY_REASONS = (
     "negative_duration",  # duration_played_ms < 0
     "absurd_duration",  # duration_played_ms > max_duration_ms
     "completion_out_of_range",  # completion_percentage outside 0..100, NaN or ±inf
+    "text_too_long",  # device_type longer than MAX_KEY_LENGTH characters
     "duplicate",  # same values as a row with a smaller id (all columns but id, created_at)
 )
 USAGE_METRICS_REASONS = (
@@ -48,6 +63,8 @@ USAGE_METRICS_REASONS = (
     "missing_timestamp",  # occurred_at is null
     "timestamp_in_future",  # occurred_at > now
     "timestamp_before_platform",  # occurred_at < platform_start
+    "unknown_entity_type",  # entity_type not null and not in ENTITY_TYPES
+    "unknown_entity",  # a record/track/store/collection/user id the catalogue lacks
     "duplicate",  # same values as a row with a smaller id (all columns but id, created_at)
 )
 REASON = "reason"
@@ -111,11 +128,13 @@ def _first_of_duplicates(frame: pl.DataFrame, keys: list[str]) -> pl.Series:
     return first_sorted.scatter(order, first_sorted)  # back to input positions
 
 
-def _split(frame: pl.DataFrame, checks: list[tuple[str, pl.Expr]]) -> Validated:
-    """Return the frame split by the checks plus the duplicate check (applied last)."""
+def split(
+    frame: pl.DataFrame, checks: list[tuple[str, pl.Expr]], *, deduplicate: bool = True
+) -> Validated:
+    """Return the frame split by the checks (and the duplicate check, applied last)."""
     columns = frame.columns
     keys = [c for c in columns if c not in _DEDUP_IGNORED]
-    if keys:
+    if keys and deduplicate:
         first = _first_of_duplicates(frame, keys)
         checks = [*checks, ("duplicate", ~pl.lit(first))]
     reason = frame.select(_reason(checks)).to_series()
@@ -125,6 +144,14 @@ def _split(frame: pl.DataFrame, checks: list[tuple[str, pl.Expr]]) -> Validated:
     valid = frame.filter(~bad)
     quarantined = frame.filter(bad).with_columns(reason.filter(bad).alias(REASON))
     return Validated(valid=valid, quarantined=quarantined)
+
+
+def _length(frame: pl.DataFrame, column: str) -> pl.Expr:
+    """Return the characters of a text column, read from the categories when it is coded."""
+    col = pl.col(column)
+    if isinstance(frame.schema[column], pl.Categorical):
+        return col.cat.len_chars()
+    return col.str.len_chars()
 
 
 def _time_checks(column: str, now: datetime, platform_start: datetime) -> list:
@@ -166,8 +193,9 @@ def validate_play_history(
             "completion_out_of_range",
             ~completion.is_finite() | (completion < 0) | (completion > 100),
         ),
+        ("text_too_long", _length(frame, "device_type") > MAX_KEY_LENGTH),
     ]
-    return _split(frame, checks)
+    return split(frame, checks)
 
 
 def validate_usage_metrics(
@@ -176,8 +204,13 @@ def validate_usage_metrics(
     *,
     now: datetime,
     platform_start: datetime = PLATFORM_START,
+    entities: pl.Expr | None = None,
 ) -> Validated:
-    """Return usage_metrics split into valid rows and rows quarantined with one reason each."""
+    """Return usage_metrics split into valid rows and rows quarantined with one reason each.
+
+    `entities`: the expression true for the rows naming an unknown catalogue id (built by
+    transforms/references.py's typed_reference), or None to leave references unchecked.
+    """
     co.require_columns(events, _required(co.USAGE_METRICS), "usage_metrics")
     frame = co.coerce(events, co.USAGE_METRICS)
     event_type = pl.col("event_type")
@@ -186,8 +219,42 @@ def validate_usage_metrics(
         ("missing_event_type", event_type.is_null()),
         ("unknown_event_type", ~event_type.is_in(EVENT_TYPES)),
         *_time_checks("occurred_at", now, platform_start),
+        (
+            "unknown_entity_type",
+            pl.col("entity_type").is_not_null() & ~pl.col("entity_type").is_in(ENTITY_TYPES),
+        ),
     ]
-    return _split(frame, checks)
+    if entities is not None:
+        checks.append(("unknown_entity", entities))
+    return split(frame, checks)
+
+
+def bounded_records(records: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Return (records with long texts and facet lists cut, how many rows were cut).
+
+    Texts keep their first MAX_TEXT_LENGTH characters; genres and styles their first
+    MAX_FACETS entries, each of at most MAX_KEY_LENGTH characters. Nothing else changes.
+    """
+    texts = [c for c in _RECORD_TEXTS if c in records.columns]
+    facets = [c for c in _RECORD_FACETS if c in records.columns]
+    too_long = [pl.col(c).str.len_chars() > MAX_TEXT_LENGTH for c in texts]
+    too_many = [
+        (pl.col(c).list.len() > MAX_FACETS)
+        | pl.col(c).list.eval(pl.element().str.len_chars() > MAX_KEY_LENGTH).list.any()
+        for c in facets
+    ]
+    cut = records.select(pl.any_horizontal([*too_long, *too_many]).fill_null(False)).to_series()
+    changed = int(cut.sum()) if records.height else 0
+    if not changed:
+        return records, 0
+    bounded = records.with_columns(
+        *(pl.col(c).str.slice(0, MAX_TEXT_LENGTH) for c in texts),
+        *(
+            pl.col(c).list.head(MAX_FACETS).list.eval(pl.element().str.slice(0, MAX_KEY_LENGTH))
+            for c in facets
+        ),
+    )
+    return bounded, changed
 
 
 def quarantine_counts(**named: Validated) -> pl.DataFrame:

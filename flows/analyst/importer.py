@@ -30,7 +30,7 @@ class ImportReport:
     problems: pl.DataFrame  # line, reason, text
 
 
-def read_lines(path: Path, encoding: str = "utf-8") -> pl.DataFrame:
+def read_lines(path: Path, encoding: str = "utf-8-sig") -> pl.DataFrame:
     """Return the file's lines as (line number, text), tolerating latin-1 bytes."""
     raw = Path(path).read_bytes()
     try:

@@ -6,6 +6,7 @@ import json
 
 import polars as pl
 
+from flows.analyst.terminal import printable
 from flows.storage.backends import open_storage
 from flows.storage.database import Database
 
@@ -30,10 +31,15 @@ def _labels(storage, item_type: str, ids: list[int]) -> dict[int, str]:
 def read_recommendations(
     db: Database, user_id: int, list_name: str | None, limit: int
 ) -> pl.DataFrame:
-    """Return a user's unexpired published rows with a readable label per item."""
+    """Return a user's unexpired published rows with a readable label per item.
+
+    ValueError (one line) when the user does not exist.
+    """
     with open_storage(db) as storage:
         storage.check()
         frame = storage.read("lookups/user_recommendations", (user_id, list_name, limit))
+        if frame.is_empty() and storage.read("lookups/user_ids", (user_id,)).is_empty():
+            raise ValueError(f"user {user_id} does not exist in {db.display}")
         labels: dict[tuple[str, int], str] = {}
         for item_type in frame["item_type"].unique().to_list():
             ids = frame.filter(pl.col("item_type") == item_type)["item_id"].drop_nulls().to_list()
@@ -78,11 +84,11 @@ def format_recommendations(frame: pl.DataFrame, user_id: int) -> str:
         return f"user {user_id}: no unexpired recommendations (run `rotation run nightly`)"
     out = []
     for (list_name,), rows in frame.group_by(["list_name"], maintain_order=True):
-        out.append(f"\n{list_name}")
+        out.append(f"\n{printable(list_name)}")
         for r in rows.iter_rows(named=True):
             out.append(
-                f"  {r['rank']:>2}. {r['label'][:48]:<48} score {r['score']:.3f} "
-                f"conf {r['confidence']:.2f}  {describe_reason(r['reason'])[:60]}"
+                f"  {r['rank']:>2}. {printable(r['label'][:48]):<48} score {r['score']:.3f} "
+                f"conf {r['confidence']:.2f}  {printable(describe_reason(r['reason'])[:60])}"
             )
     return f"user {user_id}" + "\n".join(out)
 
@@ -90,12 +96,17 @@ def format_recommendations(frame: pl.DataFrame, user_id: int) -> str:
 def read_similar(
     db: Database, source_type: str, source_id: int, similarity_type: str | None, limit: int
 ) -> pl.DataFrame:
-    """Return an item's unexpired published neighbours with labels."""
+    """Return an item's unexpired published neighbours with labels.
+
+    ValueError (one line) when the item does not exist.
+    """
     with open_storage(db) as storage:
         storage.check()
         frame = storage.read(
             "lookups/item_similar", (source_type, source_id, similarity_type, limit)
         )
+        if frame.is_empty() and not _labels(storage, source_type, [source_id]):
+            raise ValueError(f"{source_type} {source_id} does not exist in {db.display}")
         labels = _labels(storage, source_type, frame["target_id"].unique().to_list())
     return frame.with_columns(
         pl.col("target_id").replace_strict(labels, default="", return_dtype=pl.Utf8).alias("label")
@@ -108,9 +119,9 @@ def format_similar(frame: pl.DataFrame, source_type: str, source_id: int) -> str
         return f"{source_type} {source_id}: no published neighbours"
     out = [f"{source_type} {source_id}"]
     for (kind,), rows in frame.group_by(["similarity_type"], maintain_order=True):
-        out.append(f"\n{kind}")
+        out.append(f"\n{printable(kind)}")
         out += [
-            f"  {r['rank']:>2}. {r['label'][:56]:<56} {r['score']:.3f}"
+            f"  {r['rank']:>2}. {printable(r['label'][:56]):<56} {r['score']:.3f}"
             for r in rows.iter_rows(named=True)
         ]
     return "\n".join(out)

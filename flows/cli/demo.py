@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +11,8 @@ from flows.analyst.lookups import format_recommendations, read_recommendations
 from flows.nightly import nightly
 from flows.params import GenerateParams, last_complete_day
 from flows.storage.backends import open_storage
-from flows.storage.database import ENV_VAR, parse_database
+from flows.storage.database import parse_database
+from flows.storage.secrets import for_this_process
 
 
 def demo(args) -> int:
@@ -47,8 +47,8 @@ def run_demo(
         progress=lambda line: print(f"  {line}", flush=True),
     )
     print("running the nightly flow (Prefect, embedded)")
-    os.environ[ENV_VAR] = db.url
-    summary = nightly(run_date=run_date)
+    with for_this_process(db):
+        summary = nightly(run_date=run_date)
     with open_storage(db) as storage:
         counts = storage.read("demo/output_counts")
         sample = storage.read("demo/sample_user")

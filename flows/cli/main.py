@@ -10,7 +10,7 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
 from flows.cli.parsers import build_parser
-from flows.storage.database import DatabaseUrlError, parse_database, redact
+from flows.storage.database import ENV_VAR, DatabaseUrlError, parse_database, redact
 from flows.storage.errors import MigrationError, StorageError
 
 PROGRESS_LOG = "rotation.progress"  # flows/tracking.py's progress lines
@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         show_progress(args.quiet)
         if hasattr(args, "database"):
             args.db = parse_database(args.database)
+        os.environ.pop(ENV_VAR, None)  # read: child processes (Prefect's server) never see it
         return int(load_handler(args.handler)(args) or 0)
     except (DatabaseUrlError, StorageError, MigrationError, ValueError, FileNotFoundError) as exc:
         print(f"rotation: error: {redact(str(exc))}", file=sys.stderr)

@@ -1,17 +1,20 @@
-"""Handlers of `rotation run nightly|backfill`: the flows, through an embedded Prefect server."""
+"""Handlers of `rotation run nightly|backfill`: the flows, through an embedded Prefect server.
+
+The database goes to the flow inside this process (flows/storage/secrets.py), never through
+the environment or a flow parameter: Prefect records neither the URL nor its password."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 
 from flows.backfill import backfill as backfill_flow
 from flows.cli.options import params_from
 from flows.nightly import nightly as nightly_flow
 from flows.params import BackfillParams, NightlyParams
 from flows.storage.backends import open_storage
-from flows.storage.database import ENV_VAR, Database
+from flows.storage.database import Database
+from flows.storage.secrets import for_this_process
 
 
 def preflight(db: Database) -> None:
@@ -24,8 +27,8 @@ def nightly(args) -> int:
     """Run the nightly flow; the URL travels by environment, never as a flow parameter."""
     params = params_from(args, NightlyParams).resolved()
     preflight(args.db)
-    os.environ[ENV_VAR] = args.db.url
-    summary = nightly_flow(**dataclasses.asdict(params))
+    with for_this_process(args.db):
+        summary = nightly_flow(**dataclasses.asdict(params))
     keys = ("status", "published", "warning", "rows", "quality")
     print(json.dumps({k: summary[k] for k in keys}, indent=2, default=str))
     return 0 if summary["status"] != "failed" else 1
@@ -35,7 +38,7 @@ def backfill(args) -> int:
     """Run the backfill flow."""
     params = params_from(args, BackfillParams)  # a backwards range: one line, before Prefect
     preflight(args.db)
-    os.environ[ENV_VAR] = args.db.url
-    summary = backfill_flow(date_from=params.date_from, date_to=params.date_to)
+    with for_this_process(args.db):
+        summary = backfill_flow(date_from=params.date_from, date_to=params.date_to)
     print(json.dumps({k: summary[k] for k in ("status", "rows")}, indent=2))
     return 0

@@ -73,9 +73,18 @@ def window_bounds(run_date: date, window_days: int) -> tuple[datetime, datetime]
 
 
 def setting(inputs: Inputs, key: str, default=None):
-    """Return the decoded JSON value of a settings row, or `default` when absent."""
+    """Return the decoded JSON value of a settings row, or `default` when absent.
+
+    A value that is not JSON (a replay file's text column can hold anything) is returned
+    as its text: the caller judges it.
+    """
     rows = inputs.settings.filter(pl.col("key") == key)["value"]
-    return json.loads(rows[0]) if rows.len() and rows[0] is not None else default
+    if not rows.len() or rows[0] is None:
+        return default
+    try:
+        return json.loads(rows[0])
+    except ValueError:
+        return rows[0]
 
 
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:

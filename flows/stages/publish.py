@@ -15,6 +15,7 @@ from transforms.columns import (
     DAILY_METRICS_COLUMNS,
     RECOMMENDATION_COLUMNS,
 )
+from transforms.references import without_dangling
 
 #: The API's lookup index of each published table.
 SIMILARITY_LOOKUP = ("source_type", "source_id", "similarity_type", "rank")
@@ -81,6 +82,17 @@ def stamp_recommendations(
 def stamp_popularity(frame: pl.DataFrame, run_id: str, now: datetime) -> pl.DataFrame:
     """Return record_popularity rows ready to publish."""
     return frame.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(now).alias("computed_at"))
+
+
+def drop_dangling(
+    frames: dict[str, pl.DataFrame], ids: dict[str, pl.Series]
+) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
+    """Return the output frames without rows naming an id absent from the catalogue `ids`,
+    and how many rows each table lost (none, unless validation let a bad reference through).
+    """
+    checked = {table: without_dangling(table, frame, ids) for table, frame in frames.items()}
+    kept = {table: frame for table, (frame, _) in checked.items()}
+    return kept, {table: dropped for table, (_, dropped) in checked.items() if dropped}
 
 
 def gate(quality: dict, previous_ndcg: float | None, max_drop: float) -> str | None:

@@ -1,16 +1,32 @@
-"""The one database option: a PostgreSQL URL or `duckdb:PATH`, parsed, checked and redacted."""
+"""The one database option: a PostgreSQL URL or `duckdb:PATH`, parsed, checked and redacted.
+
+A PostgreSQL URL is parsed by libpq's own conninfo parser (through psycopg), never by a
+pattern. Its password is then known by value: every text this process shows or records
+(`redact`) has it, raw or percent-encoded, replaced by ***. A password holding characters
+that mean something in a URL (# ? @ / a space, a % not starting an escape) makes the URL
+ambiguous, whatever parser reads it next: such a URL is refused with one line, redacted,
+saying to percent-encode them.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 ENV_VAR = "ROTATION_DATABASE_URL"
 EMBEDDED_DEFAULT = "duckdb:rotation.duckdb"
 ACCEPTED = "accepted: postgresql://[user[:password]@]host[:port]/dbname or duckdb:PATH"
+MASK = "***"
+#: Characters a URL's userinfo may not hold unencoded (RFC 3986: they end or split it).
+RESERVED_IN_USERINFO = {"#": "%23", "?": "%3F", "@": "%40", "/": "%2F", " ": "%20"}
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+_secrets: set[str] = set()  # every password parsed in this process, in the forms it may take
+_secrets_lock = threading.Lock()
 
 
 class DatabaseUrlError(ValueError):
@@ -22,13 +38,10 @@ class Database:
     """Where the pipeline reads and writes; `url` holds the secret, `display` never does."""
 
     kind: str  # "postgres" | "duckdb"
-    url: str
+    url: str = field(repr=False)
     path: Path | None = None
-
-    @property
-    def display(self) -> str:
-        """Return the URL with any password replaced by ***."""
-        return redact(self.url)
+    display: str = ""
+    has_password: bool = False  # the URL itself holds one (userinfo or password=)
 
     @property
     def is_postgres(self) -> bool:
@@ -41,18 +54,21 @@ class Database:
     __str__ = __repr__
 
 
-def redact(url: str) -> str:
-    """Return `url` with the password of any user:password@ part replaced by ***."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
-    if parts.password is None:
-        return re.sub(r"(password=)[^\s&]+", r"\1***", url)
-    netloc = parts.netloc.rsplit("@", 1)
-    user = netloc[0].split(":", 1)[0]
-    safe = urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
-    return re.sub(r"(password=)[^\s&]+", r"\1***", safe)
+def remember_secret(secret: str | None) -> None:
+    """Have `redact` mask `secret` (and its percent-encoded forms) from now on."""
+    if not secret:
+        return
+    with _secrets_lock:
+        _secrets.update({secret, quote(secret, safe=""), quote_plus(secret)})
+
+
+def redact(text: str) -> str:
+    """Return `text` with every password this process has parsed replaced by ***."""
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)  # longest first: no partial masks
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
 
 
 def default_database_url() -> str:
@@ -60,17 +76,84 @@ def default_database_url() -> str:
     return os.environ.get(ENV_VAR) or EMBEDDED_DEFAULT
 
 
+def _masked_userinfo(value: str) -> str:
+    """Return a PostgreSQL URL with everything between its user and its last '@' masked."""
+    scheme, _, rest = value.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return value
+    user = re.split(r"[:#?/@ ]", userinfo, maxsplit=1)[0]
+    return f"{scheme}://{user}:{MASK}@{host}"
+
+
+def _check_userinfo(value: str) -> None:
+    """Raise DatabaseUrlError (redacted) when the URL's user or password is ambiguous."""
+    userinfo, at, _ = value.partition("://")[2].rpartition("@")
+    found = [c for c in RESERVED_IN_USERINFO if at and c in userinfo]
+    if _BAD_PERCENT.search(userinfo):
+        found.append("%")
+    if "#" in value and not found:  # a fragment: libpq and urllib would read different URLs
+        found.append("#")
+    if found:
+        codes = ", ".join(
+            f"{'a space' if c == ' ' else c} as {RESERVED_IN_USERINFO.get(c, '%25')}" for c in found
+        )
+        raise DatabaseUrlError(
+            f"database URL {_masked_userinfo(value)!r} is ambiguous: its user or password "
+            f"holds characters that mean something in a URL; percent-encode them ({codes})"
+        )
+
+
+def _display(value: str) -> str:
+    """Return the URL with its password (userinfo or `password=` parameter) replaced by ***.
+
+    The password is remembered first (`remember_secret`), for `redact`.
+    """
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:  # an unclosed IPv6 bracket, say
+        raise DatabaseUrlError(
+            f"database URL {_masked_userinfo(value)!r} is not valid: {exc}"
+        ) from None
+    remember_secret(parts.password)
+    remember_secret(dict(parse_qsl(parts.query)).get("password"))
+    netloc = parts.netloc
+    if parts.password is not None:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:{MASK}@{host}"
+    query = urlencode(
+        [(k, MASK if k == "password" else v) for k, v in parse_qsl(parts.query)], safe="*/"
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _parse_postgres(value: str) -> Database:
+    """Return the Database of a PostgreSQL URL, checked by libpq's parser."""
+    from psycopg.conninfo import conninfo_to_dict  # lazy: 0.16 s that `--help` need not pay
+
+    _check_userinfo(value)
+    display = _display(value)
+    try:
+        params = conninfo_to_dict(value)
+    except Exception as exc:  # psycopg.ProgrammingError: libpq's message, which may quote it
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        detail = redact(first.replace(value, display))
+        raise DatabaseUrlError(f"database URL {display!r} is not valid: {detail}") from None
+    remember_secret(params.get("password"))
+    if not params.get("dbname"):
+        raise DatabaseUrlError(f"database URL {display!r} names no database; {ACCEPTED}")
+    return Database("postgres", value, display=display, has_password="password" in params)
+
+
 def parse_database(value: str | None) -> Database:
     """Return the Database for a --database value (None: the default); raise DatabaseUrlError."""
     value = (value if value is not None else default_database_url()).strip()
     if value.startswith(("postgresql://", "postgres://")):
-        parts = urlsplit(value)
-        if not parts.path.strip("/") and "dbname=" not in parts.query:
-            raise DatabaseUrlError(f"database URL {redact(value)!r} names no database; {ACCEPTED}")
-        return Database("postgres", value)
+        return _parse_postgres(value)
     if value.startswith("duckdb:"):
         path = value.removeprefix("duckdb:").removeprefix("//")
         if not path:
             raise DatabaseUrlError(f"duckdb: needs a file path; {ACCEPTED}")
-        return Database("duckdb", value, Path(path).expanduser())
-    raise DatabaseUrlError(f"unsupported database {redact(value)!r}; {ACCEPTED}")
+        return Database("duckdb", value, Path(path).expanduser(), display=value)
+    shown = _masked_userinfo(value) if "@" in value else value
+    raise DatabaseUrlError(f"unsupported database {shown!r}; {ACCEPTED}")

@@ -1,26 +1,71 @@
-"""Where a deployed flow finds its database URL: the environment, else a Prefect Secret block."""
+"""Where a flow run finds its database: the command line's own, the environment, or a
+Prefect Secret block; never a flow parameter with a password, never a silent default.
+
+`rotation run …` hands its database to the flow inside the process (`for_this_process`):
+the URL is not put in the environment, which the embedded Prefect server would inherit. A
+deployment's run (a Prefect worker) reads ROTATION_DATABASE_URL, else the Secret block
+`rotation-database-url`; with neither it fails saying so. The embedded default
+(duckdb:rotation.duckdb) is the command line's only.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from flows.storage.database import ENV_VAR, Database, default_database_url, parse_database
+from flows.storage.database import ENV_VAR, Database, DatabaseUrlError, parse_database
 
 SECRET_BLOCK = "rotation-database-url"
+NOT_CONFIGURED = (
+    f"no database configured: {ENV_VAR} is not set in this process's environment and "
+    f"there is no Prefect Secret block named {SECRET_BLOCK!r}; set one of them where the "
+    "flow runs (the worker's environment, or `prefect block create secret`)"
+)
+_process_database: list[Database] = []  # the command line's database, while its flow runs
 
 
-def database_url_from_secret_block(block: str = SECRET_BLOCK) -> str:
-    """Return ROTATION_DATABASE_URL, else the Secret block's value, else the embedded default."""
-    if os.environ.get(ENV_VAR):
-        return os.environ[ENV_VAR]
+@contextmanager
+def for_this_process(db: Database) -> Iterator[Database]:
+    """Make `db` the database of the flows run by this process until the block ends."""
+    _process_database.append(db)
     try:
-        from prefect.blocks.system import Secret  # lazy: Prefect takes 1.6 s to import
+        yield db
+    finally:
+        _process_database.pop()
 
+
+def database_url_from_secret_block(block: str = SECRET_BLOCK) -> str | None:
+    """Return the Secret block's value, or None when there is no such block."""
+    from prefect.blocks.system import Secret  # lazy: Prefect takes 1.6 s to import
+    from prefect.exceptions import ObjectNotFound  # lazy: as above
+
+    try:
         return Secret.load(block).get()
-    except Exception:
-        return default_database_url()
+    except ValueError as exc:
+        if isinstance(exc.__cause__, ObjectNotFound):
+            return None
+        raise
 
 
 def resolve_database(database: str | None) -> Database:
-    """Return the database of a flow run: the argument, else the environment or Secret block."""
-    return parse_database(database if database is not None else database_url_from_secret_block())
+    """Return the database of a flow run: the parameter, the command line's, the environment,
+    else the Secret block; DatabaseUrlError (one line) when none is configured.
+
+    A `database` parameter holding a password is refused: Prefect stores flow parameters.
+    """
+    if database is not None:
+        db = parse_database(database)
+        if db.has_password:
+            raise DatabaseUrlError(
+                f"the database parameter {db.display!r} holds a password, which Prefect "
+                f"stores with the run's parameters: give it by {ENV_VAR} or the Secret "
+                f"block {SECRET_BLOCK!r} instead"
+            )
+        return db
+    if _process_database:
+        return _process_database[-1]
+    url = os.environ.get(ENV_VAR) or database_url_from_secret_block()
+    if not url:
+        raise DatabaseUrlError(NOT_CONFIGURED)
+    return parse_database(url)

@@ -1,12 +1,14 @@
 """Building the <table>_next tables that PostgresStorage.publish swaps in (migrations 0012,
-0015, 0016).
+0015, 0016, 0017).
 
 Each table is loaded on a connection of its own, all at once, and committed: publish_prepare,
 then the columns holding one value in every row (a run's model_version, run_id, expires_at)
 set as column defaults and left out of the COPY, the identity ids reserved in one block
 (publish_reserve_ids) and sent in the COPY rather than drawn by nextval row by row, the
-columns sent by binary COPY FREEZE, then the table's own defaults back. Then its indexes: a
-table whose load ends while others still load builds them one at a time (publish_build),
+columns sent by binary COPY FREEZE, then the table's own defaults back and its Row Level
+Security and policies (publish_secure), before the commit shows it to anyone. Then its
+indexes: a table whose load ends while others still load builds them one at a time
+(publish_build),
 leaving the cores to those loads; the last one to finish builds them at once, one connection
 each (publish_build_index), and publish_build attaches its keys and analyses it.
 """
@@ -98,6 +100,7 @@ def _load_next(conn: Any, table: str, frame: pl.DataFrame) -> int:
         bulk.copy_frame(conn, target, with_ids(sent, reserved), freeze=True)
         if constants:
             conn.execute(load_query("publish/defaults"), (table, "{}"))
+        conn.execute(load_query("publish/secure"), (table,))  # before anyone can see it
     return frame.height
 
 
