@@ -39,7 +39,7 @@ from flows.backfill import run_backfill
 from flows.nightly import run_nightly
 from flows.params import NightlyParams
 from flows.stages.extract import extract_inputs, window_bounds
-from flows.stages.interactions import build_interactions, to_matrix
+from flows.stages.interactions import build_interactions, to_matrix, weighting
 from flows.stages.validate import validate_inputs
 from flows.storage.backends import open_storage
 from flows.storage.base import load_query
@@ -150,7 +150,7 @@ def model_anchor(db, run_date: date) -> dict:
         inputs = extract_inputs(storage, run_date, DAYS)
     params = NightlyParams(run_date=run_date)
     valid = validate_inputs(inputs, window_bounds(run_date, DAYS)[1]).inputs
-    pairs = build_interactions(valid, window_bounds(run_date, DAYS)[1], params.interactions)
+    pairs = build_interactions(valid, window_bounds(run_date, DAYS)[1], weighting(params))
     matrix = to_matrix(pairs.records).matrix.tocsr()
     model = CosineRecommender(K=50)
     with warnings.catch_warnings():  # its fit hands itself a COO matrix (≈ 0.1 s, counted)

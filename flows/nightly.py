@@ -188,7 +188,7 @@ class NightlyRun:
             interactions.build_interactions,
             valid,
             self.as_of,
-            p.interactions,
+            interactions.weighting(p),
             rows_in=valid.plays.height,
             rows_out=lambda i: i.records.height + i.tracks.height,
         )
@@ -283,6 +283,7 @@ class NightlyRun:
             95,
             self.storage.publish,
             replacements,
+            self.tracker.job_id,  # the job records its publish in the publish's transaction
             retry=True,
             rows_in=sum(r.frame.height for r in replacements),
             rows_out=lambda w: sum(w.values()),

@@ -11,12 +11,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, get_type_hints
-
-from transforms.interactions import InteractionParams
 
 
 def last_complete_day(now: datetime | None = None) -> date:
@@ -94,11 +91,6 @@ class NightlyParams:
 
     def __post_init__(self) -> None:
         check_bounds(self)
-
-    @property
-    def interactions(self) -> InteractionParams:
-        """Return the interaction weighting of this run (half-life 0: no time decay)."""
-        return InteractionParams(half_life_days=self.half_life_days or math.inf)
 
     def resolved(self, now: datetime | None = None) -> NightlyParams:
         """Return these parameters with the run date set (yesterday, UTC, when it is None)."""

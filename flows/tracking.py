@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -21,7 +21,6 @@ from flows.storage.errors import StorageError
 
 log = logging.getLogger("rotation")
 progress_log = logging.getLogger("rotation.progress")  # the CLI draws its status line from it
-STALE_AFTER = timedelta(hours=2)
 
 
 def utcnow() -> datetime:
@@ -78,12 +77,13 @@ class JobTracker:
     percent: float = 0.0  # the last progress recorded: it never goes backwards
 
     def start(self) -> int:
-        """Insert the running job row (after failing stale ones) and return its id."""
+        """Insert the running job row (after closing the dead runs' ones) and return its id.
+
+        The job is held (`Storage.claim_job`) for as long as this run lives: a later run that
+        finds it 'running' and unheld knows its process died, at once.
+        """
         now = utcnow()
-        stale = self.storage.execute(
-            "tracking/fail_stale_jobs",
-            (now - STALE_AFTER, "process died: no heartbeat (marked by a later run)", now),
-        )
+        dead = self.storage.fail_dead_jobs(now)
         self.job_id = self.storage.execute(
             "tracking/insert_job",
             (
@@ -95,8 +95,10 @@ class JobTracker:
                 now,
             ),
         )[0][0]
-        for (job_id,) in stale:
-            self.log("warning", "start", f"job {job_id} was left running; marked failed")
+        self.storage.claim_job(self.job_id)
+        for job_id, status in dead:
+            self.log("warning", "start", f"job {job_id} was left running by a process that "
+                     f"died; marked {status}")  # fmt: skip
         return self.job_id
 
     def progress(self, percent: float, message: str) -> None:
@@ -176,6 +178,7 @@ class JobTracker:
                 utcnow(),
             ),
         )
+        self.storage.release_job(self.job_id)
 
 
 @dataclass

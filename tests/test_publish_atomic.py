@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from contextlib import contextmanager
 
+import psycopg
 import pytest
 from pipeline_fixtures import (
     BACKENDS,
@@ -19,8 +20,10 @@ from pipeline_fixtures import (
 
 import flows.storage.bulk
 from flows.nightly import run_nightly
+from flows.storage.base import load_query
 from flows.storage.database import Database
 from flows.storage.errors import StorageError
+from flows.storage.postgres import PostgresStorage
 from flows.tracking import utcnow
 
 INJECTED = "injected failure while loading recommendation_data"
@@ -86,32 +89,70 @@ def test_failed_load_leaves_both_published_tables_untouched(generated, monkeypat
     assert any(INJECTED in message for message in errors)
 
 
-def test_a_stale_running_job_is_marked_failed_by_the_next_run(generated):
-    # created by generate's migration: the jobs table exists, and one run fills it in
-    now = utcnow()
-    marks = ", ".join(placeholder(generated, i) for i in range(1, 6))
-    insert = (
-        "INSERT INTO jobs (job_type, job_status, payload, run_id, started_at, heartbeat_at, "
-        f"created_at, updated_at) VALUES ('nightly', 'running', '{{}}', {marks})"
-    )
-    for run_id, heartbeat in (("stale-run", now - timedelta(hours=3)), ("live-run", now)):
-        execute(generated, insert, (run_id, heartbeat, heartbeat, heartbeat, heartbeat))
+@contextmanager
+def _holding(db: Database, run_id: str):
+    """Hold a job as its living run does (Postgres: its advisory lock; DuckDB: nothing)."""
+    if not db.is_postgres:
+        yield
+        return
+    with psycopg.connect(db.url, autocommit=True, cursor_factory=psycopg.RawCursor) as conn:
+        (job_id,) = conn.execute("SELECT id FROM jobs WHERE run_id = $1", (run_id,)).fetchone()
+        conn.execute(load_query("tracking/claim_job"), (job_id,))
+        yield
 
-    result = run_nightly(generated, params())
+
+def test_a_dead_runs_job_is_closed_at_once_by_the_next_run(generated):
+    """A living run holds its job (a session advisory lock); a 'running' job nobody holds
+    died with its process. One whose publish had committed is not called failed."""
+    now = utcnow()
+    marks = ", ".join(placeholder(generated, i) for i in range(1, 5))
+    insert = (
+        "INSERT INTO jobs (job_type, job_status, payload, run_id, result, started_at, "
+        f"created_at) VALUES ('nightly', 'running', '{{}}', {marks})"
+    )
+    runs = {"dead-run": None, "dead-after-publish": '{"published": true}', "live-run": None}
+    for run_id, result in runs.items():
+        execute(generated, insert, (run_id, result, now, now))
+    with _holding(generated, "live-run"):
+        result = run_nightly(generated, params())
 
     jobs = {
         row["run_id"]: row
-        for row in query(
-            generated, "SELECT run_id, job_status, error_message, completed_at FROM jobs"
-        ).to_dicts()
+        for row in query(generated, "SELECT run_id, job_status, error_message FROM jobs").to_dicts()
     }
-    assert jobs["stale-run"]["job_status"] == "failed"
-    assert "heartbeat" in jobs["stale-run"]["error_message"]
-    assert jobs["stale-run"]["completed_at"] is not None
-    assert jobs["live-run"]["job_status"] == "running"
+    assert jobs["dead-run"]["job_status"] == "failed"
+    assert "died before publishing" in jobs["dead-run"]["error_message"]
+    assert jobs["dead-after-publish"]["job_status"] == "completed_with_warnings"
+    assert "results are live" in jobs["dead-after-publish"]["error_message"]
+    # a DuckDB file has one writing process at a time: every running job there is dead
+    assert jobs["live-run"]["job_status"] == ("running" if generated.is_postgres else "failed")
     assert jobs[result.run_id]["job_status"] == "completed"
     warnings = query(
         generated,
         "SELECT message FROM job_logs WHERE log_level = 'warning' AND stage = 'start'",
     )["message"].to_list()
-    assert len(warnings) == 1 and "left running" in warnings[0]
+    assert len(warnings) == (2 if generated.is_postgres else 3)
+    assert all("left running by a process that died" in w for w in warnings)
+
+
+@pytest.mark.postgres
+def test_a_living_run_holds_its_job_again_after_its_connection_drops(migrated_pg):
+    """The hold is a session lock: lost with the bookkeeping connection, so taken again as
+    soon as that connection is opened again (else a later run would close a living job)."""
+    generated = migrated_pg
+    held = (
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND classid = hashtext('rotation.jobs')::oid AND objid = %s"
+    )
+    with (
+        PostgresStorage(generated) as storage,
+        psycopg.connect(generated.url, autocommit=True) as admin,
+    ):
+        storage.claim_job(4242)
+        (first,) = admin.execute(held, (4242,)).fetchone()
+        admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        storage.execute_sql("SELECT 1")  # reconnects (a dropped link is retried)
+        (again,) = admin.execute(held, (4242,)).fetchone()
+        assert again != first
+        storage.release_job(4242)
+        assert admin.execute(held, (4242,)).fetchone() is None

@@ -188,8 +188,8 @@ def test_a_publish_failing_after_the_swap_keeps_the_previous_table(as_pipeline, 
     real_apply = pg_storage._apply
     swapped: list[int] = []
 
-    def apply_then_fail(conn, replacements, built):
-        real_apply(conn, replacements, built)
+    def apply_then_fail(conn, replacements, built, job_id=None):
+        real_apply(conn, replacements, built, job_id)
         swapped.append(conn.execute("SELECT count(*) FROM recommendation_data").fetchone()[0])
         raise RuntimeError("injected failure after the swap")
 

@@ -147,6 +147,7 @@ def test_failing_run_prints_the_error_without_the_password(
     assert PASSWORD not in output
     assert "Traceback" not in output
     errors = [line for line in done.stderr.splitlines() if line.strip()]
+    assert errors.pop(0).startswith("rotation: warning: a password in --database")  # argv
     assert len(errors) == 1, errors
     assert "rotation_no_such_database" in errors[0] and "***" in errors[0]
 

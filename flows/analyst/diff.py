@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from flows.analyst.terminal import printable_expr
+from flows.analyst.terminal import HIDDEN_PATTERN, REPLACEMENT
 from flows.storage.base import load_query
 from flows.storage.database import Database
 
@@ -137,7 +137,7 @@ def _text(frame: pl.DataFrame, column: str) -> pl.Expr:
     col = pl.col(column)
     if frame.schema[column].is_float():
         col = col.round(4)
-    return printable_expr(col.cast(pl.String)).fill_null("—")
+    return col.cast(pl.String).str.replace_all(HIDDEN_PATTERN, REPLACEMENT).fill_null("—")
 
 
 def _table(frame: pl.DataFrame, columns: list[str]) -> list[str]:

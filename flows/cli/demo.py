@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flows.analyst.generate import generate_into
 from flows.analyst.lookups import format_recommendations, read_recommendations
+from flows.cli.server import embedded_server
 from flows.nightly import nightly
 from flows.params import GenerateParams, last_complete_day
 from flows.storage.backends import open_storage
@@ -47,7 +48,7 @@ def run_demo(
         progress=lambda line: print(f"  {line}", flush=True),
     )
     print("running the nightly flow (Prefect, embedded)")
-    with for_this_process(db):
+    with for_this_process(db), embedded_server():
         summary = nightly(run_date=run_date)
     with open_storage(db) as storage:
         counts = storage.read("demo/output_counts")

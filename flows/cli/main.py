@@ -9,11 +9,16 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
+from flows.analyst.terminal import printable
 from flows.cli.parsers import build_parser
 from flows.storage.database import ENV_VAR, DatabaseUrlError, parse_database, redact
 from flows.storage.errors import MigrationError, StorageError
 
 PROGRESS_LOG = "rotation.progress"  # flows/tracking.py's progress lines
+PASSWORD_IN_ARGV = (
+    "rotation: warning: a password in --database is visible to every user of this machine "
+    "(ps, /proc); keep it in ~/.pgpass or PGPASSWORD, or in ROTATION_DATABASE_URL"
+)
 
 
 class ProgressLine(logging.Handler):
@@ -65,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
         show_progress(args.quiet)
         if hasattr(args, "database"):
             args.db = parse_database(args.database)
+            if args.database and args.db.has_password:
+                print(PASSWORD_IN_ARGV, file=sys.stderr)
         os.environ.pop(ENV_VAR, None)  # read: child processes (Prefect's server) never see it
         return int(load_handler(args.handler)(args) or 0)
     except (DatabaseUrlError, StorageError, MigrationError, ValueError, FileNotFoundError) as exc:
-        print(f"rotation: error: {redact(str(exc))}", file=sys.stderr)
+        print(f"rotation: error: {printable(redact(str(exc)))}", file=sys.stderr)
         return 2 if isinstance(exc, DatabaseUrlError) else 1
     except KeyboardInterrupt:
         print("rotation: interrupted", file=sys.stderr)

@@ -10,6 +10,7 @@ import json
 
 from flows.backfill import backfill as backfill_flow
 from flows.cli.options import params_from
+from flows.cli.server import embedded_server
 from flows.nightly import nightly as nightly_flow
 from flows.params import BackfillParams, NightlyParams
 from flows.storage.backends import open_storage
@@ -24,10 +25,10 @@ def preflight(db: Database) -> None:
 
 
 def nightly(args) -> int:
-    """Run the nightly flow; the URL travels by environment, never as a flow parameter."""
+    """Run the nightly flow through the embedded (or configured) Prefect server."""
     params = params_from(args, NightlyParams).resolved()
     preflight(args.db)
-    with for_this_process(args.db):
+    with for_this_process(args.db), embedded_server():
         summary = nightly_flow(**dataclasses.asdict(params))
     keys = ("status", "published", "warning", "rows", "quality")
     print(json.dumps({k: summary[k] for k in keys}, indent=2, default=str))
@@ -38,7 +39,7 @@ def backfill(args) -> int:
     """Run the backfill flow."""
     params = params_from(args, BackfillParams)  # a backwards range: one line, before Prefect
     preflight(args.db)
-    with for_this_process(args.db):
+    with for_this_process(args.db), embedded_server():
         summary = backfill_flow(date_from=params.date_from, date_to=params.date_to)
     print(json.dumps({k: summary[k] for k in ("status", "rows")}, indent=2))
     return 0

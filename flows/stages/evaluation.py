@@ -15,7 +15,12 @@ import scipy.sparse as sp
 
 from flows.params import NightlyParams
 from flows.stages.extract import Inputs, day_end
-from flows.stages.interactions import build_record_interactions, genre_matrix, to_matrix
+from flows.stages.interactions import (
+    build_record_interactions,
+    genre_matrix,
+    to_matrix,
+    weighting,
+)
 from models.evaluation import evaluate
 from models.matrix import InteractionMatrix
 from models.metrics import at_k
@@ -166,9 +171,9 @@ def holdout_quality(
     were.
     """
     cutoff = day_end(params.run_date) - timedelta(days=params.holdout_days)
-    weighting = params.interactions
-    train = build_record_interactions(_before(inputs, cutoff), cutoff, weighting)
-    future = build_record_interactions(_after(inputs, cutoff), now, weighting)
+    weights = weighting(params)
+    train = build_record_interactions(_before(inputs, cutoff), cutoff, weights)
+    future = build_record_interactions(_after(inputs, cutoff), now, weights)
     positive = train.filter(pl.col("weight") > 0)
     test = future.filter(pl.col("weight") > 0).join(positive, on=["user_id", "item_id"], how="anti")
     figures = model_quality(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,6 +10,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
+from flows.params import NightlyParams
 from flows.stages.extract import Inputs
 from models.matrix import InteractionMatrix
 from transforms.interactions import (
@@ -29,6 +31,11 @@ class Interactions:
     tracks: pl.DataFrame
     history: pl.DataFrame  # user_id, record_id
     track_history: pl.DataFrame  # user_id, track_id
+
+
+def weighting(params: NightlyParams) -> InteractionParams:
+    """Return the interaction weighting of a run (a half-life of 0: no time decay)."""
+    return InteractionParams(half_life_days=params.half_life_days or math.inf)
 
 
 def build_record_interactions(

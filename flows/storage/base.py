@@ -114,8 +114,23 @@ class Storage(ABC):
         """Run named statement `query` in its own committed transaction; return any rows."""
 
     @abstractmethod
-    def publish(self, replacements: Sequence[Replacement]) -> dict[str, int]:
-        """Apply every replacement in ONE transaction; return rows written per table."""
+    def publish(
+        self, replacements: Sequence[Replacement], job_id: int | None = None
+    ) -> dict[str, int]:
+        """Apply every replacement in ONE transaction; return rows written per table.
+
+        With `job_id`, the same transaction records on that job that its results are live.
+        """
+
+    @abstractmethod
+    def fail_dead_jobs(self, now) -> list[tuple[int, str]]:
+        """Close the jobs left 'running' by a dead process; return their (id, new status)."""
+
+    def claim_job(self, job_id: int) -> None:  # noqa: B027 - a single-writer backend: no-op
+        """Hold `job_id` for this living run (fail_dead_jobs of another run skips it)."""
+
+    def release_job(self, job_id: int) -> None:  # noqa: B027 - as claim_job
+        """End this run's hold on `job_id`."""
 
     def replace_daily_metrics(
         self, frame: pl.DataFrame, dates: Sequence, types: Sequence[str]

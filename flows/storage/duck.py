@@ -108,7 +108,13 @@ class DuckStorage(Storage):
                 counts[table] = len(rows)
         return counts
 
-    def publish(self, replacements: Sequence[Replacement]) -> dict[str, int]:
+    def fail_dead_jobs(self, now) -> list[tuple[int, str]]:
+        """Close every job still 'running': one process at a time writes a DuckDB file."""
+        return self.execute_sql(sql_text("duckdb", "fail_dead_jobs.sql"), (now,))
+
+    def publish(
+        self, replacements: Sequence[Replacement], job_id: int | None = None
+    ) -> dict[str, int]:
         """Delete and insert every table in one transaction: old rows or new, never a mix."""
         written = {}
         with self._lock:
@@ -118,6 +124,8 @@ class DuckStorage(Storage):
                 for rep in replacements:
                     conn.execute(rep.delete_sql, list(rep.params))
                     written[rep.table] = bulk.copy_frame(conn, rep.table, rep.frame)
+                if job_id is not None:
+                    conn.execute(sql_text("duckdb", "publish_committed.sql"), [job_id])
                 conn.execute("COMMIT")
             except Exception as exc:
                 conn.execute("ROLLBACK")

@@ -44,17 +44,22 @@ def _swapped(replacements: Sequence[Replacement]) -> set[str]:
     }
 
 
-def _apply(conn, replacements: Sequence[Replacement], swapped: set[str]) -> dict[str, int]:
+def _apply(
+    conn, replacements: Sequence[Replacement], swapped: set[str], job_id: int | None = None
+) -> dict[str, int]:
     """Apply the replacements inside the open transaction of `conn`; swap in the built tables.
 
     Returns rows per table replaced here (the swapped tables were loaded before). The
-    caller holds the publish's advisory locks (_lock_statements).
+    caller holds the publish's advisory locks (_lock_statements). With `job_id`, the job
+    records that its results are live, in this same transaction.
     """
     written = {}
     for rep in replacements:
         if rep.table not in swapped:
             conn.execute(rep.delete_sql, rep.params or None)
             written[rep.table] = bulk.copy_frame(conn, rep.table, rep.frame)
+    if job_id is not None:
+        conn.execute(load_query("tracking/publish_committed"), (job_id,))
     if swapped:  # last: its ACCESS EXCLUSIVE locks are held until COMMIT
         conn.execute(load_query("publish/swap"), (sorted(swapped),))
     return written
@@ -86,7 +91,11 @@ def _lock_statements(replacements: Sequence[Replacement]) -> list[tuple[str, tup
 
 
 def _build_and_swap(
-    conn, replacements: Sequence[Replacement], swapped: list[str], connect: Callable[[], Any]
+    conn,
+    replacements: Sequence[Replacement],
+    swapped: list[str],
+    connect: Callable[[], Any],
+    job_id: int | None = None,
 ) -> dict[str, int]:
     """Build the swapped tables, then replace the others and swap in ONE transaction on `conn`.
 
@@ -96,7 +105,7 @@ def _build_and_swap(
     try:
         written = build_all_next(connect, frames)
         with conn.transaction():
-            return written | _apply(conn, replacements, set(swapped))
+            return written | _apply(conn, replacements, set(swapped), job_id)
     except BaseException:
         if swapped:  # never swapped in: their disk space back now, not at the next publish
             with contextlib.suppress(Exception):
@@ -105,7 +114,10 @@ def _build_and_swap(
 
 
 def _publish_on(
-    conn, replacements: Sequence[Replacement], connect: Callable[[], Any]
+    conn,
+    replacements: Sequence[Replacement],
+    connect: Callable[[], Any],
+    job_id: int | None = None,
 ) -> tuple[dict[str, int], list[str]]:
     """Run one publish from `conn` (autocommit); return rows written per table, swapped tables.
 
@@ -120,7 +132,7 @@ def _publish_on(
         conn.execute(statement, params)
     if swapped:  # left by a run killed after its COMMIT: dropped here, outside any swap lock
         conn.execute(load_query("publish/drop_old"), (swapped,))
-    return _build_and_swap(conn, replacements, swapped, connect), swapped
+    return _build_and_swap(conn, replacements, swapped, connect, job_id), swapped
 
 
 def _drop_replaced(conn, swapped: Sequence[str]) -> None:
@@ -170,6 +182,7 @@ class PostgresStorage(Storage):
         super().__init__(db)
         self._idle_arrow: queue.SimpleQueue = queue.SimpleQueue()  # ADBC, between reads
         self._small = None
+        self._claims: list[int] = []  # jobs this process's runs hold (claim_job)
         self._dropping: list[threading.Thread] = []  # replaced tables dropped after a publish
 
     # connections ------------------------------------------------------------------------------
@@ -219,7 +232,29 @@ class PostgresStorage(Storage):
     def _small_conn(self):
         if self._small is None or self._small.closed:
             self._small = self._psycopg_connect()
+            for job_id in self._claims:  # a dropped connection lost them: the run lives on
+                self._small.execute(load_query("tracking/claim_job"), (job_id,))
         return self._small
+
+    def claim_job(self, job_id: int) -> None:
+        """Hold `job_id` on the bookkeeping connection while this run lives (a session lock,
+        taken again whenever that connection is opened again)."""
+        opened = self._small is not None and not self._small.closed
+        self._claims.append(job_id)
+        if opened:
+            self.execute("tracking/claim_job", (job_id,))
+        else:
+            self.execute_sql("SELECT 1")  # opening the connection takes every claim, this one too
+
+    def release_job(self, job_id: int) -> None:
+        """End this run's hold on `job_id`."""
+        if job_id in self._claims:
+            self._claims.remove(job_id)
+            self.execute("tracking/release_job", (job_id,))
+
+    def fail_dead_jobs(self, now) -> list[tuple[int, str]]:
+        """Close the running jobs whose hold is free (their process died)."""
+        return self.execute("tracking/fail_dead_jobs", (now,))
 
     def _psycopg_connect(self):
         """Return a new autocommit psycopg connection ($1 placeholders, timeouts, UTC)."""
@@ -301,7 +336,9 @@ class PostgresStorage(Storage):
         """Call cleanup_old_analytics_data (the SQL function) and return its counts."""
         return dict(self.execute("publish/cleanup_postgres", (retention_days, now)))
 
-    def publish(self, replacements: Sequence[Replacement]) -> dict[str, int]:
+    def publish(
+        self, replacements: Sequence[Replacement], job_id: int | None = None
+    ) -> dict[str, int]:
         """Apply every replacement in ONE transaction; return rows written per table.
 
         SWAPPED tables replaced whole are first loaded into a fresh <table>_next and indexed,
@@ -312,7 +349,7 @@ class PostgresStorage(Storage):
         """
         conn = self._psycopg_connect()  # its own: one publish transaction
         try:
-            written, swapped = _publish_on(conn, replacements, self._psycopg_connect)
+            written, swapped = _publish_on(conn, replacements, self._psycopg_connect, job_id)
         except BaseException as exc:
             _close_quietly(conn)  # its advisory locks go with it
             if not isinstance(exc, Exception):
