@@ -22,7 +22,7 @@ from prefect.runtime import flow_run
 
 from flows.nightly import DATABASE, DATABASE_HELP, checked, known_ids, valid_inputs
 from flows.params import BackfillParams, flow_docstring, flow_signature
-from flows.runner import StageRunner, direct, prefect_task
+from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
 from flows.stages.extract import Inputs, extract_inputs
 from flows.stages.metrics import EVENT_METRIC_TYPES, compute_daily_metrics
 from flows.stages.publish import stamp_metrics
@@ -167,13 +167,14 @@ def _stages(
 def backfill(*, database: str | None = None, **parameters) -> dict:
     """Recompute daily_metrics of a date range as a Prefect flow; return the run summary."""
     params = BackfillParams(**parameters)
-    result = run_backfill(
-        resolve_database(database),
-        params.date_from,
-        params.date_to,
-        runner=prefect_task,
-        flow_run_id=flow_run.get_id(),
-    )
+    with logs_to_prefect():
+        result = run_backfill(
+            resolve_database(database),
+            params.date_from,
+            params.date_to,
+            runner=prefect_task,
+            flow_run_id=flow_run.get_id(),
+        )
     return result.summary()
 
 

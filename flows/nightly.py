@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import timedelta
 
 import polars as pl
 from prefect import flow
 from prefect.runtime import flow_run
+from prefect.states import Completed, State
 
 from flows.artifacts import publish_artifacts
 from flows.params import NightlyParams, flow_docstring, flow_signature
-from flows.runner import StageRunner, direct, prefect_task
+from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
 from flows.stages import evaluation, interactions, recommendations, similarity
 from flows.stages.extract import Inputs, day_end, extract_inputs
 from flows.stages.metrics import (
@@ -26,8 +28,11 @@ from flows.stages.metrics import (
     quality_rows,
 )
 from flows.stages.publish import (
+    Candidate,
+    LastPublished,
     drop_dangling,
     gate,
+    skip_reason,
     stamp_metrics,
     stamp_popularity,
     stamp_recommendations,
@@ -49,6 +54,8 @@ from flows.tracking import (
 from models.recommender import MODEL_VERSION
 from transforms.interactions import PLAY_COLUMNS_USED, USAGE_COLUMNS_USED
 from transforms.references import catalogue_ids
+
+KEPT = "the published lists are kept (--force-publish overrides)"
 
 
 def valid_inputs(tracker: JobTracker, result: RunResult, validation: Validation) -> Inputs:
@@ -157,6 +164,7 @@ class NightlyRun:
         )
         del inputs  # the raw frames: only the validated ones are needed from here on
         valid = valid_inputs(self.tracker, self.result, validation)
+        self.result.events = valid.plays.height + valid.usage.height
         del validation
         release_free_memory()  # the raw frames
         self.ids = known_ids(valid)
@@ -250,9 +258,11 @@ class NightlyRun:
         self, neighbours: pl.DataFrame, recs: pl.DataFrame, quality: dict, popular: pl.DataFrame
     ) -> None:
         p, run_id = self.params, self.tracker.run_id
-        previous = self.storage.read("publish/last_published_quality")
-        previous_ndcg = previous["ndcg_at_10"][0] if previous.height else None
-        refusal = gate(quality, previous_ndcg, p.quality_gate_drop)
+        last = LastPublished.from_frame(self.storage.read("publish/last_published_run"))
+        run = Candidate(self.result.events, recs["user_id"].n_unique(), quality)
+        self.result.users_served = run.users_served
+        skip = skip_reason(run, last)
+        refusal = skip or gate(quality, last and last.reference_ndcg_at_10, p.quality_gate_drop)
         expires = self.now + timedelta(hours=p.expires_hours)
         version = MODEL_VERSION
         replacements = [
@@ -262,10 +272,17 @@ class NightlyRun:
                 [MODEL_QUALITY],
             )
         ]
-        if refusal and not p.force_publish:
-            self.result.warning = refusal
-            self.tracker.log("warning", "publish", refusal, details={"previous": previous_ndcg})
+        lists = not refusal or p.force_publish
+        if not lists:
+            self.result.warning = f"{refusal}: {KEPT}"
+            self.result.status = "skipped" if skip else self.result.status
+            self.tracker.log(
+                "warning", "publish", self.result.warning, details=last and asdict(last)
+            )
         else:
+            if refusal:
+                self.result.warning = f"{refusal}: published all the same (--force-publish)"
+                self.tracker.log("warning", "publish", self.result.warning)
             replacements += [
                 Replacement.whole(
                     "content_similarity",
@@ -277,18 +294,19 @@ class NightlyRun:
                 ),
                 Replacement.whole("record_popularity", stamp_popularity(popular, run_id, self.now)),
             ]
-            self.result.published = True
         written = self._stage(
             "publish",
             95,
             self.storage.publish,
             replacements,
-            self.tracker.job_id,  # the job records its publish in the publish's transaction
+            # the job records that its lists are live in the publish's own transaction
+            self.tracker.job_id if lists else None,
             retry=True,
             rows_in=sum(r.frame.height for r in replacements),
             rows_out=lambda w: sum(w.values()),
         )
         self.result.rows |= {k: v for k, v in written.items() if k != "daily_metrics"}
+        self.result.published = lists
 
 
 def run_nightly(
@@ -305,18 +323,22 @@ def run_nightly(
         payload = {"database": db.display, **params.as_payload()}
         with tracked_run(storage, "nightly", payload, flow_run_id) as (tracker, result):
             NightlyRun(storage, params, runner, tracker, result).execute()
-            if result.warning:
+            if result.warning and result.status == "running":
                 result.status = "completed_with_warnings"
         return result
 
 
-def nightly(*, database: str | None = None, **parameters) -> dict:
-    """Run the nightly pipeline as a Prefect flow; return the run summary."""
+def nightly(*, database: str | None = None, **parameters) -> dict | State:
+    """Run the nightly pipeline as a Prefect flow; return the run summary (a skipped run's
+    in a Completed state named Skipped: called directly, the flow returns the summary)."""
     params = NightlyParams(**parameters).resolved()
-    result = run_nightly(
-        resolve_database(database), params, runner=prefect_task, flow_run_id=flow_run.get_id()
-    )
+    with logs_to_prefect():
+        result = run_nightly(
+            resolve_database(database), params, runner=prefect_task, flow_run_id=flow_run.get_id()
+        )
     publish_artifacts(result, params)
+    if result.status == "skipped":  # Completed, named so in the UI, with the reason
+        return Completed(name="Skipped", message=result.warning, data=result.summary())
     return result.summary()
 
 

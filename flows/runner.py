@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from prefect import task
 from prefect.cache_policies import NONE
+from prefect.logging.handlers import APILogHandler
 
 from flows.storage.errors import StorageError
 
@@ -59,3 +62,21 @@ def prefect_task(name: str, fn: Callable[..., Any], *args: Any, retry: bool = Fa
             "retry_condition_fn": _retry_condition,
         }
     return task(fn, **options)(*args)
+
+
+@contextmanager
+def logs_to_prefect(name: str = "rotation") -> Iterator[None]:
+    """Send logger `name` (each stage's line with its rows and seconds, warnings, errors) to
+    the current flow run's logs, at INFO, for as long as the block runs."""
+    logger = logging.getLogger(name)
+    if any(isinstance(h, APILogHandler) for h in logger.handlers):  # PREFECT_LOGGING_EXTRA_LOGGERS
+        yield
+        return
+    handler, level = APILogHandler(level=logging.INFO), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

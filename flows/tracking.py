@@ -21,6 +21,9 @@ from flows.storage.errors import StorageError
 
 log = logging.getLogger("rotation")
 progress_log = logging.getLogger("rotation.progress")  # the CLI draws its status line from it
+progress_log.propagate = False  # the job row and the CLI show it; the run's log has the stages
+#: The progress message of a finished job, per status.
+FINISHED = {"completed": "done", "completed_with_warnings": "done, with warnings"}
 
 
 def utcnow() -> datetime:
@@ -60,6 +63,12 @@ class StageTiming:
     seconds: float = 0.0
     peak_rss: int = 0
 
+    def figures(self) -> str:
+        """Return the stage's rows and peak memory as a short text for its log line."""
+        pairs = (("rows in", self.rows_in), ("out", self.rows_out))
+        rows = [f"{k} {v:,}" for k, v in pairs if v is not None]
+        return ", ".join([*rows, f"peak RSS {self.peak_rss / 2**30:.2f} GiB"])
+
 
 @dataclass
 class JobTracker:
@@ -75,6 +84,7 @@ class JobTracker:
     quarantined: int = 0
     timings: list[StageTiming] = field(default_factory=list)
     percent: float = 0.0  # the last progress recorded: it never goes backwards
+    started: float = field(default_factory=time.perf_counter)
 
     def start(self) -> int:
         """Insert the running job row (after closing the dead runs' ones) and return its id.
@@ -152,7 +162,7 @@ class JobTracker:
         self.log(
             "info",
             name,
-            f"{name} done in {timing.seconds:.1f} s",
+            f"done in {timing.seconds:.1f} s ({timing.figures()})",
             details={
                 "rows_in": timing.rows_in,
                 "rows_out": timing.rows_out,
@@ -163,7 +173,7 @@ class JobTracker:
 
     def finish(self, status: str, result: dict, error: str | None = None) -> None:
         """Close the job row with its final status, result summary and any error."""
-        message = {"completed": "done", "failed": "failed"}.get(status, status)
+        message = FINISHED.get(status, status)
         self.storage.execute(
             "tracking/finish_job",
             (
@@ -179,6 +189,11 @@ class JobTracker:
             ),
         )
         self.storage.release_job(self.job_id)
+        if status != "failed":  # a failed run's error is what its watcher reads next
+            seconds = time.perf_counter() - self.started
+            progress_log.info(
+                "%s %s in %.1f s", self.job_type, message, seconds, extra={"percent": 100.0}
+            )
 
 
 @dataclass
@@ -190,6 +205,8 @@ class RunResult:
     status: str = "running"
     published: bool = False
     warning: str | None = None
+    events: int = 0  # valid play and usage events in the run's window
+    users_served: int = 0  # users the run's lists cover (published or not)
     rows: dict[str, int] = field(default_factory=dict)
     quality: dict = field(default_factory=dict)
     quarantine: list[dict] = field(default_factory=list)
@@ -203,6 +220,8 @@ class RunResult:
             "status": self.status,
             "published": self.published,
             "warning": self.warning,
+            "events": self.events,
+            "users_served": self.users_served,
             "rows": self.rows,
             "quality": self.quality,
             "quarantine": self.quarantine,

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,9 +45,12 @@ def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
+PROGRESS = re.compile(r"\[ *\d+\.\d%\] ")
+
+
 def error_lines(stderr: str) -> list[str]:
-    """Return the non-empty lines of stderr."""
-    return [line for line in stderr.splitlines() if line.strip()]
+    """Return the non-empty lines of stderr that are not progress lines ("[ 12.5%] …")."""
+    return [line for line in stderr.splitlines() if line.strip() and not PROGRESS.match(line)]
 
 
 # bad input -------------------------------------------------------------------------------------
@@ -147,7 +151,7 @@ def round_trip(prefect_harness, tmp_path_factory):
         generate = ["generate", "--database", url, "--end", end, "--seed", str(SIZE["seed"])]
         sizes = ["--users", "120", "--tracks", "1200", "--days", "30"]
         assert main(["-q", *generate, *sizes]) == 0
-        nightly = ["run", "nightly", "--database", url, "--date", RUN_DATE.isoformat()]
+        nightly = ["run", "nightly", "--json", "--database", url, "--date", RUN_DATE.isoformat()]
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             assert main(["-q", *nightly]) == 0
@@ -277,3 +281,19 @@ def test_the_prefect_server_gets_time_for_its_first_start(monkeypatch, capsys, p
         main(["--help"])
     # Prefect's own 20 s was too short for the first start on a busy machine (`rotation demo`)
     assert os.environ[name] == (preset or "180")
+
+
+def test_a_skipped_run_says_why_in_one_line_and_exits_3(round_trip, capsys, tmp_path):
+    url = copy_of(round_trip[0], tmp_path)
+    later = (RUN_DATE + timedelta(days=400)).isoformat()  # no event in its window
+    capsys.readouterr()
+
+    code = main(["-q", "run", "nightly", "--database", url, "--date", later, "--window-days", "30"])
+
+    out, err = capsys.readouterr()
+    assert code == 3
+    assert out.startswith(f"nightly {later}: skipped, lists not published (")
+    assert err.splitlines() == [
+        "rotation: skipped: no play or usage events in the run's window: the published lists "
+        "are kept (--force-publish overrides)"
+    ]

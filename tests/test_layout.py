@@ -122,9 +122,11 @@ HANDLER = re.compile(r'"(flows\.cli\.[a-z_]+):([a-z_]+)"')
 
 
 def handler_references() -> list[tuple[str, str]]:
-    """Return every (module, function) handler the CLI's parser names."""
-    text = (ROOT / "flows" / "cli" / "parsers.py").read_text(encoding="utf-8")
-    return HANDLER.findall(text)
+    """Return every (module, function) the CLI names: its handlers and its preflight."""
+    texts = [
+        (ROOT / "flows" / "cli" / f).read_text(encoding="utf-8") for f in ("parsers.py", "main.py")
+    ]
+    return [ref for text in texts for ref in HANDLER.findall(text)]
 
 
 def project_edges() -> dict[str, set[str]]:
@@ -134,7 +136,7 @@ def project_edges() -> dict[str, set[str]]:
         for imp in imports_of(path):
             if imp.target.split(".")[0] in PROJECT:
                 edges[imp.module].add(imp.target)
-    edges["flows.cli.parsers"] |= {module for module, _ in handler_references()}
+    edges["flows.cli.main"] |= {module for module, _ in handler_references()}
     return edges
 
 

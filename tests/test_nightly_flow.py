@@ -6,7 +6,9 @@ with the database taken from ROTATION_DATABASE_URL; the other runs use the direc
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 from dataclasses import dataclass
 
 import polars as pl
@@ -172,6 +174,21 @@ def test_job_logs_has_a_row_per_stage(flow_run):
     )
     missing = STAGES - set(logs["stage"].to_list())
     assert not missing, f"no job_logs row for stage(s) {sorted(missing)}"
+
+
+def test_prefect_logs_show_each_stage_with_its_rows_and_seconds(flow_run):
+    """The stage lines reach the flow run's logs in Prefect (the UI, `prefect flow-run logs`)."""
+    from prefect.logging.handlers import APILogWorker
+    from prefect_fixtures import flow_run_logs
+
+    APILogWorker.drain_all()
+    lines = flow_run_logs(flow_run.flow_run_id)
+    stage_line = re.compile(r"(\w+): done in \d+\.\d s \(.*peak RSS \d+\.\d\d GiB\)$")
+    logged = {m.group(1) for m in map(stage_line.match, lines) if m}
+    assert logged == STAGES, lines
+    extract = next(line for line in lines if line.startswith("extract: "))
+    assert re.search(r"out [\d,]+", extract), extract
+    assert not [line for line in lines if "…" in line], "progress lines are not the run's log"
 
 
 def test_prefect_artifacts_of_the_flow_run(flow_run):
@@ -404,8 +421,88 @@ def test_force_publish_overrides_the_quality_gate(generated):
     forced = run_nightly(generated, params(force_publish=True))
 
     assert forced.published is True
-    assert forced.status == "completed"
+    assert forced.status == "completed_with_warnings"
+    assert forced.warning.startswith("quality gate") and "--force-publish" in forced.warning
     for name in ("content_similarity", "recommendation_data"):
         runs = query(generated, f"SELECT DISTINCT run_id FROM {name}")["run_id"].to_list()
         assert runs == [forced.run_id]
-    assert latest_job(generated)["job_status"] == "completed"
+    assert latest_job(generated)["job_status"] == "completed_with_warnings"
+
+
+# (f) runs that must not replace the published lists -------------------------------------------
+
+
+def published_lists(db: Database) -> dict[str, pl.DataFrame]:
+    """Return the published lists and neighbours, to compare before and after a run."""
+    return {t: table(db, t) for t in ("content_similarity", "recommendation_data")}
+
+
+def assert_skipped(db: Database, result, before: dict[str, pl.DataFrame], reason: str) -> None:
+    """Assert that `result` was skipped for `reason`, its job row says so, the lists stayed."""
+    assert result.status == "skipped" and result.published is False
+    assert reason in result.warning and "--force-publish overrides" in result.warning
+    for name, frame in before.items():
+        assert table(db, name).equals(frame), f"{name} replaced by a skipped run"
+    job = latest_job(db)
+    assert (job["run_id"], job["job_status"]) == (result.run_id, "skipped")
+    assert job["result"]["published"] is False and job["result"]["warning"] == result.warning
+
+
+def test_a_window_without_events_keeps_the_published_lists(generated):
+    run_nightly(generated, params())
+    before = published_lists(generated)
+    later = RUN_DATE + dt.timedelta(days=400)  # the events end at RUN_DATE
+
+    skipped = run_nightly(generated, params(run_date=later, window_days=30))
+
+    assert skipped.events == 0
+    assert_skipped(generated, skipped, before, "no play or usage events")
+    forced = run_nightly(generated, params(run_date=later, window_days=30, force_publish=True))
+    assert forced.published and forced.status == "completed_with_warnings"
+    assert "published all the same" in forced.warning
+
+
+def test_the_first_run_ever_publishes_even_without_events(generated):
+    later = RUN_DATE + dt.timedelta(days=400)
+
+    first = run_nightly(generated, params(run_date=later, window_days=30))
+
+    assert first.events == 0 and first.published and first.status == "completed"
+
+
+def test_lists_covering_far_fewer_users_are_not_published(generated):
+    first = run_nightly(generated, params())
+    before = published_lists(generated)
+    execute(generated, "DELETE FROM users")  # on PostgreSQL their plays go with them
+
+    skipped = run_nightly(generated, params())
+
+    assert first.users_served > 0 and skipped.users_served < first.users_served / 2
+    reason = "no play or usage events" if skipped.events == 0 else "the lists cover"
+    assert_skipped(generated, skipped, before, reason)
+
+
+def test_a_quality_that_cannot_be_measured_any_more_is_not_published(generated):
+    first = run_nightly(generated, params(window_days=0))
+    assert first.quality["ndcg_at_10"] > 0
+    before = published_lists(generated)
+    # ten days on, the 7 holdout days hold no event: the window (all history) still does
+    later = params(run_date=RUN_DATE + dt.timedelta(days=10), window_days=0)
+
+    skipped = run_nightly(generated, later)
+
+    assert skipped.events > 0 and "ndcg_at_10" not in skipped.quality
+    assert_skipped(generated, skipped, before, "its quality cannot be measured")
+
+
+def test_a_skipped_flow_run_is_named_skipped_in_prefect(prefect_harness, generated, monkeypatch):
+    """Through the Prefect server: the skipped run's state says so, with its reason."""
+    run_nightly(generated, params())
+    monkeypatch.setenv(ENV_VAR, generated.url)
+
+    later = RUN_DATE + dt.timedelta(days=400)
+    state = nightly(run_date=later, window_days=30, return_state=True)
+
+    assert (state.type.value, state.name) == ("COMPLETED", "Skipped")
+    assert state.message.startswith("no play or usage events")
+    assert state.result()["status"] == "skipped"

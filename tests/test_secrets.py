@@ -89,7 +89,7 @@ def test_cli_nightly_never_shows_the_password(prefect_harness, secret_db, tmp_pa
                    "--date", RUN_DATE.isoformat())  # fmt: skip
 
     assert done.returncode == 0, done.stderr[-2000:]
-    assert '"status": "completed"' in done.stdout
+    assert done.stdout.startswith(f"nightly {RUN_DATE}: completed, lists published")
     for line in (done.stdout + done.stderr).splitlines():
         assert PASSWORD not in line
     rows = table_texts(admin)
@@ -146,8 +146,10 @@ def test_failing_run_prints_the_error_without_the_password(
     output = done.stdout + done.stderr
     assert PASSWORD not in output
     assert "Traceback" not in output
-    errors = [line for line in done.stderr.splitlines() if line.strip()]
-    assert errors.pop(0).startswith("rotation: warning: a password in --database")  # argv
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines.pop(0).startswith("rotation: warning: a password in --database")  # argv
+    assert lines.pop(0).startswith("[  0.0%] nightly for")  # the header, before anything
+    errors = lines
     assert len(errors) == 1, errors
     assert "rotation_no_such_database" in errors[0] and "***" in errors[0]
 

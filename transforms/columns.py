@@ -61,7 +61,15 @@ JOB_TYPES = (
     "import",
     "generate",
 )
-JOB_STATUSES = ("pending", "running", "completed", "completed_with_warnings", "failed", "cancelled")
+JOB_STATUSES = (
+    "pending",
+    "running",
+    "completed",
+    "completed_with_warnings",
+    "failed",
+    "cancelled",
+    "skipped",  # a nightly whose lists were not published (migration 0018)
+)
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SETTING_TYPES = ("string", "number", "boolean", "json")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from flows.analyst.generate import generate_into
 from flows.analyst.lookups import format_recommendations, read_recommendations
 from flows.cli.server import embedded_server
+from flows.cli.summary import quality_line
 from flows.nightly import nightly
 from flows.params import GenerateParams, last_complete_day
 from flows.storage.backends import open_storage
@@ -54,10 +55,7 @@ def run_demo(
         counts = storage.read("demo/output_counts")
         sample = storage.read("demo/sample_user")
     print(f"\nnightly run: {summary['status']}, published {summary['published']}")
-    print(
-        "quality on the temporal holdout: "
-        + ", ".join(f"{k} {v:.3f}" for k, v in summary["quality"].items() if isinstance(v, float))
-    )
+    print(quality_line(summary["quality"]))
     print("\noutput tables")
     for name, rows in counts.iter_rows():
         print(f"  {name:<22}{rows:>10,}")

@@ -11,36 +11,25 @@ from importlib.metadata import PackageNotFoundError, version
 
 from flows.analyst.terminal import printable
 from flows.cli.parsers import build_parser
+from flows.cli.progress import LogLine, announce, end_progress, show_progress
+from flows.params import last_complete_day
 from flows.storage.database import ENV_VAR, DatabaseUrlError, parse_database, redact
 from flows.storage.errors import MigrationError, StorageError
 
-PROGRESS_LOG = "rotation.progress"  # flows/tracking.py's progress lines
+PREFLIGHT = "flows.cli.checks:preflight"  # the database check of the commands that need one
 PASSWORD_IN_ARGV = (
     "rotation: warning: a password in --database is visible to every user of this machine "
     "(ps, /proc); keep it in ~/.pgpass or PGPASSWORD, or in ROTATION_DATABASE_URL"
 )
 
 
-class ProgressLine(logging.Handler):
-    """Draws the run's progress (the `rotation.progress` log) as one status line on stderr."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        percent = getattr(record, "percent", 0.0)
-        tty = sys.stderr.isatty()
-        line = f"[{percent:5.1f}%] {record.getMessage()}"
-        sys.stderr.write(f"\r{line:<72}" if tty else f"{line}\n")
-        if tty and percent >= 100:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-def show_progress(quiet: bool) -> None:
-    """Attach the progress line to the `rotation.progress` log unless quiet."""
-    logger = logging.getLogger(PROGRESS_LOG)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    if not quiet and not logger.handlers:
-        logger.addHandler(ProgressLine())
+def _dates(args) -> str:
+    """Return the dates a run command works on, as its first progress line names them."""
+    if hasattr(args, "date_from"):
+        return f" {args.date_from} to {args.date_to}"
+    if hasattr(args, "run_date"):
+        return f" for {args.run_date or last_complete_day()}"
+    return ""
 
 
 def load_handler(reference: str) -> Callable:
@@ -59,9 +48,14 @@ def package_version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    stderr_log = LogLine(sys.stderr)
+    stderr_log.setLevel(logging.WARNING)  # not a flow's INFO stage lines: the progress has them
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", handlers=[stderr_log]
+    )
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # Prefect's client-side telemetry and its banner
     # the ephemeral API server's first start creates and migrates its database: over
     # Prefect's default 20 s on a busy 2-core machine, and `rotation demo` then failed
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
@@ -73,11 +67,19 @@ def main(argv: list[str] | None = None) -> int:
             if args.database and args.db.has_password:
                 print(PASSWORD_IN_ARGV, file=sys.stderr)
         os.environ.pop(ENV_VAR, None)  # read: child processes (Prefect's server) never see it
-        return int(load_handler(args.handler)(args) or 0)
+        if getattr(args, "announce", None):
+            announce(f"{args.announce}{_dates(args)} on {args.db.display}: starting")
+        if args.ready:
+            load_handler(PREFLIGHT)(args.db)
+        code = int(load_handler(args.handler)(args) or 0)
+        end_progress()
+        return code
     except (DatabaseUrlError, StorageError, MigrationError, ValueError, FileNotFoundError) as exc:
+        end_progress()
         print(f"rotation: error: {printable(redact(str(exc)))}", file=sys.stderr)
         return 2 if isinstance(exc, DatabaseUrlError) else 1
     except KeyboardInterrupt:
+        end_progress()
         print("rotation: interrupted", file=sys.stderr)
         return 130
 

@@ -38,10 +38,16 @@ def build_parser(version: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _command(sub, name: str, help_text: str, handler: str, database: bool = True):
-    """Return a new sub-command parser whose handler is `handler` (module:function)."""
+def _command(
+    sub, name: str, help_text: str, handler: str, database: bool = True, ready: bool = False
+):
+    """Return a new sub-command parser whose handler is `handler` (module:function).
+
+    `ready`: the command needs a migrated database, checked (one line, no retry) before its
+    handler's module is even imported (flows/cli/checks.py).
+    """
     command = sub.add_parser(name, help=help_text, description=help_text)
-    command.set_defaults(handler=handler)
+    command.set_defaults(handler=handler, ready=ready)
     if database:
         add_database(command)
     return command
@@ -70,17 +76,28 @@ def _run(sub) -> None:
     run = sub.add_parser("run", help="run a flow").add_subparsers(
         dest="flow", required=True, metavar="FLOW"
     )
-    add_params(_command(run, "nightly", "every stage for one date", "flows.cli.run:nightly"),
-               NightlyParams)  # fmt: skip
-    add_params(
-        _command(run, "backfill", "daily metrics over a date range", "flows.cli.run:backfill"),
-        BackfillParams,
+    nightly = _command(
+        run, "nightly", "every stage for one date", "flows.cli.run:nightly", ready=True
     )
+    add_params(nightly, NightlyParams)
+    backfill = _command(
+        run, "backfill", "daily metrics over a date range", "flows.cli.run:backfill", ready=True
+    )
+    add_params(backfill, BackfillParams)
+    for flow, command in (("nightly", nightly), ("backfill", backfill)):
+        command.set_defaults(announce=flow)
+        command.add_argument(
+            "--json", action="store_true", help="print the run's summary as JSON on stdout"
+        )
 
 
 def _recommend(sub) -> None:
     command = _command(
-        sub, "recommend", "a user's published lists, with reasons", "flows.cli.lookup:recommend"
+        sub,
+        "recommend",
+        "a user's published lists, with reasons",
+        "flows.cli.lookup:recommend",
+        ready=True,
     )
     command.add_argument("user_id", type=int, help="the user's id")
     command.add_argument("--list", dest="list_name", default=None, help="one list only")
@@ -88,7 +105,9 @@ def _recommend(sub) -> None:
 
 
 def _similar(sub) -> None:
-    command = _command(sub, "similar", "an item's published neighbours", "flows.cli.lookup:similar")
+    command = _command(
+        sub, "similar", "an item's published neighbours", "flows.cli.lookup:similar", ready=True
+    )
     command.add_argument("source_type", choices=["record", "track", "store"])
     command.add_argument("source_id", type=int, help="the item's id")
     command.add_argument(
@@ -210,7 +229,11 @@ def _diff(sub) -> None:
 
 def _report(sub) -> None:
     command = _command(
-        sub, "report", "a self-contained HTML report of a date range", "flows.cli.replay:report"
+        sub,
+        "report",
+        "a self-contained HTML report of a date range",
+        "flows.cli.replay:report",
+        ready=True,
     )
     command.add_argument(
         "--from",

@@ -6,6 +6,7 @@ indexes in order, and one user's (one item's) rows share pages.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
@@ -95,8 +96,61 @@ def drop_dangling(
     return kept, {table: dropped for table, (_, dropped) in checked.items() if dropped}
 
 
+#: A run whose lists cover fewer users than this share of the last published run's is
+#: skipped: users deleted, a feed that stopped, a window cut short; not a night's churn.
+MIN_USERS_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class LastPublished:
+    """The last published run, as a new run's lists are checked against it."""
+
+    ndcg_at_10: float | None  # None: it could not measure its quality
+    users_served: int | None  # None: a run from before users were counted
+    reference_ndcg_at_10: float | None  # the last published run that measured it
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame) -> LastPublished | None:
+        """Return the row of query publish/last_published_run, or None before a first publish."""
+        return cls(**frame.row(0, named=True)) if frame.height else None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What a run is about to publish: the figures its checks read."""
+
+    events: int  # valid play and usage events in the run's window
+    users_served: int  # users with at least one recommendation list
+    quality: dict  # the holdout figures (no ndcg_at_10: not measurable)
+
+
+def skip_reason(run: Candidate, last: LastPublished | None) -> str | None:
+    """Return why the run must not replace the published lists, or None.
+
+    Never for the first run ever (nothing to keep); else a window without events, lists
+    covering under MIN_USERS_SHARE of the last published run's users, or a quality that
+    cannot be measured when the last published run's could.
+    """
+    if last is None:
+        return None
+    if run.events == 0:
+        return "no play or usage events in the run's window"
+    if last.users_served and run.users_served < MIN_USERS_SHARE * last.users_served:
+        return (
+            f"the lists cover {run.users_served:,} users, under {MIN_USERS_SHARE:.0%} of the "
+            f"last published run's {last.users_served:,}"
+        )
+    if run.quality.get("ndcg_at_10") is None and last.ndcg_at_10 is not None:
+        return (
+            "its quality cannot be measured (no holdout user with a new record) while the "
+            "last published run's could"
+        )
+    return None
+
+
 def gate(quality: dict, previous_ndcg: float | None, max_drop: float) -> str | None:
-    """Return why publishing is refused (nDCG@10 fell too far below the last run's), or None."""
+    """Return why the quality gate refuses the lists (nDCG@10 fell too far below the last
+    measured published run's), or None."""
     ndcg = quality.get("ndcg_at_10")
     if ndcg is None or previous_ndcg is None or previous_ndcg <= 0:
         return None
@@ -104,7 +158,6 @@ def gate(quality: dict, previous_ndcg: float | None, max_drop: float) -> str | N
     if ndcg < floor:
         return (
             f"quality gate: nDCG@10 {ndcg:.4f} is more than {max_drop:.0%} below the last "
-            f"published run's {previous_ndcg:.4f}; previous results kept "
-            f"(--force-publish overrides)"
+            f"published run's {previous_ndcg:.4f}"
         )
     return None

@@ -143,8 +143,11 @@ class Storage(ABC):
         """Remove expired outputs and aggregated raw events; return rows deleted per table."""
 
     @abstractmethod
-    def check(self) -> None:
-        """Raise StorageError with one clear line when the database cannot be used."""
+    def check(self, retry: bool = True) -> None:
+        """Raise StorageError with one clear line when the database cannot be used.
+
+        `retry=False`: no retry of a failed connection (a command's preflight).
+        """
 
     def require_current_schema(self) -> None:
         """Raise StorageError naming the pending migrations when the schema is behind."""

@@ -49,7 +49,7 @@ class DuckStorage(Storage):
                 self._conn.close()
                 self._conn = None
 
-    def check(self) -> None:
+    def check(self, retry: bool = True) -> None:
         """Raise StorageError when the file is missing or holds no Rotation schema."""
         if self.db.path is None or not self.db.path.exists():
             raise StorageError(f"{self.db.display} does not exist; run `rotation db migrate` first")

@@ -12,7 +12,7 @@ import duckdb
 import psycopg
 
 from flows.storage.database import Database
-from flows.storage.errors import MigrationError
+from flows.storage.errors import MigrationError, storage_error
 from flows.storage.queries import SQL, sql_files
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def pending_migrations(db: Database, sql_dir: Traversable | None = None) -> list
             applied = _duck_applied(conn)
         base = [] if DUCKDB_VERSION in applied else [DUCKDB_NAME]
         return base + [m.name for m in _duck_extras(sql_dir) if m.version not in applied]
-    with psycopg.connect(db.url, connect_timeout=10) as conn:
+    with _connect(db) as conn:
         exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
         applied = _pg_applied(conn) if exists and exists[0] else {}
     return [m.name for m in _migrations(sql_dir) if m.version not in applied]
@@ -117,10 +117,18 @@ def _changed_message(file_name: str, db: Database) -> str:
     )
 
 
+def _connect(db: Database, autocommit: bool = False) -> psycopg.Connection:
+    """Return a connection to `db`; StorageError (one line, redacted) when it cannot be had."""
+    try:
+        return psycopg.connect(db.url, connect_timeout=10, autocommit=autocommit)
+    except psycopg.Error as exc:
+        raise storage_error(exc, db.display) from None
+
+
 def _migrate_postgres(db: Database, migrations: list[Migration]) -> list[str]:
     """Apply each pending migration in its own locked transaction; return their names."""
     applied_now: list[str] = []
-    with psycopg.connect(db.url, connect_timeout=10, autocommit=True) as conn:
+    with _connect(db, autocommit=True) as conn:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
             conn.execute(_CREATE_LEDGER)

@@ -13,14 +13,9 @@ import polars as pl
 import psycopg
 
 from flows.storage import bulk
-from flows.storage.base import (
-    Replacement,
-    Storage,
-    StorageError,
-    frame_from_batches,
-    load_query,
-)
-from flows.storage.database import Database, redact
+from flows.storage.base import Replacement, Storage, frame_from_batches, load_query
+from flows.storage.database import Database
+from flows.storage.errors import StorageError, storage_error
 from flows.storage.literals import inline
 from flows.storage.swap_build import build_all_next
 
@@ -28,8 +23,6 @@ CONNECT_TIMEOUT_S = 10
 STATEMENT_TIMEOUT = "30min"  # no database call may hang a run forever
 LOCK_TIMEOUT = "60s"
 BOOKKEEPING_RETRY_S = (1, 3, 6)  # job rows, logs, timings: small statements worth retrying
-TRANSIENT_ERRORS = {"OperationalError", "InterfaceError", "AdminShutdown", "ConnectionFailure"}
-TRANSIENT_MARKERS = ("connection", "server closed", "terminating", "shutting down", "timeout")
 # published by building a fresh table and swapping it in (publish_target() in migration 0012)
 SWAPPED = frozenset({"content_similarity", "recommendation_data"})
 
@@ -163,13 +156,7 @@ def _close_quietly(conn) -> None:
 
 def _clean(exc: BaseException, db: Database) -> StorageError:
     """Return a StorageError for `exc` whose message cannot hold the password."""
-    if isinstance(exc, StorageError):
-        return exc
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    transient = type(exc).__name__ in TRANSIENT_ERRORS or any(
-        marker in message.lower() for marker in TRANSIENT_MARKERS
-    )
-    return StorageError(f"{db.display}: {redact(message)}", transient=transient)
+    return storage_error(exc, db.display)
 
 
 class PostgresStorage(Storage):
@@ -282,9 +269,14 @@ class PostgresStorage(Storage):
         self._small = None
 
     # interface --------------------------------------------------------------------------------
-    def check(self) -> None:
-        """Raise StorageError when the server is unreachable or the schema is missing."""
-        rows = self.execute_sql("SELECT to_regclass('public.play_history') IS NOT NULL")
+    def check(self, retry: bool = True) -> None:
+        """Raise StorageError when the server is unreachable or the schema is missing.
+
+        `retry=False` (a command's preflight) reports a refused connection at once; a run
+        under way retries what may heal (a server restarting).
+        """
+        sql = "SELECT to_regclass('public.play_history') IS NOT NULL"
+        rows = self.execute_sql(sql) if retry else self._execute_once(sql, ())
         if not rows[0][0]:
             raise StorageError(
                 f"{self.db.display} has no Rotation schema; run `rotation db migrate`"
