@@ -15,7 +15,7 @@ import polars as pl
 import pytest
 from pipeline_fixtures import RUN_DATE, execute, generate, params, query
 
-from flows.analyst.charts import nice_ceiling
+from flows.analyst.charts import Days, YAxis, bar_chart, line_chart
 from flows.analyst.report import ReportData, read_report_data, render_report, write_report
 from flows.backfill import run_backfill
 from flows.cli import main
@@ -79,31 +79,74 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-class Marks(HTMLParser):
-    """Collects, per chart figure, its drawn marks: path 'd' lengths and rect heights."""
+class Charts(HTMLParser):
+    """Reads, per chart figure of a page, what matplotlib drew: tick positions and labels,
+    axis titles, bars and each series' path (by the ids charts.py gives them)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.charts: dict[str, dict[str, list]] = {}
-        self._current: str | None = None
+        self.charts: dict[str, dict] = {}
         self.references: list[str] = []
+        self._chart: str | None = None
+        self._groups: list[str] = []  # the ids of the open <g> elements
+        self._depth: list[str] = []  # the open tags inside the chart
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
-        self.references += [attrs[a] for a in ("src", "href") if a in attrs]
+        self.references += [v for k, v in attrs.items() if k in ("src", "href", "xlink:href")]
         if tag == "figure" and "chart" in (attrs.get("class") or ""):
-            self._current = attrs["id"].removeprefix("chart-")
-            self.charts[self._current] = {"paths": [], "rects": [], "circles": 0}
-        elif self._current and tag == "path":
-            self.charts[self._current]["paths"].append(attrs.get("d") or "")
-        elif self._current and tag == "rect":
-            self.charts[self._current]["rects"].append(float(attrs.get("height") or 0))
-        elif self._current and tag == "circle":
-            self.charts[self._current]["circles"] += 1
+            self._chart = attrs["id"].removeprefix("chart-")
+            self.charts[self._chart] = {
+                "x_ticks": {}, "x_labels": {}, "y_labels": [], "x_title": [], "y_title": [],
+                "bars": 0, "series": {}, "texts": [],
+            }  # fmt: skip
+            return
+        if self._chart is None or tag in ("br", "img"):
+            return
+        chart = self.charts[self._chart]
+        self._depth.append(tag)
+        self._groups.append(attrs.get("id", "").removeprefix(f"{self._chart}-"))
+        group = self._groups[-1]
+        if group.startswith("bar-"):
+            chart["bars"] += 1
+        tick = self._inside("xtick_")
+        if tag == "use" and tick:
+            chart["x_ticks"][tick] = round(float(attrs["x"]), 2)
+        series = self._inside("series-")
+        if tag == "path" and series:
+            chart["series"].setdefault(series.removeprefix("series-"), attrs.get("d", ""))
 
     def handle_endtag(self, tag):
         if tag == "figure":
-            self._current = None
+            self._chart = None
+        elif self._chart is not None and self._depth:
+            self._depth.pop()
+            self._groups.pop()
+
+    def handle_data(self, data):
+        text = data.strip()
+        if self._chart is None or not text or not self._depth or self._depth[-1] != "text":
+            return
+        chart = self.charts[self._chart]
+        chart["texts"].append(text)
+        if tick := self._inside("xtick_"):
+            chart["x_labels"][tick] = text
+        elif self._inside("ytick_"):
+            chart["y_labels"].append(text)
+        elif self._inside("matplotlib.axis_1"):
+            chart["x_title"].append(text)
+        elif self._inside("matplotlib.axis_2"):
+            chart["y_title"].append(text)
+
+    def _inside(self, prefix: str) -> str | None:
+        """Return the id of the innermost open group starting with `prefix`, or None."""
+        return next((g for g in reversed(self._groups) if g.startswith(prefix)), None)
+
+
+def vertices(path: str) -> list[list[str]]:
+    """Return an SVG path's subpaths (a move starts one), each as its list of points."""
+    parts = re.split(r"\s*M\s*", path.strip())
+    return [re.findall(r"-?[\d.]+ -?[\d.]+", part) for part in parts if part]
 
 
 def _png(path: Path) -> tuple[int, int, bytes]:
@@ -123,14 +166,26 @@ def _png(path: Path) -> tuple[int, int, bytes]:
 
 
 def test_report_is_self_contained(report):
+    """Nothing in the page could fetch: no script, no stylesheet or image link, no URL but
+    the SVG namespaces (names, never fetched), no reference but to an id of the page."""
     html = report.read_text()
     assert html.startswith("<!DOCTYPE html>")
-    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
-    assert "http://" not in html and "https://" not in html
-    for needle in ("<script", "<link", "@import", "url(", "<img", "<iframe"):
+    urls = set(re.findall(r"\w+://[^\"'\s)]*", html))
+    assert urls <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}, urls
+    for url in urls:
+        assert not re.search(rf"""(?<!xmlns)(?<!xmlns:xlink)=["']{re.escape(url)}""", html)
+    references = re.findall(r"""(?:src|href)\s*=\s*["']([^"']*)""", html, re.I)
+    assert references and all(r.startswith("#") for r in references), set(references)
+    assert set(re.findall(r"url\(([^)]*)\)", html)) <= {
+        f"#{i}" for i in re.findall(r'id="([^"]+)"', html)
+    }
+    for needle in ("<script", "<link", "@import", "<img", "<iframe", "<image", "<object"):
         assert needle not in html.lower(), needle
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), "ids repeat across the charts"
     assert html.count('<figure class="chart"') == len(CHARTS)
     assert f"{FIRST} to {RUN_DATE}" in html
+    assert f"On {RUN_DATE}, the last day of the range" in html
 
 
 def test_report_tables_hold_the_last_day_and_the_runs(analysed):
@@ -151,18 +206,32 @@ def test_report_tables_hold_the_last_day_and_the_runs(analysed):
     assert data.quality.drop_nulls().height == 2  # one point per nightly run
 
 
-def test_report_renders_in_chromium_with_charts_drawn(report, tmp_path):
+def test_report_renders_in_chromium_with_charts_drawn(report, analysed, tmp_path):
     dom = _chromium(tmp_path, "--dump-dom", report.as_uri()).stdout
-    marks = Marks()
-    marks.feed(dom)
-    assert set(marks.charts) == set(CHARTS)
-    assert [r for r in marks.references if "//" in r] == []
-    for name, found in marks.charts.items():
-        drawn = [d for d in found["paths"] if re.search(r"M[\d.]+,[\d.]+ [\d.]+,[\d.]+", d)]
-        bars = [h for h in found["rects"] if h > 0]
-        assert drawn or bars, f"chart {name} drew nothing"
-    assert len([h for h in marks.charts["plays"]["rects"] if h > 0]) == 30
-    assert len(marks.charts["quality"]["paths"]) == 2 and marks.charts["quality"]["circles"] == 4
+    charts = Charts()
+    charts.feed(dom)
+    assert set(charts.charts) == set(CHARTS)
+    assert [r for r in charts.references if not r.startswith("#")] == []
+    # one date axis: every chart has the same labelled ticks at the same places
+    axes = {name: (c["x_ticks"], c["x_labels"]) for name, c in charts.charts.items()}
+    ticks, labels = axes["plays"]
+    assert len(labels) >= 4 and set(labels) == set(ticks), labels
+    assert all(axis == (ticks, labels) for axis in axes.values()), axes
+    for name, chart in charts.charts.items():
+        assert "day (UTC)" in chart["x_title"], name
+        assert chart["y_title"] and len(chart["y_labels"]) >= 3, name
+    for name in ("active-users", "plays", "rec-plays"):  # counts: whole numbers only
+        assert all(re.fullmatch(r"[\d,]+", t) for t in charts.charts[name]["y_labels"]), name
+    for name in ("rates", "rec-share"):
+        assert all(t.endswith("%") for t in charts.charts[name]["y_labels"]), name
+    data = read_report_data(analysed, FIRST, RUN_DATE)
+    assert charts.charts["plays"]["bars"] == 30
+    assert charts.charts["rec-plays"]["bars"] == data.recommendation["plays"].count() > 20
+    assert len(vertices(charts.charts["active-users"]["series"]["active_users"])[0]) == 30
+    quality = charts.charts["quality"]
+    assert set(quality["series"]) == {"ndcg_at_10", "precision_at_10"}
+    assert [len(p) for s in quality["series"].values() for p in vertices(s)] == [2, 2]
+    assert {"nDCG@10", "precision@10"} <= set(quality["texts"])  # the legend
     shot = tmp_path / "report.png"
     _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,2400", report.as_uri())
     blank_page = tmp_path / "blank.html"
@@ -175,6 +244,27 @@ def test_report_renders_in_chromium_with_charts_drawn(report, tmp_path):
     assert len(set(_png(blank)[2])) < 10
     assert shot.stat().st_size > 5 * blank.stat().st_size
     print(f"report screenshot (CI artifact): {shot}")
+
+
+def test_a_missing_day_breaks_the_line_and_the_range_is_the_reports():
+    first = dt.date(2026, 3, 1)
+    frame = pl.DataFrame(
+        {
+            "metric_date": pl.date_range(first, first + dt.timedelta(days=9), eager=True),
+            "active_users": [5.0, 6.0, 7.0, None, 8.0, 9.0, None, None, 4.0, 3.0],
+        }
+    )
+    wide = Days(first - dt.timedelta(days=20), first + dt.timedelta(days=9))
+    charts = Charts()
+    charts.feed(line_chart(frame, {"active_users": "users"}, "u", "Users", wide, YAxis("users")))
+    charts.feed(bar_chart(frame, "active_users", "b", "Users", wide, YAxis("users")))
+
+    line, bars = charts.charts["u"], charts.charts["b"]
+    assert [len(p) for p in vertices(line["series"]["active_users"])] == [3, 2, 2]
+    assert bars["bars"] == 7  # a bar per day with a value
+    assert (line["x_ticks"], line["x_labels"]) == (bars["x_ticks"], bars["x_labels"])
+    # the axis spans the range, not the data: February's ticks, then March's
+    assert list(line["x_labels"].values()) == ["Feb 15", "Feb 22", "Mar 01", "Mar 08"]
 
 
 def test_render_escapes_every_text():
@@ -200,10 +290,6 @@ def test_render_escapes_every_text():
     assert "<script" not in html and "&lt;script&gt;&quot;x&quot;" in html
     assert "A&amp;B" in html and "&lt;b&gt;" in html and "duckdb:&lt;evil&gt;" in html
     assert "no data in range" in html  # the empty quality chart says so instead of failing
-
-
-def test_nice_axis_ceiling():
-    assert [nice_ceiling(v) for v in (0, 0.37, 7.5, 93, 101, 2400)] == [1, 0.5, 10, 100, 200, 2500]
 
 
 def test_report_defaults_and_errors(analysed, migrated_duck, tmp_path, capsys):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
-from flows.analyst.charts import bar_chart, line_chart
+from flows.analyst.charts import Days, YAxis, bar_chart, line_chart
 from flows.storage.backends import open_storage
 from flows.storage.database import Database
 
@@ -129,12 +129,18 @@ def html_table(frame: pl.DataFrame, caption: str, numeric: tuple[str, ...] = ())
 
 
 def _card(label: str, value, percent: bool = False) -> str:
-    """Return one headline figure of the last day."""
+    """Return one headline figure."""
     if value is None:
         shown = "—"
     else:
         shown = f"{value:.1%}" if percent else f"{value:,.0f}" if value >= 10 else f"{value:.3f}"
     return f'<div class="card"><div class="value">{shown}</div><div>{escape(label)}</div></div>'
+
+
+def _on(frame: pl.DataFrame, day: date, column: str):
+    """Return a column's value on `day`, or None."""
+    values = frame.filter(pl.col("metric_date") == day)[column].drop_nulls()
+    return values[0] if values.len() else None
 
 
 def _last(frame: pl.DataFrame, column: str):
@@ -143,51 +149,74 @@ def _last(frame: pl.DataFrame, column: str):
     return values[-1] if values.len() else None
 
 
-def render_report(data: ReportData, generated_at: datetime | None = None) -> str:
-    """Return the report as one self-contained HTML document."""
-    generated = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    p, r, q = data.platform, data.recommendation, data.quality
-    cards = "".join(
+def _cards(data: ReportData) -> str:
+    """Return the headline figures: the last day's, and the latest run's quality."""
+    p, r, day = data.platform, data.recommendation, data.last
+    return "".join(
         [
-            _card("active users", _last(p, "active_users")),
-            _card("plays", _last(p, "plays")),
-            _card("completion rate", _last(p, "completion_rate"), percent=True),
-            _card("skip rate", _last(p, "skip_rate"), percent=True),
-            _card("recommendation share of plays", _last(r, "share_of_plays"), percent=True),
-            _card("nDCG@10 (latest run)", _last(q, "ndcg_at_10")),
+            _card("active users", _on(p, day, "active_users")),
+            _card("plays", _on(p, day, "plays")),
+            _card("completion rate", _on(p, day, "completion_rate"), percent=True),
+            _card("skip rate", _on(p, day, "skip_rate"), percent=True),
+            _card("recommendation share of plays", _on(r, day, "share_of_plays"), percent=True),
+            _card("nDCG@10 of the latest run", _last(data.quality, "ndcg_at_10")),
         ]
     )
-    x = "metric_date"
-    charts = "".join(
+
+
+def _charts(data: ReportData) -> str:
+    """Return the six charts, all over the report's days."""
+    days = Days(data.first, data.last)
+    p, r, q = data.platform, data.recommendation, data.quality
+    per_day = YAxis("plays per day")
+    rates = {"completion_rate": "completion rate", "skip_rate": "skip rate"}
+    quality = {"ndcg_at_10": "nDCG@10", "precision_at_10": "precision@10"}
+    return "".join(
         [
-            line_chart(p, x, ["active_users"], "active-users", "Active users"),
-            bar_chart(p, x, "plays", "plays", "Plays"),
             line_chart(
                 p,
-                x,
-                ["completion_rate", "skip_rate"],
+                {"active_users": "active users"},
+                "active-users",
+                "Active users",
+                days,
+                YAxis("users per day"),
+            ),
+            bar_chart(p, "plays", "plays", "Plays", days, per_day),
+            line_chart(
+                p,
+                rates,
                 "rates",
                 "Completion and skip rates",
-                percent=True,
+                days,
+                YAxis("share of plays", "share"),
             ),
-            bar_chart(r, x, "plays", "rec-plays", "Plays started from a recommendation"),
+            bar_chart(
+                r, "plays", "rec-plays", "Plays started from a recommendation", days, per_day
+            ),
             line_chart(
                 r,
-                x,
-                ["share_of_plays"],
+                {"share_of_plays": "share of plays"},
                 "rec-share",
                 "Recommendation share of plays",
-                percent=True,
+                days,
+                YAxis("share of plays", "share"),
             ),
             line_chart(
                 q,
-                x,
-                ["ndcg_at_10", "precision_at_10"],
+                quality,
                 "quality",
-                "Model quality (temporal holdout)",
+                "Model quality on the holdout, per nightly run",
+                days,
+                YAxis("score (0 to 1)", "score"),
+                label_last=True,
             ),
         ]
     )
+
+
+def render_report(data: ReportData, generated_at: datetime | None = None) -> str:
+    """Return the report as one self-contained HTML document."""
+    generated = (generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
     records = html_table(
         data.top_records,
         f"Top records on {data.last}",
@@ -210,8 +239,10 @@ def render_report(data: ReportData, generated_at: datetime | None = None) -> str
         f"<style>{CSS}</style></head><body>"
         f"<header><h1>Rotation analytics</h1><p>{data.first} to {data.last} · "
         f"{escape(data.source)} · generated {generated}</p></header>"
-        f'<section class="cards">{cards}</section>'
-        f'<section class="charts">{charts}</section>'
+        f"<h2>On {data.last}, the last day of the range</h2>"
+        f'<section class="cards">{_cards(data)}</section>'
+        f"<h2>Day by day, {data.first} to {data.last}</h2>"
+        f'<section class="charts">{_charts(data)}</section>'
         f'<section class="tables">{records}{stores}</section>'
         f"<section>{jobs}</section></body></html>\n"
     )
@@ -240,9 +271,9 @@ min-width:140px}.card .value{font-size:22px;font-weight:600;color:#1d4ed8}
 .charts{display:flex;flex-wrap:wrap;gap:16px}
 figure.chart{margin:0;background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:8px}
 figcaption{font-weight:600;margin:0 0 4px 8px}
-.grid{stroke:#e5e7eb;stroke-width:1}.tick{font-size:11px;fill:#6b7280}
-.legend{font-size:12px;font-weight:600;margin-left:12px}
-.tables{display:flex;flex-wrap:wrap;gap:16px;margin-top:16px}
+figure.chart{width:540px}figure.chart svg{display:block;width:540px;height:auto}
+h2{font-size:16px;margin:20px 0 8px}
+.tables{display:flex;flex-wrap:wrap;gap:16px;margin-top:16px;align-items:flex-start}
 table{border-collapse:collapse;background:#fff;margin-top:16px;font-size:13px}
 caption{text-align:left;font-weight:600;padding:4px 0}
 th,td{border:1px solid #e5e7eb;padding:4px 8px;text-align:left}td.num{text-align:right}
