@@ -2,6 +2,8 @@
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
+import pytest
+
 from flows.storage.literals import inline, literal
 
 
@@ -27,3 +29,36 @@ def test_no_parameters_is_unchanged():
     assert inline("SELECT 1", []) == ("SELECT 1", ())
     assert literal(True) == "TRUE" and literal(1.5) == "CAST(1.5 AS DOUBLE PRECISION)"
     assert literal(datetime(2026, 1, 1, tzinfo=UTC)) == "TIMESTAMPTZ '2026-01-01T00:00:00+00:00'"
+
+
+def test_lists_of_integers_are_arrays_and_anything_else_in_a_list_stays_bound():
+    import numpy as np
+
+    assert literal([3, np.int64(1), 2]) == "CAST(ARRAY[3,1,2] AS BIGINT[])"
+    assert literal([]) == "CAST(ARRAY[] AS BIGINT[])"
+    for value in (["1; DROP TABLE users"], [1.5], [True], [None]):
+        assert literal(value) is None
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgres"])
+def test_an_array_literal_reads_the_same_on_both_backends(backend, request, tmp_path):
+    """The array literal is valid SQL for either engine, empty or not."""
+    sql, _ = inline(
+        "SELECT count(*) FROM (SELECT unnest(CAST($1 AS BIGINT[])) AS id) AS t "
+        "WHERE id IN (SELECT unnest(CAST($2 AS BIGINT[])))",
+        [[1, 2, 3], [2, 3, 4]],
+    )
+    assert inline("SELECT unnest($1)", [[]])[1] == ()
+    if backend == "duckdb":
+        import duckdb
+
+        assert duckdb.execute(sql).fetchone()[0] == 2
+        assert duckdb.execute("SELECT len(CAST(ARRAY[] AS BIGINT[]))").fetchone()[0] == 0
+    else:
+        import psycopg
+
+        url = request.getfixturevalue("postgres_server")
+        with psycopg.connect(url) as conn:
+            assert conn.execute(sql).fetchone()[0] == 2
+            empty = conn.execute("SELECT cardinality(CAST(ARRAY[] AS BIGINT[]))").fetchone()[0]
+            assert empty == 0

@@ -271,7 +271,9 @@ def test_every_table_has_rls_and_every_updated_at_a_trigger(migrated_pg: Databas
 # DuckDB and the cross-backend contract ----------------------------------------------------
 
 
-DUCK_MIGRATIONS = ["duckdb_schema", "0002_record_popularity"]
+DUCK_EXTRAS = sorted(f.name.removesuffix(".sql") for f in (SQL / "duckdb").iterdir()
+                     if f.name[:4].isdigit())  # fmt: skip
+DUCK_MIGRATIONS = ["duckdb_schema", *DUCK_EXTRAS]
 
 
 def test_duckdb_migrates_twice(duck_database: Database) -> None:
@@ -286,9 +288,9 @@ def test_a_new_duckdb_migration_applies_to_an_existing_file(tmp_path: Path) -> N
     sql_dir = _copy_sql_dir(tmp_path)
     db = parse_database(f"duckdb:{tmp_path / 'replay.duckdb'}")
     migrate(db, sql_dir)
-    (sql_dir / "duckdb" / "0003_extra.sql").write_text("CREATE TABLE extra_table (x INTEGER);")
-    assert pending_migrations(db, sql_dir) == ["0003_extra"]
-    assert migrate(db, sql_dir) == ["0003_extra"]
+    (sql_dir / "duckdb" / "0999_extra.sql").write_text("CREATE TABLE extra_table (x INTEGER);")
+    assert pending_migrations(db, sql_dir) == ["0999_extra"]
+    assert migrate(db, sql_dir) == ["0999_extra"]
     assert "extra_table" in _duck_columns(db)
 
 

@@ -33,7 +33,7 @@ def build_parser(version: str) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in (_db, _generate, _run, _recommend, _similar, _demo, _import, _evaluate):
         register(sub)
-    for register in (_snapshot, _diff, _report):
+    for register in (_snapshot, _diff, _report, _export):
         register(sub)
     return parser
 
@@ -251,4 +251,28 @@ def _report(sub) -> None:
     )
     command.add_argument(
         "--out", default="report.html", help="the HTML file written (default: report.html)"
+    )
+
+
+def _export(sub) -> None:
+    command = _command(
+        sub,
+        "export",
+        "a published table or a wide metrics view to a Parquet file",
+        "flows.cli.replay:export",
+        ready=True,
+    )
+    command.add_argument(
+        "--table",
+        required=True,
+        help="daily_metrics, daily_metrics_TYPE (one column per metric; TYPE: platform, track, "
+        "record, store, device, recommendation, model_quality), content_similarity, "
+        "recommendation_data or record_popularity",
+    )
+    command.add_argument("--out", required=True, help="the Parquet file written")
+    command.add_argument(
+        "--from", dest="date_from", type=iso_date, default=None, help="first day (default: all)"
+    )
+    command.add_argument(
+        "--to", dest="date_to", type=iso_date, default=None, help="last day (default: all)"
     )

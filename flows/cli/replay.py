@@ -1,4 +1,4 @@
-"""Handlers of the analysts' local replay commands: snapshot, diff, report."""
+"""Handlers of the analysts' commands: snapshot, diff, report, export."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from flows.analyst.diff import diff_runs, format_diff
+from flows.analyst.export import export_table
 from flows.analyst.report import write_report
 from flows.analyst.snapshot import SnapshotSpec, take_snapshot
 from flows.storage.database import parse_database
@@ -40,4 +41,17 @@ def report(args) -> int:
     """Write the HTML report and say where."""
     path = write_report(args.db, Path(args.out), args.date_from, args.date_to)
     print(f"report written: {path}")
+    return 0
+
+
+def export(args) -> int:
+    """Write a table or view to a Parquet file and say how much."""
+    progress = None if args.quiet else lambda line: print(line, file=sys.stderr)
+    result = export_table(
+        args.db, args.table, Path(args.out), args.date_from, args.date_to, progress=progress
+    )
+    print(
+        f"exported {result.rows:,} rows of {args.table} to {result.path} "
+        f"({result.bytes / 2**20:.1f} MiB, {result.seconds:.1f} s)"
+    )
     return 0

@@ -1,0 +1,4 @@
+-- Export: the wide view daily_metrics_record for the days in [$1, $2].
+SELECT * FROM daily_metrics_record
+WHERE metric_date BETWEEN $1 AND $2
+ORDER BY metric_date, record_id

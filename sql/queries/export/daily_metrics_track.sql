@@ -1,0 +1,4 @@
+-- Export: the wide view daily_metrics_track for the days in [$1, $2].
+SELECT * FROM daily_metrics_track
+WHERE metric_date BETWEEN $1 AND $2
+ORDER BY metric_date, track_id
