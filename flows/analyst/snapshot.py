@@ -1,18 +1,19 @@
 """Snapshot: copy every table the pipeline reads from a database into a new DuckDB replay file.
 
-Columnar end to end: each table is read as one Arrow result (ADBC on Postgres, inside one
-REPEATABLE READ, READ ONLY transaction so every table is seen at the same instant) and
-inserted into DuckDB by name. The file is built at PATH.tmp-<pid> and moved over PATH with
-os.replace, so a reader sees the old snapshot or the new one, never a half-written file.
+Columnar end to end and streamed: each table's rows come as Arrow record batches (ADBC's
+COPY stream on Postgres, inside one REPEATABLE READ, READ ONLY transaction so every table
+is seen at the same instant: flows/storage/stream.py) and DuckDB inserts them by name as
+they arrive, within its memory limit, so a table of any size is copied in bounded memory.
+The file is built at PATH.tmp-<pid> and moved over PATH with os.replace, so a reader sees
+the old snapshot or the new one, never a half-written file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,12 +23,12 @@ import numpy as np
 import polars as pl
 
 from flows.stages.extract import ALL_HISTORY_START, day_end
-from flows.storage.backends import open_storage
 from flows.storage.base import load_query
-from flows.storage.bulk import connect, copy_frame
+from flows.storage.bulk import connect, copy_batches
 from flows.storage.database import Database, parse_database
 from flows.storage.migrate import migrate
 from flows.storage.queries import sql_text
+from flows.storage.stream import BatchReader, consistent_reader
 
 ALL_HISTORY_END = datetime(9999, 1, 1, tzinfo=UTC)
 # Parents first. "catalogue": copied whole; "owned": rows of the kept users; "events": rows of
@@ -100,36 +101,6 @@ def sample_mask(ids: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     return (z >> np.uint64(11)).astype(np.float64) / 2.0**53 < fraction
 
 
-@contextlib.contextmanager
-def _source_reader(db: Database) -> Iterator[Callable[[str, tuple], pl.DataFrame]]:
-    """Yield read(named_query, params) -> polars, on one consistent view of the source."""
-    if not db.is_postgres:
-        with open_storage(db) as storage:
-            storage.check()
-            yield storage.read
-        return
-    with open_storage(db) as storage:
-        storage.check()  # one clear line when the server or the schema is missing
-    import adbc_driver_postgresql.dbapi as adbc  # lazy: 0.35 s, needed for a Postgres source only
-
-    conn = adbc.connect(db.url, autocommit=False)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            cur.execute("SET LOCAL TIME ZONE 'UTC'")
-
-        def read(query: str, params: tuple) -> pl.DataFrame:
-            with conn.cursor() as cur:
-                cur.execute(load_query(query), parameters=params or None)
-                return pl.from_arrow(cur.fetch_arrow_table())
-
-        yield read
-    finally:
-        with contextlib.suppress(Exception):
-            conn.rollback()
-        conn.close()
-
-
 def _params(kind: str, spec: SnapshotSpec, every: bool, ids: list[int]) -> tuple:
     """Return the named query's parameters for a table of `kind`."""
     if kind == "catalogue":
@@ -139,11 +110,12 @@ def _params(kind: str, spec: SnapshotSpec, every: bool, ids: list[int]) -> tuple
     return (*spec.bounds(), every, ids)
 
 
-def _sample(read, spec: SnapshotSpec) -> tuple[bool, list[int], int | None]:
+def _sample(read: BatchReader, spec: SnapshotSpec) -> tuple[bool, list[int], int | None]:
     """Return (every user kept, the kept ids, how many were sampled: None without a sample)."""
     if spec.sample_fraction is None:
         return True, [0], None
-    ids = read("snapshot/user_ids", ())["id"].to_numpy()
+    with read("snapshot/user_ids", ()) as batches:
+        ids = batches.read_all().column("id").to_numpy()
     kept = np.sort(ids[sample_mask(ids, spec.sample_fraction, spec.seed)])
     return False, kept.tolist() or [0], len(kept)  # [0]: a typed list matching no user
 
@@ -158,12 +130,12 @@ def _build(
     conn = connect(target)
     try:
         conn.execute(sql_text("duckdb", "snapshot_info.sql"))
-        with _source_reader(source) as read:
+        with consistent_reader(source) as read:
             every, ids, result.sampled_users = _sample(read, spec)
             for table, kind in TABLES.items():
                 tick = time.perf_counter()
-                frame = read(f"snapshot/{table}", _params(kind, spec, every, ids))
-                result.rows[table] = copy_frame(conn, table, frame)
+                with read(f"snapshot/{table}", _params(kind, spec, every, ids)) as batches:
+                    result.rows[table] = copy_batches(conn, table, batches)
                 seconds = time.perf_counter() - tick
                 say(f"{table:<24}{result.rows[table]:>12,} rows {seconds:7.2f} s")
         result.seconds = time.perf_counter() - started

@@ -16,12 +16,15 @@ catalogue, never from user input.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import duckdb
 import polars as pl
 import psycopg
+import pyarrow as pa
 from psycopg.copy import QueuedLibpqWriter
 
 from flows.storage.base import load_query
@@ -30,6 +33,10 @@ from flows.storage.database import Database
 from flows.storage.errors import BulkError
 
 METHODS = ("auto", "direct", "staged")
+
+
+MEMORY_LIMIT_VAR = "ROTATION_DUCKDB_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "1GB"
 
 
 def quote_ident(name: str) -> str:
@@ -43,7 +50,30 @@ def connect(db: Database):
     """Return a psycopg connection (Postgres, a transaction open) or a DuckDB connection."""
     if db.is_postgres:
         return psycopg.connect(db.url, cursor_factory=psycopg.RawCursor)
-    return duckdb.connect(str(db.path))
+    return duckdb_connect(db)
+
+
+def duckdb_memory_limit() -> str:
+    """Return the memory DuckDB may hold (ROTATION_DUCKDB_MEMORY_LIMIT, else 1GB).
+
+    DuckDB's own default is 80 % of the machine's memory, taken as a cache beside the run's
+    frames; bounded, it spills to the file's .tmp folder instead.
+    """
+    value = os.environ.get(MEMORY_LIMIT_VAR, DEFAULT_MEMORY_LIMIT).strip()
+    if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", value, re.IGNORECASE):
+        raise BulkError(f"{MEMORY_LIMIT_VAR}={value!r}: expected a size such as 1GB or 512MiB")
+    return value
+
+
+def duckdb_connect(db: Database, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Return a DuckDB connection to `db`'s file with the bounded memory and no progress bar."""
+    limit = duckdb_memory_limit()
+    # SET, not connect(config=…): DuckDB refuses a second connection to a file open in this
+    # process with another configuration; the limit is the database instance's, shared
+    conn = duckdb.connect(str(db.path), read_only=read_only)
+    conn.execute(f"SET memory_limit = '{limit}'")
+    conn.execute("SET enable_progress_bar = false")  # else drawn on the terminal
+    return conn
 
 
 def _is_postgres(conn: Any) -> bool:
@@ -141,6 +171,18 @@ def _copy_duckdb(conn: Any, table: str, df: pl.DataFrame) -> None:
     conn.register(name, df.to_arrow())
     try:
         conn.execute(f"INSERT INTO {quote_ident(table)} BY NAME SELECT * FROM {quote_ident(name)}")
+    finally:
+        conn.unregister(name)
+
+
+def copy_batches(conn: Any, table: str, batches: pa.RecordBatchReader) -> int:
+    """Return the rows appended to existing DuckDB `table` (by column name) from a stream of
+    Arrow batches, which DuckDB reads as it inserts them: never all in memory at once."""
+    name = f"_bulk_stream_{table}"
+    conn.register(name, batches)
+    try:
+        sql = f"INSERT INTO {quote_ident(table)} BY NAME SELECT * FROM {quote_ident(name)}"
+        return int(conn.execute(sql).fetchone()[0])
     finally:
         conn.unregister(name)
 

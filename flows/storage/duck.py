@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from flows.storage import bulk
@@ -36,7 +35,7 @@ class DuckStorage(Storage):
                 raise StorageError("duckdb: needs a file path")
             self.db.path.parent.mkdir(parents=True, exist_ok=True)
             try:
-                self._conn = duckdb.connect(str(self.db.path))
+                self._conn = bulk.duckdb_connect(self.db)
                 self._conn.execute("SET TimeZone = 'UTC'")
             except Exception as exc:
                 raise StorageError(f"{self.db.display}: {str(exc).splitlines()[0]}") from None

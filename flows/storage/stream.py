@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from flows.storage.backends import open_storage
 from flows.storage.base import load_query
+from flows.storage.bulk import duckdb_connect
 from flows.storage.database import Database
 from flows.storage.errors import storage_error
 from flows.storage.literals import inline
@@ -77,7 +78,7 @@ def _postgres(db: Database) -> Iterator[BatchReader]:
 def _duckdb(db: Database) -> Iterator[BatchReader]:
     """Yield the batch reader of a DuckDB file opened read-only."""
     try:
-        conn = duckdb.connect(str(db.path), read_only=True)
+        conn = duckdb_connect(db, read_only=True)
     except duckdb.Error as exc:
         raise storage_error(exc, db.display) from None
 
