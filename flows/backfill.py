@@ -148,6 +148,7 @@ def _stages(
     with tracker.stage("extract", 30) as timing:
         inputs = runner("extract", extract_inputs, storage, dates[-1], len(dates), retry=True)
         timing.rows_out = Inputs.rows(inputs)
+    storage.release_cache()  # an embedded engine's pages of the rows just read
     with tracker.stage("validate", 50):
         validation = runner("validate", validate_inputs, inputs, now)
     valid = valid_inputs(tracker, result, validation)

@@ -153,6 +153,7 @@ class NightlyRun:
             retry=True,
             rows_out=Inputs.rows,
         )
+        self.storage.release_cache()  # an embedded engine's pages of the rows just read
         validation = self._stage(
             "validate",
             20,

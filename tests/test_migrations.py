@@ -6,6 +6,7 @@ import shutil
 import threading
 from pathlib import Path
 
+import duckdb
 import pytest
 from pg_helpers import connect, scalar
 
@@ -345,3 +346,32 @@ def test_postgres_has_every_duckdb_table_and_column(
     assert len(duck) >= 22
     missing = {t: cols - pg.get(t, set()) for t, cols in duck.items() if cols - pg.get(t, set())}
     assert missing == {}
+
+
+def test_duckdb_outputs_lose_their_unique_indexes_and_keep_their_rows(tmp_path: Path) -> None:
+    """0004 rebuilds the published tables without UNIQUE (its ART index would not fit the
+    memory bound at scale): rows already published stay, and so do the wide views."""
+    sql_dir = _copy_sql_dir(tmp_path)
+    later = sql_dir / "duckdb" / "0004_outputs_without_unique_indexes.sql"
+    text = later.read_text()
+    later.unlink()
+    db = parse_database(f"duckdb:{tmp_path / 'replay.duckdb'}")
+    migrate(db, sql_dir)
+    insert = (
+        "INSERT INTO daily_metrics (metric_date, metric_type, entity_type, entity_id, "
+        "metric_name, metric_value) VALUES ('2026-01-02', 'platform', 'platform', 'all', "
+        "'plays', 5)"
+    )
+    with duckdb.connect(str(db.path)) as conn:
+        conn.execute(insert)
+        with pytest.raises(duckdb.ConstraintException):
+            conn.execute(insert)
+    later.write_text(text)
+    assert migrate(db, sql_dir) == ["0004_outputs_without_unique_indexes"]
+    with duckdb.connect(str(db.path)) as conn:
+        assert conn.execute("SELECT plays FROM daily_metrics_platform").fetchall() == [(5.0,)]
+        unique = conn.execute(
+            "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'UNIQUE'"
+        ).fetchall()
+        conn.execute(insert)  # the pipeline keeps keys unique: DELETE, then INSERT
+    assert unique == []

@@ -72,3 +72,12 @@ def test_duckdb_reads_come_in_batches(duck):
     with consistent_reader(duck) as read, read("snapshot/users", (True, [0])) as batches:
         sizes = [batch.num_rows for batch in batches]
     assert sum(sizes) > 0 and max(sizes) <= 122_880
+
+
+def test_releasing_duckdbs_cache_closes_it_and_the_next_call_opens_it(duck):
+    generate(duck)
+    with open_storage(duck) as storage:
+        users = storage.read("extract/users")
+        storage.release_cache()
+        assert storage._conn is None  # the database closed: its cached pages freed
+        assert storage.read("extract/users").equals(users)

@@ -161,6 +161,9 @@ class Storage(ABC):
     def close(self) -> None:  # noqa: B027 - a backend without connections has nothing to close
         """Close any open connection."""
 
+    def release_cache(self) -> None:  # noqa: B027 - a server's cache is not in this process
+        """Give back what an embedded engine caches of the rows it read, in this process."""
+
     def __enter__(self) -> Storage:
         return self
 

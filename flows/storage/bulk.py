@@ -16,6 +16,7 @@ catalogue, never from user input.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -35,6 +36,7 @@ from flows.storage.errors import BulkError
 METHODS = ("auto", "direct", "staged")
 
 
+DUCKDB_SLICE_ROWS = 500_000
 MEMORY_LIMIT_VAR = "ROTATION_DUCKDB_MEMORY_LIMIT"
 DEFAULT_MEMORY_LIMIT = "1GB"
 
@@ -166,13 +168,18 @@ def _copy_postgres(
 
 
 def _copy_duckdb(conn: Any, table: str, df: pl.DataFrame) -> None:
-    """Insert df into existing DuckDB `table` by column name, from a registered Arrow table."""
-    name = f"_bulk_frame_{table}"
-    conn.register(name, df.to_arrow())
-    try:
-        conn.execute(f"INSERT INTO {quote_ident(table)} BY NAME SELECT * FROM {quote_ident(name)}")
-    finally:
-        conn.unregister(name)
+    """Insert df into existing DuckDB `table` by column name, a slice at a time.
+
+    Each slice becomes Arrow (text columns are copied in the conversion) only when DuckDB
+    reads it: a frame of millions of rows is never converted whole.
+    """
+    schema = df.head(0).to_arrow().schema
+    slices = (
+        batch
+        for part in df.iter_slices(DUCKDB_SLICE_ROWS)
+        for batch in part.to_arrow().cast(schema).to_batches()
+    )
+    copy_batches(conn, table, pa.RecordBatchReader.from_batches(schema, slices))
 
 
 def copy_batches(conn: Any, table: str, batches: pa.RecordBatchReader) -> int:
@@ -184,6 +191,13 @@ def copy_batches(conn: Any, table: str, batches: pa.RecordBatchReader) -> int:
         sql = f"INSERT INTO {quote_ident(table)} BY NAME SELECT * FROM {quote_ident(name)}"
         return int(conn.execute(sql).fetchone()[0])
     finally:
+        _unregister(conn, name)
+
+
+def _unregister(conn: Any, name: str) -> None:
+    """Drop a registered Arrow view; on an aborted transaction DuckDB refuses, and the error
+    that aborted it is the one to raise, not this one (the view goes with the connection)."""
+    with contextlib.suppress(duckdb.TransactionException):
         conn.unregister(name)
 
 

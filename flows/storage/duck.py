@@ -48,6 +48,11 @@ class DuckStorage(Storage):
                 self._conn.close()
                 self._conn = None
 
+    def release_cache(self) -> None:
+        """Close the connection: DuckDB frees the pages it keeps of the extract's reads (up to
+        its memory limit) when its database closes; the next call opens it again."""
+        self.close()
+
     def check(self, retry: bool = True) -> None:
         """Raise StorageError when the file is missing or holds no Rotation schema."""
         if self.db.path is None or not self.db.path.exists():
