@@ -1,6 +1,7 @@
 """API read benchmark: the three read functions of migration 0008 under concurrent clients.
 
     .venv/bin/python bench/api.py [--profile M] [--clients 4] [--seconds 20] [--json OUT]
+        [--cache redis://HOST:6379/0]
 
 The profile's database is generated once and reused (bench/profiles.py). If it holds no
 unexpired recommendation_data row (never published, or the last run's rows are older than
@@ -25,6 +26,14 @@ phase; the report says how much of the phase those transactions covered. Printed
 and function, queries, queries/s, p50/p95/p99/max latency (ms), empty results and errors, as
 a table and as JSON, with the machine and the profile. Exit status 1 if any call failed or a
 p99 target (10 ms at rest, 25 ms during publish) was missed.
+
+With `--cache URL` the clients call the read module (flows/storage/cache/reader.py) through
+that Redis instead (bench/api_cache.py), each call reported by function and by the side that
+served it (`[redis]`, `[postgres]`: the fallbacks apart). The published rows are read back and
+warmed under a key prefix of the benchmark's own (deleted at the end), with Redis memory per
+user, per list and per item measured (MEMORY USAGE). Phase `cache_at_rest`; phase
+`cache_during_switch`: a warmer process re-warms the same rows under new runs and switches in
+a loop. Targets: p99 of the calls served by Redis ≤ 1 ms at rest, ≤ 2 ms during the switches.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import random
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
@@ -45,21 +55,33 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import adbc_driver_postgresql.dbapi as adbc
-import polars as pl
 import psycopg
+from api_cache import (
+    cache_client,
+    memory_figures,
+    published_frames,
+    warm_and_switch,
+    warmer,
+)
 from api_clients import FUNCTIONS, client
 from profiles import END, PROFILES, Profile, ensure_profile, machine
+from redis_memory import bench_target, delete_namespace, target_url
 
 from flows.storage.backends import open_storage
 from flows.storage.base import Replacement
+from flows.storage.cache.writer import CacheWriter
 from flows.storage.database import ENV_VAR, Database, parse_database
-from transforms.columns import CONTENT_SIMILARITY_COLUMNS, RECOMMENDATION_COLUMNS
 
-TARGET_P99_MS = {"at_rest": 10.0, "during_publish": 25.0}
+TARGET_P99_MS = {
+    "at_rest": 10.0,
+    "during_publish": 25.0,
+    "cache_at_rest": 1.0,  # calls served by Redis (those served by Postgres: reported apart)
+    "cache_during_switch": 2.0,
+}
 PAIRS_SAMPLE = 20_000  # (user, list) pairs drawn by the clients
 NEW_USERS_SAMPLE = 1_000
 START_DELAY_S = 4.0  # processes start and warm up before the common start instant
+CACHE_START_DELAY_S = 15.0  # the read module's clients import polars and the project too
 ROOT = Path(__file__).resolve().parent.parent
 #: The one nightly run, in a process of its own: the benchmark's processes never load Prefect
 #: or the models (each spawned client re-imports this script when it is run as one).
@@ -135,26 +157,6 @@ def audience(db: Database, seed: int) -> dict:
     }
 
 
-def _published_frames(db: Database):
-    """Return content_similarity and recommendation_data as they are, in publish's columns."""
-
-    frames = {}
-    conn = adbc.connect(db.url, autocommit=False)
-    try:
-        for table, columns in (
-            ("content_similarity", CONTENT_SIMILARITY_COLUMNS),
-            ("recommendation_data", RECOMMENDATION_COLUMNS),
-        ):
-            select = ", ".join("reason::text AS reason" if c == "reason" else c for c in columns)
-            with conn.cursor() as cur:
-                cur.execute(f"SELECT {select} FROM {table}")
-                frames[table] = pl.from_arrow(cur.fetch_arrow_table())
-        conn.commit()
-    finally:
-        conn.close()
-    return frames
-
-
 def publisher(url: str, ready, stop, out) -> None:
     """Re-publish the published tables' own rows in a loop until `stop`; put the windows."""
     db = parse_database(url)
@@ -162,7 +164,7 @@ def publisher(url: str, ready, stop, out) -> None:
     rows: dict[str, int] = {}
     error = None
     try:
-        frames = _published_frames(db)
+        frames = published_frames(db, ("content_similarity", "recommendation_data"))
         ready.set()
         with open_storage(db) as storage:
             while not stop.is_set():
@@ -199,16 +201,17 @@ def figures(latencies: list[float], seconds: float, errors: int, empty: int) -> 
     }
 
 
-def summarise(results: list[dict], seconds: float) -> dict:
-    """Return per-function and overall figures of one phase's client results."""
+def summarise(results: list[dict], seconds: float, names=FUNCTIONS) -> dict:
+    """Return per-function (per `names`) and overall figures of one phase's client results."""
     functions = {}
     every: list[float] = []
     all_errors = [e for r in results for e in r["errors"]]
-    for name in FUNCTIONS:
-        latencies = [s for r in results for _, s in r["samples"][name]]
+    names = names or sorted({name for r in results for name in r["samples"]})
+    for name in names:
+        latencies = [s for r in results for _, s in r["samples"].get(name, [])]
         every += latencies
         errors = sum(1 for e in all_errors if e.startswith(name + "("))
-        empty = sum(r["empty"][name] for r in results)
+        empty = sum(r["empty"].get(name, 0) for r in results)
         functions[name] = figures(latencies, seconds, errors, empty)
     return {
         "seconds": round(seconds, 2),
@@ -220,13 +223,25 @@ def summarise(results: list[dict], seconds: float) -> dict:
     }
 
 
-def run_clients(url: str, ids: dict, n: int, seconds: float, seed: int, fallback_share: float):
-    """Run `n` client processes for `seconds` from a common start; return (results, start)."""
+def run_clients(
+    url: str,
+    ids: dict,
+    n: int,
+    seconds: float,
+    seed: int,
+    fallback_share: float,
+    cache_url: str | None = None,
+):
+    """Run `n` client processes for `seconds` from a common start; return (results, start).
+
+    With `cache_url` the clients call the read module through that Redis (api_cache.py).
+    """
     ctx = mp.get_context("spawn")
-    start_at = time.time() + START_DELAY_S
+    start_at = time.time() + (CACHE_START_DELAY_S if cache_url else START_DELAY_S)
+    worker, prefix = (cache_client, (url, cache_url)) if cache_url else (client, (url,))
     with ctx.Pool(n) as pool:
         jobs = [
-            pool.apply_async(client, (url, ids, seed + i, start_at, seconds, fallback_share))
+            pool.apply_async(worker, (*prefix, ids, seed + i, start_at, seconds, fallback_share))
             for i in range(n)
         ]
         results = [j.get(timeout=seconds + 120) for j in jobs]
@@ -246,8 +261,10 @@ def bench(
     seed: int = 42,
     fallback_share: float = 0.1,
     log=print,
+    cache_url: str | None = None,
 ) -> dict:
-    """Run both phases on a published profile database; return the report."""
+    """Run both phases on a published profile database (with `cache_url`: the cache phases,
+    `bench_cache`); return the report."""
     ids = audience(db, seed)
     log(
         f"{len(ids['pairs'])} (user, list) pairs, {len(ids['new_users'])} new users, "
@@ -263,6 +280,8 @@ def bench(
         "targets_p99_ms": TARGET_P99_MS,
         "phases": {},
     }
+    if cache_url:
+        return bench_cache(db, ids, report, cache_url, log)
     log("phase at_rest")
     results, start = run_clients(db.url, ids, clients, seconds, seed, fallback_share)
     report["phases"]["at_rest"] = summarise(results, seconds)
@@ -307,17 +326,90 @@ def bench(
     return report
 
 
+def bench_cache(db: Database, ids: dict, report: dict, cache_url: str, log=print) -> dict:
+    """Run the cache phases (the read module through Redis) and complete `report`:
+    `cache_at_rest`, then `cache_during_switch` beside a warmer that re-warms and switches."""
+    clients, seconds, seed = report["clients"], report["seconds"], report["seed"]
+    fallback_share = report["fallback_share"]
+    target = bench_target(cache_url)
+    writer = CacheWriter(target)
+    report["profile"]["cache"] = target.display
+    report["targets_p99_ms"] = {k: v for k, v in TARGET_P99_MS.items() if k.startswith("cache")}
+    try:
+        log("reading the published rows, warming them into Redis")
+        frames = published_frames(db)
+        before = writer.client.info("memory")["used_memory"]
+        first = str(uuid.uuid4())
+        report["first_warm"] = warm_and_switch(writer, frames, first)
+        report["memory"] = memory_figures(writer, frames, first, before)
+        report["redis"] = {
+            k: writer.client.config_get(k)[k] for k in ("maxmemory", "maxmemory-policy")
+        }
+        cached_url = target_url(target)
+        log("phase cache_at_rest")
+        results, _ = run_clients(
+            db.url, ids, clients, seconds, seed, fallback_share, cache_url=cached_url
+        )
+        report["phases"]["cache_at_rest"] = summarise(results, seconds, names=None)
+        report["phases"]["cache_at_rest"]["load_average"] = machine()["load_average"]
+
+        log("phase cache_during_switch: warming and switching in a loop")
+        ctx = mp.get_context("spawn")
+        ready, stop, out = ctx.Event(), ctx.Event(), ctx.Queue()
+        warm = ctx.Process(target=warmer, args=(db.url, cached_url, ready, stop, out))
+        warm.start()
+        try:
+            ready.wait(timeout=600)
+            results, start = run_clients(
+                db.url, ids, clients, seconds, seed + 100, fallback_share, cache_url=cached_url
+            )
+        finally:
+            stop.set()
+        rounds = out.get(timeout=900)
+        warm.join(timeout=60)
+        phase = summarise(results, seconds, names=None)
+        windows = [(r["began"], r["switched"]) for r in rounds["rounds"]]
+        inside = [
+            s
+            for r in results
+            for label, samples in r["samples"].items()
+            if "[redis]" in label
+            for wall, s in samples
+            if any(a <= wall <= b for a, b in windows)
+        ]
+        phase["load_average"] = machine()["load_average"]
+        phase["warmer"] = {
+            "rounds": len(rounds["rounds"]),
+            "warm_s": [r["warm_s"] for r in rounds["rounds"]],
+            "phase_covered_share": round(overlap(windows, start, start + seconds) / seconds, 3),
+            "redis_reads_inside_warm_switch": len(inside),
+            "p99_ms_inside_warm_switch": round(percentile(inside, 0.99) * 1000, 2),
+            "peak_used_memory_two_runs": max(
+                (r["used_memory_two_runs"] for r in rounds["rounds"]), default=None
+            ),
+            "error": rounds["error"],
+        }
+        report["phases"]["cache_during_switch"] = phase
+    finally:
+        writer.close()
+        delete_namespace(target)
+    report["verdict"] = verdict(report)
+    return report
+
+
 def verdict(report: dict) -> dict:
-    """Return, per phase, whether every function met its p99 target with zero errors."""
+    """Return, per phase, whether every function met its p99 target with zero errors (in cache
+    phases, every function served by Redis: calls served by Postgres are reported apart)."""
     out = {}
     for name, phase in report["phases"].items():
         target = TARGET_P99_MS[name]
         slow = {
             f: v["p99_ms"]
             for f, v in phase["functions"].items()
-            if v["queries"] and v["p99_ms"] > target
+            if v["queries"] and v["p99_ms"] > target and "[postgres]" not in f
         }
-        errors = phase["all"]["errors"] + (1 if phase.get("publisher", {}).get("error") else 0)
+        background = phase.get("publisher") or phase.get("warmer") or {}
+        errors = phase["all"]["errors"] + (1 if background.get("error") else 0)
         out[name] = {
             "target_p99_ms": target,
             "over_target": slow,
@@ -359,13 +451,27 @@ def main(argv: list[str] | None = None) -> int:
         help="share of get_recommendations calls for users without rows",
     )
     parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument(
+        "--cache",
+        default=None,
+        help="redis://… : measure the read module through this Redis instead (cache phases; "
+        "a key prefix of the benchmark's own, deleted at the end)",
+    )
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0 or not 0 <= args.fallback_share <= 1:
         parser.error("--clients ≥ 1, --seconds > 0 and 0 ≤ --fallback-share ≤ 1")
     profile = PROFILES[args.profile]
     db = ensure_profile(profile)
     ensure_published(db)
-    report = bench(db, profile, args.clients, args.seconds, args.seed, args.fallback_share)
+    report = bench(
+        db,
+        profile,
+        args.clients,
+        args.seconds,
+        args.seed,
+        args.fallback_share,
+        cache_url=args.cache,
+    )
     m = report["machine"]
     print(
         f"profile {profile.name} ({profile.users:,} users, {profile.tracks // 10:,} records) "
@@ -375,12 +481,15 @@ def main(argv: list[str] | None = None) -> int:
     for name, phase in report["phases"].items():
         for line in phase["error_samples"]:
             print(f"error ({name}): {line}")
-    pub = report["phases"]["during_publish"]["publisher"]
-    print(
-        f"publisher: {pub['publishes']} publishes {pub['publish_s']} s, "
-        f"{pub['phase_covered_share']:.0%} of the phase; rows {pub['rows']}"
-        + (f"; error {pub['error']}" if pub["error"] else "")
-    )
+    if "during_publish" in report["phases"]:
+        pub = report["phases"]["during_publish"]["publisher"]
+        print(
+            f"publisher: {pub['publishes']} publishes {pub['publish_s']} s, "
+            f"{pub['phase_covered_share']:.0%} of the phase; rows {pub['rows']}"
+            + (f"; error {pub['error']}" if pub["error"] else "")
+        )
+    if "memory" in report:
+        print(f"redis memory: {report['memory']}; first warm: {report['first_warm']}")
     for name, v in report["verdict"].items():
         status = "ok" if v["ok"] else f"MISSED: over {v['over_target']}, errors {v['errors']}"
         print(f"{name}: p99 target {v['target_p99_ms']} ms: {status}")

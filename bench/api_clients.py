@@ -31,7 +31,7 @@ WARMUP_CALLS = 30  # per client, untimed
 STATEMENT_TIMEOUT = "5s"
 
 
-def _call(rng: random.Random, ids: dict, fallback_share: float) -> tuple[str, tuple]:
+def random_call(rng: random.Random, ids: dict, fallback_share: float) -> tuple[str, tuple]:
     """Return the function and arguments of one random call."""
     pick = rng.randrange(3)
     if pick == 0:
@@ -65,12 +65,12 @@ def client(
     try:
         warm = random.Random(seed + 1_000_003)
         for _ in range(WARMUP_CALLS):
-            name, args = _call(warm, ids, 0.1)
+            name, args = random_call(warm, ids, 0.1)
             conn.execute(SQL[name], args).fetchall()
         time.sleep(max(0.0, start_at - time.time()))
         end = start_at + seconds
         while time.time() < end:
-            name, args = _call(rng, ids, fallback_share)
+            name, args = random_call(rng, ids, fallback_share)
             wall, began = time.time(), time.perf_counter()
             try:
                 rows = conn.execute(SQL[name], args).fetchall()

@@ -1,6 +1,7 @@
 """Benchmark: the nightly run at a scale profile against PostgreSQL, beside the anchors.
 
     .venv/bin/python bench/nightly.py --profile S [--json out.json] [--no-anchors] [--rounds N]
+        [--cache redis://HOST:6379/0]
 
 Generates the profile once (bench/profiles.py), runs the nightly for the profile's last day,
 and prints per stage: wall seconds, rows in/out and the peak RSS of this process tree, beside
@@ -11,7 +12,11 @@ same user×record matrix (model). `--rounds N` repeats that nightly between its 
 reports each round's ratios and their medians. Then a 90-day backfill, the SQL side
 (aggregate_daily_metrics(date) for the run date, and for each of the backfill's dates: metrics)
 and the backfill again, the ratio taken over the two backfills' mean; last ADBC's ingest of
-the published rows (load_text, for comparison).
+the published rows (load_text, for comparison). With `--cache`, each nightly also warms that
+Redis and switches (under a key prefix of the benchmark's, deleted at the end): its round
+reports the cache_warm stage's seconds over the rest of the nightly's wall, and Redis'
+used_memory before, after (the previous round's keys deleted) and at its peak (sampled every
+0.2 s: both runs in memory from the first round on).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -35,6 +41,7 @@ import psycopg
 from implicit.nearest_neighbours import CosineRecommender
 
 from bench.profiles import DAYS, END, PROFILES, ensure_profile, machine
+from bench.redis_memory import MemorySampler, bench_target, delete_namespace, target_url
 from flows.backfill import run_backfill
 from flows.nightly import run_nightly
 from flows.params import NightlyParams
@@ -43,6 +50,7 @@ from flows.stages.interactions import build_interactions, to_matrix, weighting
 from flows.stages.validate import validate_inputs
 from flows.storage.backends import open_storage
 from flows.storage.base import load_query
+from flows.storage.cache.target import CacheTarget, parse_cache_url
 from flows.storage.literals import inline
 from flows.storage.postgres import SWAPPED
 from flows.storage.queries import QUERIES, sql_files
@@ -291,13 +299,16 @@ def in_fresh_process(fn, *args):
         return pool.submit(fn, *args).result()
 
 
-def nightly_process(db) -> dict:
-    """Run the nightly and return its figures; called in a process of its own.
+def nightly_process(db, cache_url: str | None = None) -> dict:
+    """Run the nightly (warming the Redis of `cache_url`, if any) and return its figures;
+    called in a process of its own.
 
     Its peak RSS is then the nightly's alone, as in a scheduled run's process, not this
     benchmark's high-water mark with the anchors' reads and models in it.
     """
-    result, seconds = timed(run_nightly, db, NightlyParams(run_date=RUN_DATE, window_days=DAYS))
+    params = NightlyParams(run_date=RUN_DATE, window_days=DAYS)
+    cache = parse_cache_url(cache_url) if cache_url else None
+    result, seconds = timed(partial(run_nightly, cache=cache), db, params)
     return {
         "status": result.status,
         "wall_seconds": seconds,
@@ -308,7 +319,7 @@ def nightly_process(db) -> dict:
     }
 
 
-def nightly_round(db, anchors: bool) -> dict:
+def nightly_round(db, anchors: bool, cache: CacheTarget | None = None) -> dict:
     """Run the nightly once between the anchors that judge its stages; return the round.
 
     The extract anchor runs right before the nightly (whose first stage is the extract),
@@ -321,7 +332,17 @@ def nightly_round(db, anchors: bool) -> dict:
     warm_cache(db, RUN_DATE)
     measured = {"extract": extract_anchor(db, RUN_DATE)} if anchors else {}
     load_average = machine()["load_average"]
-    round_ = in_fresh_process(nightly_process, db)
+    if cache is None:
+        round_ = in_fresh_process(nightly_process, db)
+    else:  # Redis memory sampled while the nightly warms and switches
+        with MemorySampler(cache) as memory:
+            round_ = in_fresh_process(nightly_process, db, target_url(cache))
+        warm = next(s["seconds"] for s in round_["stages"] if s["stage"] == "cache_warm")
+        round_["cache"] = {
+            "warm_seconds": warm,
+            "warm_share_of_the_rest": round(warm / (round_["wall_seconds"] - warm), 4),
+            "used_memory": memory.figures(),
+        }
     round_ |= {"load_average": load_average, "dead_rows_vacuumed_before_nightly": vacuumed}
     if anchors:
         measured["load"] = load_anchor(db)
@@ -337,15 +358,17 @@ def run(
     log=print,
     db=None,
     rounds: int = 1,
+    cache: CacheTarget | None = None,
 ) -> dict:
-    """Run the benchmark for one profile and return its report (`db`: use this database)."""
+    """Run the benchmark for one profile and return its report (`db`: use this database;
+    `cache`: the nightlies warm this Redis)."""
     profile = PROFILES[profile_name]
     db = ensure_profile(profile, log=log, db=db)
     report = {"profile": profile.__dict__, "machine": machine(), "run_date": str(RUN_DATE)}
     report["rounds"] = []
     for i in range(rounds):
         log(f"round {i + 1} of {rounds}: the nightly" + " between its anchors" * anchors)
-        round_ = nightly_round(db, anchors)
+        round_ = nightly_round(db, anchors, cache)
         report["rounds"].append(round_)
         figures = round_ratios(round_["stages"], round_["anchors"])
         log(
@@ -382,6 +405,8 @@ def print_round(number: int, round_: dict, profile: str) -> None:
         )
     for name, figures in round_["anchors"].items():
         print(f"anchor {name}: " + json.dumps(figures, default=lambda v: round(v, 3)))
+    if "cache" in round_:
+        print("cache: " + json.dumps(round_["cache"]))
     for name, value in round_["ratios"].items():
         print(f"round {number} ratio {name}: {value:.2f}")
 
@@ -434,15 +459,27 @@ def main() -> None:
         default=DAYS,
         help=f"dates in the backfill and its SQL anchor (default {DAYS}; both scale with it)",
     )
+    parser.add_argument(
+        "--cache",
+        default=None,
+        help="redis://… : the nightlies warm this Redis (a key prefix of the benchmark's own, "
+        "deleted at the end); each round reports the warm's share of the wall and Redis memory",
+    )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    report = run(
-        args.profile,
-        anchors=not args.no_anchors,
-        backfill_days=args.backfill_days,
-        rounds=args.rounds,
-    )
+    cache = bench_target(args.cache) if args.cache else None
+    try:
+        report = run(
+            args.profile,
+            anchors=not args.no_anchors,
+            backfill_days=args.backfill_days,
+            rounds=args.rounds,
+            cache=cache,
+        )
+    finally:
+        if cache is not None:
+            delete_namespace(cache)
     print_report(report)
     text = json.dumps(report, indent=2, default=str)
     if args.json:

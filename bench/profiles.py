@@ -131,17 +131,24 @@ def _current_stamp(db: Database) -> str | None:
 
 
 def ensure_profile(
-    profile: Profile, admin_url: str = ADMIN_URL, log=print, db: Database | None = None
+    profile: Profile,
+    admin_url: str = ADMIN_URL,
+    log=print,
+    db: Database | None = None,
+    sql_dir: Path | None = None,
 ) -> Database:
     """Return the profile's database, generating it first unless it is already current.
 
-    `db` names an existing (empty or stale) database to use instead of rotation_bench_<name>.
+    `db` names an existing (empty or stale) database to use instead of rotation_bench_<name>;
+    `sql_dir` generates it under other migrations (bench/partitions.py: the schema before 0020).
     """
     given = db is not None
     db = db or profile_database(profile, admin_url)
     wanted = stamp(profile)
     if _current_stamp(db) == wanted:
-        migrate(db)  # a profile generated before a later migration gets it (data unchanged)
+        migrate(
+            db, sql_dir
+        )  # a profile generated before a later migration gets it (data unchanged)
         log(f"profile {profile.name}: reusing {db.display}")
         return db
     if not given:
@@ -161,6 +168,7 @@ def ensure_profile(
         plays=profile.plays,
         events=profile.events,
         progress=log,
+        sql_dir=sql_dir,
     )
     with psycopg.connect(db.url, autocommit=True) as conn:
         conn.execute(

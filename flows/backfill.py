@@ -20,16 +20,26 @@ from datetime import date
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.nightly import DATABASE, DATABASE_HELP, checked, known_ids, valid_inputs
-from flows.params import BackfillParams, flow_docstring, flow_signature
+from flows.nightly import (
+    DATABASE,
+    DATABASE_HELP,
+    REPLICA,
+    REPLICA_HELP,
+    checked,
+    known_ids,
+    read_inputs,
+    run_payload,
+    valid_inputs,
+)
+from flows.params import REPLICA_WAIT_S, BackfillParams, flow_docstring, flow_signature
 from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
-from flows.stages.extract import Inputs, extract_inputs
+from flows.stages.extract import Inputs
 from flows.stages.metrics import EVENT_METRIC_TYPES, compute_daily_metrics
 from flows.stages.publish import stamp_metrics
 from flows.stages.validate import validate_inputs
 from flows.storage.backends import open_storage
 from flows.storage.database import Database
-from flows.storage.secrets import resolve_database
+from flows.storage.secrets import resolve_database, resolve_replica
 from flows.tracking import JobTracker, RunResult, release_free_memory, tracked_run, utcnow
 
 
@@ -38,16 +48,19 @@ def run_backfill(
     first: date,
     last: date,
     *,
+    replica: Database | None = None,
+    replica_wait: int = REPLICA_WAIT_S,
     runner: StageRunner = direct,
     flow_run_id: str | None = None,
 ) -> RunResult:
-    """Recompute and replace daily_metrics for every date from `first` to `last`."""
-    params = BackfillParams(date_from=first, date_to=last)
+    """Recompute and replace daily_metrics for every date from `first` to `last`, the events
+    read on `replica` when given (once it has replayed the primary's position)."""
+    params = BackfillParams(date_from=first, date_to=last, replica_wait=replica_wait)
     with open_storage(db) as storage:
         storage.check()
-        payload = {"database": db.display, **params.as_payload()}
+        payload = run_payload(db, replica, params.as_payload())
         with tracked_run(storage, "backfill", payload, flow_run_id) as (tracker, result):
-            _stages(storage, tracker, runner, params.dates(), result)
+            _stages(storage, tracker, runner, params, result, replica)
         return result
 
 
@@ -142,12 +155,27 @@ def _published(tracker: JobTracker, chunk: list[date], future: Future) -> int:
 
 
 def _stages(
-    storage, tracker: JobTracker, runner: StageRunner, dates: list[date], result: RunResult
+    storage,
+    tracker: JobTracker,
+    runner: StageRunner,
+    params: BackfillParams,
+    result: RunResult,
+    replica: Database | None,
 ) -> None:
-    now = utcnow()
-    with tracker.stage("extract", 30) as timing:
-        inputs = runner("extract", extract_inputs, storage, dates[-1], len(dates), retry=True)
-        timing.rows_out = Inputs.rows(inputs)
+    now, dates = utcnow(), params.dates()
+
+    def stage(name, percent, fn, *args, retry=False, rows_out=None):
+        with tracker.stage(name, percent) as timing:
+            value = runner(name, fn, *args, retry=retry)
+            timing.rows_out = rows_out(value) if rows_out else None
+        return value
+
+    def say(message: str) -> None:  # the replica's wait, on the job row and progress line
+        tracker.progress(tracker.percent, message)
+
+    inputs = read_inputs(
+        storage, replica, stage, dates[-1], len(dates), params.replica_wait, say, percent=30
+    )
     storage.release_cache()  # an embedded engine's pages of the rows just read
     with tracker.stage("validate", 50):
         validation = runner("validate", validate_inputs, inputs, now)
@@ -165,22 +193,28 @@ def _stages(
     result.rows["daily_metrics"] = rows
 
 
-def backfill(*, database: str | None = None, **parameters) -> dict:
+def backfill(*, database: str | None = None, replica: str | None = None, **parameters) -> dict:
     """Recompute daily_metrics of a date range as a Prefect flow; return the run summary."""
     params = BackfillParams(**parameters)
+    db = resolve_database(database)
     with logs_to_prefect():
         result = run_backfill(
-            resolve_database(database),
+            db,
             params.date_from,
             params.date_to,
+            replica=resolve_replica(replica, db),
+            replica_wait=params.replica_wait,
             runner=prefect_task,
             flow_run_id=flow_run.get_id(),
         )
     return result.summary()
 
 
-backfill.__signature__ = flow_signature(BackfillParams, DATABASE)
+backfill.__signature__ = flow_signature(BackfillParams, DATABASE, REPLICA)
 backfill.__doc__ = flow_docstring(
-    "Recompute daily_metrics of a date range.", BackfillParams, database=DATABASE_HELP
+    "Recompute daily_metrics of a date range.",
+    BackfillParams,
+    database=DATABASE_HELP,
+    replica=REPLICA_HELP,
 )
 backfill = flow(name="backfill", log_prints=True)(backfill)

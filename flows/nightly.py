@@ -20,7 +20,8 @@ from flows.artifacts import publish_artifacts
 from flows.params import NightlyParams, flow_docstring, flow_signature
 from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
 from flows.stages import evaluation, interactions, recommendations, similarity
-from flows.stages.extract import Inputs, day_end, extract_inputs
+from flows.stages.cache import CacheStep, cache_deadline
+from flows.stages.extract import Inputs, day_end, extract_inputs, extract_replica_inputs
 from flows.stages.metrics import (
     EVENT_METRIC_TYPES,
     MODEL_QUALITY,
@@ -41,8 +42,11 @@ from flows.stages.publish import (
 from flows.stages.validate import Validation, validate_inputs
 from flows.storage.backends import open_storage
 from flows.storage.base import Replacement, Storage
+from flows.storage.cache.target import CacheTarget, check_cache_backend, resolve_cache
 from flows.storage.database import Database
-from flows.storage.secrets import resolve_database
+from flows.storage.partitions import ensure_partitions
+from flows.storage.replica import wait_for_replica
+from flows.storage.secrets import resolve_database, resolve_replica
 from flows.tracking import (
     JobTracker,
     RunResult,
@@ -93,6 +97,37 @@ def model_events(inputs: Inputs) -> Inputs:
     )
 
 
+def run_payload(db: Database, replica: Database | None, params_payload: dict) -> dict:
+    """Return a run's job payload: where it writes (and reads, with a replica), its parameters."""
+    where = {"database": db.display} | ({"replica": replica.display} if replica else {})
+    return where | params_payload
+
+
+def read_inputs(
+    storage: Storage,
+    replica: Database | None,
+    stage: Callable[..., object],
+    run_date,
+    window_days: int,
+    replica_wait: int,
+    say: Callable[[str], None],
+    percent: float = 10,
+) -> Inputs:
+    """Return a run's inputs: read on `storage`, or on `replica` once it has replayed what the
+    primary had written when the run started (the wait is a stage of its own, `replica_wait`).
+
+    `stage(name, percent_after, fn, *args, **options)` runs each step as the flow's stage.
+    """
+    if replica is None:
+        read, source = extract_inputs, storage
+    else:
+        stage("replica_wait", percent / 2, wait_for_replica, storage, replica, replica_wait, say)
+        read, source = extract_replica_inputs, replica
+    return stage(
+        "extract", percent, read, source, run_date, window_days, retry=True, rows_out=Inputs.rows
+    )
+
+
 def without_events(inputs: Inputs) -> Inputs:
     """Return the inputs with the (large) play and usage frames emptied, schemas kept."""
     return inputs.replace(plays=inputs.plays.clear(), usage=inputs.usage.clear())
@@ -108,8 +143,12 @@ class NightlyRun:
         runner: StageRunner,
         tracker: JobTracker,
         result: RunResult,
+        replica: Database | None = None,
+        cache: CacheTarget | None = None,
     ) -> None:
         self.storage, self.params, self.run = storage, params, runner
+        self.cache = cache  # the Redis the published lists are warmed into, if any
+        self.replica = replica  # where the extract reads, when not the database itself
         self.tracker, self.result = tracker, result
         self.now = utcnow()  # stamps and expiry only: results depend on the run date alone
         self.as_of = min(self.now, day_end(params.run_date))  # the run's reference instant
@@ -143,15 +182,8 @@ class NightlyRun:
     def execute(self) -> RunResult:
         """Run every stage; publish atomically unless the quality gate refuses."""
         p, day = self.params, self.params.run_date
-        inputs: Inputs = self._stage(
-            "extract",
-            10,
-            extract_inputs,
-            self.storage,
-            day,
-            p.window_days,
-            retry=True,
-            rows_out=Inputs.rows,
+        inputs = read_inputs(
+            self.storage, self.replica, self._stage, day, p.window_days, p.replica_wait, self._say
         )
         self.storage.release_cache()  # an embedded engine's pages of the rows just read
         validation = self._stage(
@@ -247,9 +279,29 @@ class NightlyRun:
             outputs["record_popularity"],
         )
         self._stage(
-            "retention", 98, self.storage.cleanup, p.usage_retention_days, self.now, retry=True
+            "partitions",
+            97,
+            ensure_partitions,
+            self.storage,
+            self.now,
+            p.partitions_ahead,
+            retry=True,
+            rows_out=len,
+        )
+        self._stage(
+            "retention",
+            98,
+            self.storage.cleanup,
+            p.usage_retention_days,
+            self.now,
+            p.play_retention_days,
+            retry=True,
         )
         return self.result
+
+    def _say(self, message: str) -> None:
+        """Show a step inside a stage: on the job row and the progress line."""
+        self.tracker.progress(self.tracker.percent, message)
 
     def _checked(self, frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
         """Return the output frames without rows naming ids absent from the catalogue."""
@@ -295,47 +347,96 @@ class NightlyRun:
                 ),
                 Replacement.whole("record_popularity", stamp_popularity(popular, run_id, self.now)),
             ]
-        written = self._stage(
-            "publish",
-            95,
-            self.storage.publish,
-            replacements,
-            # the job records that its lists are live in the publish's own transaction
-            self.tracker.job_id if lists else None,
-            retry=True,
-            rows_in=sum(r.frame.height for r in replacements),
-            rows_out=lambda w: sum(w.values()),
-        )
+        cache = self._warm(replacements[1:], expires) if lists and self.cache else None
+        try:
+            written = self._stage(
+                "publish",
+                95,
+                self.storage.publish,
+                replacements,
+                # the job records that its lists are live in the publish's own transaction
+                self.tracker.job_id if lists else None,
+                cache and cache.before_swap,
+                retry=True,
+                rows_in=sum(r.frame.height for r in replacements),
+                rows_out=lambda w: sum(w.values()),
+            )
+        except BaseException:
+            if cache:
+                cache.abandon()
+            raise
+        if cache:
+            self._switch(cache)
         self.result.rows |= {k: v for k, v in written.items() if k != "daily_metrics"}
         self.result.published = lists
+
+    def _warm(self, lists: list[Replacement], expires) -> CacheStep:
+        """Warm the cache with the lists about to be published (before the swap)."""
+        frames = {r.table: r.frame for r in lists}
+        deadline = cache_deadline(self.now, self.params.cache_ttl_hours, expires)
+        cache = CacheStep(self.cache, self.tracker.run_id, deadline)
+        self._stage(
+            "cache_warm",
+            93,
+            cache.warm,
+            frames["recommendation_data"],
+            frames["content_similarity"],
+            frames["record_popularity"],
+            rows_in=frames["recommendation_data"].height + frames["content_similarity"].height,
+            rows_out=lambda w: w["keys"],
+        )
+        return cache
+
+    def _switch(self, cache: CacheStep) -> None:
+        """Point the cache's readers at this run; a failure becomes the run's warning line."""
+        cache.after_publish()
+        cache.close()
+        for note in cache.notes:
+            self.tracker.log("warning", "publish", note)
+        if cache.warning:
+            self.tracker.log("warning", "publish", cache.warning)
+            self.result.warning = "; ".join(filter(None, (self.result.warning, cache.warning)))
 
 
 def run_nightly(
     db: Database,
     params: NightlyParams,
     *,
+    replica: Database | None = None,
     runner: StageRunner = direct,
     flow_run_id: str | None = None,
+    cache: CacheTarget | None = None,
 ) -> RunResult:
-    """Run the nightly pipeline for `params.run_date` (None: yesterday) on `db`."""
+    """Run the nightly pipeline for `params.run_date` (None: yesterday) on `db`, its inputs
+    read on `replica` when given, the lists it publishes warmed into `cache` when given."""
     params = params.resolved()
+    check_cache_backend(cache, db)
     with open_storage(db) as storage:
         storage.check()
-        payload = {"database": db.display, **params.as_payload()}
+        payload = run_payload(db, replica, params.as_payload())
+        payload |= {"cache": cache.display} if cache else {}
         with tracked_run(storage, "nightly", payload, flow_run_id) as (tracker, result):
-            NightlyRun(storage, params, runner, tracker, result).execute()
+            NightlyRun(storage, params, runner, tracker, result, replica, cache).execute()
             if result.warning and result.status == "running":
                 result.status = "completed_with_warnings"
         return result
 
 
-def nightly(*, database: str | None = None, **parameters) -> dict | State:
+def nightly(
+    *, database: str | None = None, replica: str | None = None, **parameters
+) -> dict | State:
     """Run the nightly pipeline as a Prefect flow; return the run summary (a skipped run's
     in a Completed state named Skipped: called directly, the flow returns the summary)."""
     params = NightlyParams(**parameters).resolved()
+    db = resolve_database(database)
     with logs_to_prefect():
         result = run_nightly(
-            resolve_database(database), params, runner=prefect_task, flow_run_id=flow_run.get_id()
+            db,
+            params,
+            replica=resolve_replica(replica, db),
+            runner=prefect_task,
+            flow_run_id=flow_run.get_id(),
+            cache=resolve_cache(),
         )
     publish_artifacts(result, params)
     if result.status == "skipped":  # Completed, named so in the UI, with the reason
@@ -346,15 +447,24 @@ def nightly(*, database: str | None = None, **parameters) -> dict | State:
 DATABASE = inspect.Parameter(
     "database", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None
 )
-nightly.__signature__ = flow_signature(NightlyParams, DATABASE)
+REPLICA = inspect.Parameter(
+    "replica", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None
+)
+nightly.__signature__ = flow_signature(NightlyParams, DATABASE, REPLICA)
 DATABASE_HELP = (
     "where the run reads and writes; leave it empty (a password never belongs in a flow "
     "parameter): ROTATION_DATABASE_URL, else the Prefect Secret block rotation-database-url"
+)
+REPLICA_HELP = (
+    "a streaming read replica of the database where the run reads its inputs (it publishes "
+    "on the database); leave it empty: ROTATION_REPLICA_URL, else the Prefect Secret block "
+    "rotation-replica-url, else none (the database is read)"
 )
 nightly.__doc__ = flow_docstring(
     "Run every stage for one date (default yesterday, UTC: the last complete day when the "
     "03:00 run starts).",
     NightlyParams,
     database=DATABASE_HELP,
+    replica=REPLICA_HELP,
 )
 nightly = flow(name="nightly", log_prints=True)(nightly)

@@ -56,9 +56,23 @@ def check_bounds(params: Any) -> None:
             raise ValueError(f"{option_name(f)} must be {span}, not {value}")
 
 
+def replica_wait_knob() -> Any:
+    """Return the --replica-wait field (the nightly's and the backfill's: one definition)."""
+    return knob(
+        REPLICA_WAIT_S,
+        "with a read replica: seconds to wait for it to replay the primary's WAL position "
+        "of the run's start before failing (0 = do not wait)",
+        low=0,
+    )
+
+
 def option_name(f: dataclasses.Field) -> str:
     """Return the CLI option of a parameter field (`--window-days` for window_days)."""
     return f.metadata["option"] or "--" + f.name.replace("_", "-")
+
+
+#: How long a run with a read replica waits for it to catch up: 10 minutes.
+REPLICA_WAIT_S = 600
 
 
 @dataclass(frozen=True)
@@ -78,6 +92,9 @@ class NightlyParams:
     )
     half_life_days: float = knob(30.0, "time decay of interactions; 0 = no decay", low=0)
     expires_hours: int = knob(48, "lifetime of the published lists and neighbours", low=1)
+    cache_ttl_hours: int = knob(
+        24, "lifetime of the lists warmed into Redis (--cache), never past --expires-hours", low=1
+    )
     holdout_days: int = knob(7, "days of the temporal holdout scored before publishing", low=1)
     quality_gate_drop: float = knob(
         0.20,
@@ -88,6 +105,13 @@ class NightlyParams:
     )
     force_publish: bool = knob(False, "publish even when the quality gate refuses")
     usage_retention_days: int = knob(365, "days of raw usage_metrics kept once aggregated", low=1)
+    play_retention_days: int | None = knob(
+        None, "days of raw play_history kept (default: all; Postgres drops whole months)", low=1
+    )
+    partitions_ahead: int = knob(
+        2, "months after the run's that get event partitions ahead (Postgres)", low=1, high=120
+    )
+    replica_wait: int = replica_wait_knob()
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -107,8 +131,10 @@ class BackfillParams:
 
     date_from: date = knob(dataclasses.MISSING, "first date recomputed", option="--from")
     date_to: date = knob(dataclasses.MISSING, "last date recomputed (included)", option="--to")
+    replica_wait: int = replica_wait_knob()
 
     def __post_init__(self) -> None:
+        check_bounds(self)
         self.dates()
 
     def dates(self) -> list[date]:

@@ -122,7 +122,9 @@ class JobTracker:
 
     def log(self, level: str, stage: str, message: str, details: dict | None = None) -> None:
         """Write one job_logs row and the same line to the Python log."""
-        log.log(logging.getLevelName(level.upper()), "%s: %s", stage, message)
+        log.log(
+            logging.getLevelName(level.upper()), "%s: %s", stage, message, extra={"stage": stage}
+        )
         self.storage.execute(
             "tracking/insert_job_log",
             (

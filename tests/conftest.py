@@ -14,6 +14,8 @@ from flows.storage.database import Database, parse_database
 
 PG_ADMIN_URL = os.environ.get("ROTATION_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
 REQUIRE_PG = os.environ.get("ROTATION_REQUIRE_POSTGRES") == "1"
+REDIS_URL = os.environ.get("ROTATION_TEST_REDIS", "redis://127.0.0.1:6379/0")
+REQUIRE_REDIS = os.environ.get("ROTATION_REQUIRE_REDIS") == "1"
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_CODE = tuple(
     f"{ROOT / package}{os.sep}" for package in ("flows", "models", "transforms", "bench")
@@ -62,6 +64,22 @@ def postgres_server() -> str:
             pytest.fail(message + " (ROTATION_REQUIRE_POSTGRES=1)")
         pytest.skip(message)
     return PG_ADMIN_URL
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    """Return the URL of the shared test Redis; fail (CI) or skip (laptop) without one."""
+    import redis
+
+    try:
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
+            client.ping()
+    except redis.RedisError as exc:
+        message = f"Redis not reachable at {REDIS_URL}: {exc}"
+        if REQUIRE_REDIS:
+            pytest.fail(message + " (ROTATION_REQUIRE_REDIS=1)")
+        pytest.skip(message)
+    return REDIS_URL
 
 
 @pytest.fixture

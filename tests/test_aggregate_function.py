@@ -194,13 +194,15 @@ CLEANUP_SQL = """
 DELETE FROM usage_metrics;
 INSERT INTO daily_metrics (metric_date, metric_type, entity_type, entity_id, metric_name,
                            metric_value)
-VALUES ('2024-03-10', 'platform', 'platform', 'all', 'plays', 4);
+VALUES ('2024-05-10', 'platform', 'platform', 'all', 'plays', 4);
 INSERT INTO usage_metrics (id, user_id, event_type, occurred_at) VALUES
-    (1, 1, 'page_view', '2024-03-01 12:00Z'),   -- old and aggregated: deleted
-    (2, 1, 'page_view', '2024-03-09 23:59Z'),   -- old and aggregated: deleted
-    (3, 1, 'page_view', '2024-03-10 00:00Z'),   -- the latest aggregated date itself: kept
-    (4, 1, 'page_view', '2024-05-01 12:00Z'),   -- old but not aggregated yet: kept
+    (1, 1, 'page_view', '2024-03-01 12:00Z'),   -- a month old and aggregated: dropped
+    (2, 1, 'page_view', '2024-04-30 23:59Z'),   -- a month old and aggregated: dropped
+    (3, 1, 'page_view', '2024-05-01 00:00Z'),   -- its month holds the latest aggregated date
+    (4, 1, 'page_view', '2024-05-20 12:00Z'),   -- not aggregated yet: kept
     (5, 1, 'page_view', '2025-05-01 12:00Z');   -- within the retention: kept
+-- each month's events moved out of the default partition into their own (0020)
+SELECT count(*) FROM ensure_event_partitions('2025-06-01 00:00Z', 0);
 INSERT INTO recommendation_data (user_id, data_type, list_name, item_type, item_id, score,
                                  confidence, rank, model_version, expires_at) VALUES
     (1, 'recommendation', 'records', 'record', 10, 0.9, 0.5, 1, 'v1', '2025-05-31Z'),

@@ -58,3 +58,25 @@ def test_the_report_names_the_machine_and_the_profile(report):
     assert rep["profile"]["name"] == "XS"
     assert {"cores", "memory_gib", "load_average"} <= set(rep["machine"])
     assert rep["clients"] == 4
+
+
+@pytest.fixture(scope="module")
+def cache_report(report, postgres_server, redis_server):
+    """Return the report of the cache mode (2 s per phase) on the same XS database."""
+    api, _ = report
+    profile = api.PROFILES["XS"]
+    db = api.ensure_profile(profile, postgres_server)  # reused: generated for `report`
+    return api.bench(db, profile, 4, 2, 7, 0.3, cache_url=redis_server)
+
+
+def test_the_cache_mode_reports_both_sides_and_redis_memory(cache_report):
+    assert set(cache_report["phases"]) == {"cache_at_rest", "cache_during_switch"}
+    for phase in cache_report["phases"].values():
+        assert phase["all"]["errors"] == 0, phase["error_samples"]
+        assert any(name.endswith("[redis]") for name in phase["functions"])
+        assert "get_recommendations:fallback [postgres]" in phase["functions"]
+    warmer = cache_report["phases"]["cache_during_switch"]["warmer"]
+    assert warmer["error"] is None and warmer["rounds"] >= 1
+    memory = cache_report["memory"]
+    assert memory["bytes_per_user_key"] > memory["bytes_per_list"] > 0
+    assert memory["users"] > 0 and memory["lists"] >= memory["users"]

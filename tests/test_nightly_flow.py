@@ -47,6 +47,7 @@ STAGES = {
     "evaluation",
     "references",
     "publish",
+    "partitions",
     "retention",
 }
 # the published tables' keys (UNIQUE on PostgreSQL)

@@ -82,13 +82,13 @@ def test_a_drifted_readme_default_is_caught():
 def test_each_flow_takes_the_fields_with_their_defaults(flow, params_cls):
     signature = inspect.signature(flow.fn)
     fields = dataclasses.fields(params_cls)
-    assert list(signature.parameters) == [f.name for f in fields] + ["database"]
+    assert list(signature.parameters) == [f.name for f in fields] + ["database", "replica"]
     for f in fields:
         default = signature.parameters[f.name].default
         assert default == (
             inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
         )
-    assert set(flow.parameters.properties) == {f.name for f in fields} | {"database"}
+    assert set(flow.parameters.properties) == {f.name for f in fields} | {"database", "replica"}
 
 
 def test_cli_defaults_are_the_dataclass_defaults():

@@ -170,6 +170,10 @@ def test_can_run_the_batch_functions(migrated_pg):
             "AND metric_type = 'platform' AND metric_name = 'plays'",
         )
         assert plays == 1
+        # the nightly's maintenance: the 2020 event moves out of the default partition
+        assert ("usage_metrics", "usage_metrics_p2020_01", 1) in pipe.execute(
+            "SELECT * FROM ensure_event_partitions()"
+        ).fetchall()
         deleted = dict(pipe.execute("SELECT * FROM cleanup_old_analytics_data(365)").fetchall())
         assert deleted["usage_metrics"] == 1
         assert deleted["recommendation_data"] == 1

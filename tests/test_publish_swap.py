@@ -112,8 +112,10 @@ def as_pipeline(migrated_pg: Database):
         yield migrated_pg, parse_database(migrated_pg.url.replace("//root@", f"//{login}@", 1))
     finally:
         with psycopg.connect(migrated_pg.url, autocommit=True) as conn:
+            # wait for each backend to end: until it has, its temporary tables still
+            # belong to the login, and DROP ROLE refuses
             conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = %s",
                 (login,),
             )
             conn.execute(f"DROP ROLE IF EXISTS {login}")

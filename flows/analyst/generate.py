@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from importlib.resources.abc import Traversable
 
 from flows.storage.bulk import write_frames
 from flows.storage.database import Database
@@ -22,14 +23,16 @@ def generate_into(
     plays: int | None = None,
     events: int | None = None,
     progress: Callable[[str], None] | None = None,
+    sql_dir: Traversable | None = None,
 ) -> dict[str, int]:
     """Return rows written per table after replacing db's input tables with synthetic data.
 
     `end` (default: today, UTC) is exclusive: events fall in the `days` days before it.
+    `sql_dir` replaces the packaged migrations (a benchmark's older schema).
     """
     say = progress or (lambda line: None)
     end = end or dt.datetime.now(dt.UTC).date()
-    applied = migrate(db)
+    applied = migrate(db, sql_dir)
     say(f"migrated {db.display}: {len(applied)} migration(s) applied")
     start = time.perf_counter()
     frames = generate_frames(users, tracks, days, seed, end, plays=plays, events=events)

@@ -8,7 +8,10 @@ import polars as pl
 
 from flows.analyst.terminal import printable
 from flows.storage.backends import open_storage
+from flows.storage.cache.reader import CacheReader
+from flows.storage.cache.target import CacheTarget
 from flows.storage.database import Database
+from transforms.columns import RECOMMENDATION_LISTS, SIMILARITY_TYPES
 
 TITLE_QUERIES = {
     "record": "lookups/record_titles",
@@ -28,16 +31,65 @@ def _labels(storage, item_type: str, ids: list[int]) -> dict[int, str]:
     return dict(zip(frame["id"], frame["name"], strict=True))
 
 
-def read_recommendations(
-    db: Database, user_id: int, list_name: str | None, limit: int
+def served_lists(
+    db: Database, cache: CacheTarget, user_id: int, list_name: str | None, limit: int
 ) -> pl.DataFrame:
-    """Return a user's unexpired published rows with a readable label per item.
+    """Return a user's lists as the API's read module serves them (Redis, else Postgres):
+    the columns of query lookups/user_recommendations, plus each list's `source`."""
+    reader = CacheReader(db, cache)
+    rows = []
+    try:
+        for name in [list_name] if list_name else sorted(RECOMMENDATION_LISTS):
+            served = reader.read("get_recommendations", user_id, name, limit)
+            rows += [
+                {**r, "list_name": name, "reason": json.dumps(r["reason"]), "source": served.source}
+                for r in served.rows
+            ]
+    finally:
+        reader.close()
+    columns = ["list_name", "rank", "item_type", "item_id", "item_key", "score", "confidence"]
+    schema = dict.fromkeys(columns, pl.String) | {"rank": pl.Int64, "item_id": pl.Int64}
+    schema |= {"score": pl.Float64, "confidence": pl.Float64, "reason": pl.String}
+    schema |= {"source": pl.String}
+    return pl.DataFrame([{c: r[c] for c in schema} for r in rows], schema=schema)
+
+
+def served_neighbours(
+    db: Database, cache: CacheTarget, source_type: str, source_id: int, kind: str | None, limit: int
+) -> pl.DataFrame:
+    """Return an item's neighbours as the API's read module serves them (one type: with the
+    function's content fallback; all types: each type's own rows)."""
+    reader = CacheReader(db, cache)
+    rows = []
+    try:
+        for asked in [kind] if kind else SIMILARITY_TYPES:
+            served = reader.read("get_similar", source_type, source_id, asked, limit)
+            rows += [r for r in served.rows if kind or r["similarity_type"] == asked]
+    finally:
+        reader.close()
+    schema = {"similarity_type": pl.String, "target_type": pl.String, "target_id": pl.Int64}
+    schema |= {"score": pl.Float64, "rank": pl.Int64}
+    return pl.DataFrame([{c: r[c] for c in schema} for r in rows], schema=schema)
+
+
+def read_recommendations(
+    db: Database,
+    user_id: int,
+    list_name: str | None,
+    limit: int,
+    cache: CacheTarget | None = None,
+) -> pl.DataFrame:
+    """Return a user's unexpired published rows (through `cache` when given: as the API's
+    read module serves them) with a readable label per item.
 
     ValueError (one line) when the user does not exist.
     """
     with open_storage(db) as storage:
         storage.check()
-        frame = storage.read("lookups/user_recommendations", (user_id, list_name, limit))
+        if cache is None:
+            frame = storage.read("lookups/user_recommendations", (user_id, list_name, limit))
+        else:
+            frame = served_lists(db, cache, user_id, list_name, limit)
         if frame.is_empty() and storage.read("lookups/user_ids", (user_id,)).is_empty():
             raise ValueError(f"user {user_id} does not exist in {db.display}")
         labels: dict[tuple[str, int], str] = {}
@@ -94,17 +146,25 @@ def format_recommendations(frame: pl.DataFrame, user_id: int) -> str:
 
 
 def read_similar(
-    db: Database, source_type: str, source_id: int, similarity_type: str | None, limit: int
+    db: Database,
+    source_type: str,
+    source_id: int,
+    similarity_type: str | None,
+    limit: int,
+    cache: CacheTarget | None = None,
 ) -> pl.DataFrame:
-    """Return an item's unexpired published neighbours with labels.
+    """Return an item's unexpired published neighbours (through `cache` when given) with labels.
 
     ValueError (one line) when the item does not exist.
     """
     with open_storage(db) as storage:
         storage.check()
-        frame = storage.read(
-            "lookups/item_similar", (source_type, source_id, similarity_type, limit)
-        )
+        if cache is None:
+            frame = storage.read(
+                "lookups/item_similar", (source_type, source_id, similarity_type, limit)
+            )
+        else:
+            frame = served_neighbours(db, cache, source_type, source_id, similarity_type, limit)
         if frame.is_empty() and not _labels(storage, source_type, [source_id]):
             raise ValueError(f"{source_type} {source_id} does not exist in {db.display}")
         labels = _labels(storage, source_type, frame["target_id"].unique().to_list())

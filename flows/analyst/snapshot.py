@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from flows.params import REPLICA_WAIT_S
 from flows.stages.extract import ALL_HISTORY_START, day_end
 from flows.storage.base import load_query
 from flows.storage.bulk import connect, copy_batches
@@ -59,6 +60,7 @@ class SnapshotSpec:
     until: date | None = None
     sample_fraction: float | None = None
     seed: int = 42
+    replica_wait: float = REPLICA_WAIT_S  # with a read replica: seconds it may take to catch up
 
     def __post_init__(self) -> None:
         if self.since and self.until and self.since > self.until:
@@ -121,16 +123,21 @@ def _sample(read: BatchReader, spec: SnapshotSpec) -> tuple[bool, list[int], int
 
 
 def _build(
-    source: Database, target: Database, spec: SnapshotSpec, say: Callable[[str], None]
+    source: Database,
+    target: Database,
+    spec: SnapshotSpec,
+    say: Callable[[str], None],
+    replica: Database | None,
 ) -> SnapshotResult:
-    """Fill the (new) DuckDB file `target` from `source`; return what was copied."""
+    """Fill the (new) DuckDB file `target` from `source` (read on its `replica` when given);
+    return what was copied."""
     started = time.perf_counter()
     migrate(target)
     result = SnapshotResult(path=Path(target.path))
     conn = connect(target)
     try:
         conn.execute(sql_text("duckdb", "snapshot_info.sql"))
-        with consistent_reader(source) as read:
+        with consistent_reader(source, replica, spec.replica_wait, say) as read:
             every, ids, result.sampled_users = _sample(read, spec)
             for table, kind in TABLES.items():
                 tick = time.perf_counter()
@@ -163,8 +170,10 @@ def take_snapshot(
     path: Path | str,
     spec: SnapshotSpec | None = None,
     progress: Callable[[str], None] | None = None,
+    replica: Database | None = None,
 ) -> SnapshotResult:
-    """Return what was copied after replacing the DuckDB file `path` with a snapshot of source."""
+    """Return what was copied after replacing the DuckDB file `path` with a snapshot of source
+    (read on `replica`, a streaming standby of source, when given)."""
     spec = spec or SnapshotSpec()
     final = Path(str(path).removeprefix("duckdb:")).expanduser().resolve()
     if source.path is not None and Path(source.path).expanduser().resolve() == final:
@@ -173,9 +182,10 @@ def take_snapshot(
     tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
     _remove(tmp)
     say = progress or (lambda line: None)
-    say(f"snapshot {source.display} -> {final}")
+    via = f" (read on the replica {replica.display})" if replica else ""
+    say(f"snapshot {source.display}{via} -> {final}")
     try:
-        result = _build(source, parse_database(f"duckdb:{tmp}"), spec, say)
+        result = _build(source, parse_database(f"duckdb:{tmp}"), spec, say, replica)
         _remove(Path(f"{final}.wal"))  # a stale log of the old file must not replay on the new
         os.replace(tmp, final)
     except BaseException:

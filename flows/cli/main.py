@@ -13,13 +13,27 @@ from flows.analyst.terminal import printable
 from flows.cli.parsers import build_parser
 from flows.cli.progress import LogLine, announce, end_progress, show_progress
 from flows.params import last_complete_day
-from flows.storage.database import ENV_VAR, DatabaseUrlError, parse_database, redact
+from flows.storage.cache.target import (
+    CACHE_ENV_VAR,
+    CACHE_PASSWORD_IN_ARGV,
+    CacheUrlError,
+    check_cache_backend,
+    parse_cache_url,
+)
+from flows.storage.database import (
+    ENV_VAR,
+    REPLICA_ENV_VAR,
+    DatabaseUrlError,
+    parse_database,
+    parse_replica,
+    redact,
+)
 from flows.storage.errors import MigrationError, StorageError
 
 PREFLIGHT = "flows.cli.checks:preflight"  # the database check of the commands that need one
 PASSWORD_IN_ARGV = (
-    "rotation: warning: a password in --database is visible to every user of this machine "
-    "(ps, /proc); keep it in ~/.pgpass or PGPASSWORD, or in ROTATION_DATABASE_URL"
+    "rotation: warning: a password in {option} is visible to every user of this machine "
+    "(ps, /proc); keep it in ~/.pgpass or PGPASSWORD, or in {variable}"
 )
 
 
@@ -30,6 +44,26 @@ def _dates(args) -> str:
     if hasattr(args, "run_date"):
         return f" for {args.run_date or last_complete_day()}"
     return ""
+
+
+def _replica(args):
+    """Return the read replica of a command (--replica, else ROTATION_REPLICA_URL), or None."""
+    primary = args.db if hasattr(args, "db") else parse_database(args.source)
+    replica = parse_replica(args.replica or os.environ.get(REPLICA_ENV_VAR), primary)
+    if args.replica and replica.has_password:
+        warning = PASSWORD_IN_ARGV.format(option="--replica", variable=REPLICA_ENV_VAR)
+        print(warning, file=sys.stderr)
+    return replica
+
+
+def _cache(args):
+    """Return the Redis cache of a command (--cache, else ROTATION_CACHE_URL), or None."""
+    url = args.cache or os.environ.get(CACHE_ENV_VAR)
+    cache = parse_cache_url(url) if url else None
+    if args.cache and cache.has_password:
+        print(CACHE_PASSWORD_IN_ARGV, file=sys.stderr)
+    check_cache_backend(cache, args.db)
+    return cache
 
 
 def load_handler(reference: str) -> Callable:
@@ -65,19 +99,26 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "database"):
             args.db = parse_database(args.database)
             if args.database and args.db.has_password:
-                print(PASSWORD_IN_ARGV, file=sys.stderr)
-        os.environ.pop(ENV_VAR, None)  # read: child processes (Prefect's server) never see it
+                warning = PASSWORD_IN_ARGV.format(option="--database", variable=ENV_VAR)
+                print(warning, file=sys.stderr)
+        if hasattr(args, "replica"):
+            args.replica = _replica(args)
+        if hasattr(args, "cache"):
+            args.cache = _cache(args)
+        for name in (ENV_VAR, REPLICA_ENV_VAR, CACHE_ENV_VAR):  # read: child processes
+            os.environ.pop(name, None)  # (Prefect's server) never see them
         if getattr(args, "announce", None):
-            announce(f"{args.announce}{_dates(args)} on {args.db.display}: starting")
+            reading = f", reading {args.replica.display}" if args.replica else ""
+            announce(f"{args.announce}{_dates(args)} on {args.db.display}{reading}: starting")
         if args.ready:
-            load_handler(PREFLIGHT)(args.db)
+            load_handler(PREFLIGHT)(args.db, getattr(args, "replica", None))
         code = int(load_handler(args.handler)(args) or 0)
         end_progress()
         return code
     except (DatabaseUrlError, StorageError, MigrationError, ValueError, FileNotFoundError) as exc:
         end_progress()
         print(f"rotation: error: {printable(redact(str(exc)))}", file=sys.stderr)
-        return 2 if isinstance(exc, DatabaseUrlError) else 1
+        return 2 if isinstance(exc, DatabaseUrlError | CacheUrlError) else 1
     except KeyboardInterrupt:
         end_progress()
         print("rotation: interrupted", file=sys.stderr)

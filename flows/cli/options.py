@@ -9,11 +9,17 @@ from types import NoneType
 from typing import Any, get_args, get_type_hints
 
 from flows.params import option_name, required
-from flows.storage.database import ENV_VAR
+from flows.storage.database import ENV_VAR, REPLICA_ENV_VAR
 
 DATABASE_HELP = (
     "postgresql://user@host[:port]/dbname or duckdb:PATH "
     f"(default: ${ENV_VAR}, else duckdb:rotation.duckdb)"
+)
+
+REPLICA_HELP = (
+    "a streaming replica (hot standby) of the database, postgresql://…: the inputs are read "
+    "there, once it has replayed what the database had written at the start (--replica-wait); "
+    f"all writes go to the database (default: ${REPLICA_ENV_VAR}, else none)"
 )
 
 
@@ -79,6 +85,11 @@ def bounded_float(low: float | None, high: float | None):
 def add_database(parser: argparse.ArgumentParser) -> None:
     """Add the --database option to a sub-command."""
     parser.add_argument("--database", default=None, help=DATABASE_HELP)
+
+
+def add_replica(parser: argparse.ArgumentParser) -> None:
+    """Add the --replica option (where the inputs are read) to a sub-command."""
+    parser.add_argument("--replica", default=None, metavar="URL", help=REPLICA_HELP)
 
 
 def _option_type(kind: Any, low: float | None, high: float | None):

@@ -13,6 +13,7 @@ from flows.cli.options import (
     OneLineParser,
     add_database,
     add_params,
+    add_replica,
     fraction,
     iso_date,
     positive,
@@ -20,6 +21,10 @@ from flows.cli.options import (
 from flows.params import BackfillParams, GenerateParams, NightlyParams
 
 FORMATS = ["movielens", "csv"]
+CACHE_HELP = (
+    "the Redis of the published lists, redis://[:password@]host[:port][/db][?prefix=NAME] "
+    "(default: $ROTATION_CACHE_URL, else none)"
+)
 SPLITS = ["stratified", "temporal"]
 
 
@@ -63,6 +68,21 @@ def _db(sub) -> None:
         "apply pending migrations (Postgres) or create the replay schema (DuckDB)",
         "flows.cli.db:migrate_command",
     )
+    partitions = _command(
+        db,
+        "partitions",
+        "make the event tables' monthly partitions ahead, move events waiting in a default "
+        "partition to their month's, split the pre-partitioning history month by month "
+        "(Postgres)",
+        "flows.cli.db:partitions_command",
+        ready=True,
+    )
+    partitions.add_argument(
+        "--ahead",
+        type=positive,
+        default=NightlyParams.partitions_ahead,
+        help="months after this one that get a partition (default: %(default)s)",
+    )
 
 
 def _generate(sub) -> None:
@@ -84,8 +104,12 @@ def _run(sub) -> None:
         run, "backfill", "daily metrics over a date range", "flows.cli.run:backfill", ready=True
     )
     add_params(backfill, BackfillParams)
+    nightly.add_argument(
+        "--cache", default=None, help=CACHE_HELP + ": warmed with the lists the run publishes"
+    )
     for flow, command in (("nightly", nightly), ("backfill", backfill)):
         command.set_defaults(announce=flow)
+        add_replica(command)
         command.add_argument(
             "--json", action="store_true", help="print the run's summary as JSON on stdout"
         )
@@ -102,6 +126,7 @@ def _recommend(sub) -> None:
     command.add_argument("user_id", type=int, help="the user's id")
     command.add_argument("--list", dest="list_name", default=None, help="one list only")
     command.add_argument("--limit", type=positive, default=10, help="items per list (default: 10)")
+    command.add_argument("--cache", default=None, help=CACHE_HELP + ": read first")
 
 
 def _similar(sub) -> None:
@@ -118,6 +143,7 @@ def _similar(sub) -> None:
         help="one kind only (default: all)",
     )
     command.add_argument("--limit", type=positive, default=10, help="neighbours (default: 10)")
+    command.add_argument("--cache", default=None, help=CACHE_HELP + ": read first")
 
 
 def _demo(sub) -> None:
@@ -208,6 +234,8 @@ def _snapshot(sub) -> None:
         help="keep this fraction of users (0-1] with their whole history",
     )
     command.add_argument("--seed", type=int, default=42, help="the sample's seed (default: 42)")
+    add_replica(command)
+    add_params(command, NightlyParams, only=("replica_wait",))
 
 
 def _diff(sub) -> None:

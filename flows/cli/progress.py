@@ -37,11 +37,26 @@ class ProgressLine(logging.Handler):
             self.open = False
 
 
+#: Prefect's own reports of a failed task or flow run (with tracebacks).
+RUN_FAILURE_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
+
+
+def reported_by_the_command(record: logging.LogRecord) -> bool:
+    """Return True for the log of a run's failure: Prefect's reports of the failed task and
+    flow run, and the run's own (flows/tracking.py, stage "run"). The command prints that
+    error itself, as its one line (flows/cli/main.py); the job row and Prefect keep them."""
+    if record.levelno < logging.ERROR:
+        return False
+    return record.name in RUN_FAILURE_LOGGERS or getattr(record, "stage", None) == "run"
+
+
 class LogLine(logging.StreamHandler):
     """The command's log on stderr: a log line starts below the progress line, never on it."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        """End the status line, then write the record."""
+        """End the status line, then write the record (unless the command reports it)."""
+        if reported_by_the_command(record):
+            return
         end_progress()
         super().emit(record)
 

@@ -16,13 +16,18 @@ from flows.storage.database import parse_database
 def snapshot(args) -> int:
     """Copy the pipeline's input tables into a new DuckDB file, one progress line per table."""
     spec = SnapshotSpec(
-        since=args.since, until=args.until, sample_fraction=args.sample, seed=args.seed
+        since=args.since,
+        until=args.until,
+        sample_fraction=args.sample,
+        seed=args.seed,
+        replica_wait=args.replica_wait,
     )
     result = take_snapshot(
         parse_database(args.source),
         args.target,
         spec,
         progress=None if args.quiet else lambda line: print(line, file=sys.stderr),
+        replica=args.replica,  # parsed, with ROTATION_REPLICA_URL, by flows/cli/main.py
     )
     print(f"snapshot written: {result.path} ({sum(result.rows.values()):,} rows)")
     return 0

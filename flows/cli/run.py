@@ -13,13 +13,18 @@ from flows.cli.server import embedded_server
 from flows.cli.summary import report
 from flows.nightly import nightly as nightly_flow
 from flows.params import BackfillParams, NightlyParams
+from flows.storage.cache.target import for_this_process as cache_for_this_process
 from flows.storage.secrets import for_this_process
 
 
 def nightly(args) -> int:
     """Run the nightly flow through the embedded (or configured) Prefect server."""
     params = params_from(args, NightlyParams).resolved()
-    with for_this_process(args.db), embedded_server():
+    with (
+        for_this_process(args.db, args.replica),
+        cache_for_this_process(args.cache),
+        embedded_server(),
+    ):
         summary = nightly_flow(**dataclasses.asdict(params))
     return report("nightly", summary, f" {params.run_date}", args.json)
 
@@ -27,6 +32,6 @@ def nightly(args) -> int:
 def backfill(args) -> int:
     """Run the backfill flow."""
     params = params_from(args, BackfillParams)  # a backwards range: one line, before Prefect
-    with for_this_process(args.db), embedded_server():
-        summary = backfill_flow(date_from=params.date_from, date_to=params.date_to)
+    with for_this_process(args.db, args.replica), embedded_server():
+        summary = backfill_flow(**dataclasses.asdict(params))
     return report("backfill", summary, f" {params.date_from} to {params.date_to}", args.json)

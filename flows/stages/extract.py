@@ -11,6 +11,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import polars as pl
 
 from flows.storage.base import Storage
+from flows.storage.database import Database
+from flows.storage.replica import SharedSnapshotStorage
 from flows.tracking import release_free_memory
 
 ALL_HISTORY_START = datetime(1900, 1, 1, tzinfo=UTC)
@@ -161,3 +163,13 @@ def extract_inputs(storage: Storage, run_date: date, window_days: int) -> Inputs
     frames = read_all(storage, reads)
     release_free_memory()  # the read batches of any table that came unsorted
     return Inputs(**frames)
+
+
+def extract_replica_inputs(replica: Database, run_date: date, window_days: int) -> Inputs:
+    """Return the run's inputs read on a read replica, every table in one shared snapshot.
+
+    The replica replays the primary's writes while it is read: reads in transactions of
+    their own could see the tables at different moments (SharedSnapshotStorage).
+    """
+    with SharedSnapshotStorage(replica) as storage:
+        return extract_inputs(storage, run_date, window_days)

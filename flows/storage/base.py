@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -115,11 +115,15 @@ class Storage(ABC):
 
     @abstractmethod
     def publish(
-        self, replacements: Sequence[Replacement], job_id: int | None = None
+        self,
+        replacements: Sequence[Replacement],
+        job_id: int | None = None,
+        before_swap: Callable[[], None] | None = None,
     ) -> dict[str, int]:
         """Apply every replacement in ONE transaction; return rows written per table.
 
         With `job_id`, the same transaction records on that job that its results are live.
+        `before_swap` is called right before that transaction begins (the cache unpoints).
         """
 
     @abstractmethod
@@ -139,8 +143,13 @@ class Storage(ABC):
         return self.publish([Replacement.metrics(frame, dates, types)])["daily_metrics"]
 
     @abstractmethod
-    def cleanup(self, retention_days: int, now) -> dict[str, int]:
-        """Remove expired outputs and aggregated raw events; return rows deleted per table."""
+    def cleanup(
+        self, retention_days: int, now, play_retention_days: int | None = None
+    ) -> dict[str, int]:
+        """Remove expired outputs and aggregated raw events; return rows deleted per table.
+
+        `play_retention_days` (None: keep every play) also removes plays older than that.
+        """
 
     @abstractmethod
     def check(self, retry: bool = True) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 ENV_VAR = "ROTATION_DATABASE_URL"
+REPLICA_ENV_VAR = "ROTATION_REPLICA_URL"  # its read replica (flows/storage/replica.py)
 EMBEDDED_DEFAULT = "duckdb:rotation.duckdb"
 ACCEPTED = "accepted: postgresql://[user[:password]@]host[:port]/dbname or duckdb:PATH"
 MASK = "***"
@@ -127,6 +128,14 @@ def _display(value: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+def redacted_url(value: str) -> str:
+    """Return any URL with its password replaced by *** (and remembered for `redact`)."""
+    try:
+        return _display(value)
+    except DatabaseUrlError:  # not a URL urllib can split: mask all of its user part
+        return _masked_userinfo(value)
+
+
 def _parse_postgres(value: str) -> Database:
     """Return the Database of a PostgreSQL URL, checked by libpq's parser."""
     from psycopg.conninfo import conninfo_to_dict  # lazy: 0.16 s that `--help` need not pay
@@ -157,3 +166,23 @@ def parse_database(value: str | None) -> Database:
         return Database("duckdb", value, Path(path).expanduser(), display=value)
     shown = _masked_userinfo(value) if "@" in value else value
     raise DatabaseUrlError(f"unsupported database {shown!r}; {ACCEPTED}")
+
+
+def parse_replica(value: str | None, primary: Database) -> Database | None:
+    """Return the read replica named by `value` for `primary` (None when `value` is empty);
+    DatabaseUrlError (one line) when there can be none: a DuckDB primary, a non-PostgreSQL URL.
+    """
+    if value is None or not value.strip():
+        return None
+    replica = parse_database(value)
+    if not primary.is_postgres:
+        raise DatabaseUrlError(
+            f"--replica needs a PostgreSQL database: {primary.display} is a DuckDB file, "
+            f"read where it is; leave out --replica (and unset {REPLICA_ENV_VAR})"
+        )
+    if not replica.is_postgres:
+        raise DatabaseUrlError(
+            f"--replica {replica.display!r} is not a PostgreSQL URL: a read replica is a "
+            "streaming standby of the PostgreSQL database, postgresql://user@host[:port]/dbname"
+        )
+    return replica

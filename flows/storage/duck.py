@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -93,8 +93,11 @@ class DuckStorage(Storage):
             except Exception as exc:
                 raise StorageError(f"{self.db.display}: {str(exc).splitlines()[0]}") from None
 
-    def cleanup(self, retention_days: int, now) -> dict[str, int]:
-        """Run sql/duckdb/cleanup.sql's statements and return rows deleted per table."""
+    def cleanup(
+        self, retention_days: int, now, play_retention_days: int | None = None
+    ) -> dict[str, int]:
+        """Run sql/duckdb/cleanup.sql's statements (and cleanup_plays.sql's with
+        `play_retention_days`) and return rows deleted per table."""
         counts: dict[str, int] = {}
         self.execute_sql("SET VARIABLE cleanup_now = CAST($1 AS TIMESTAMPTZ)", (now,))
         self.execute_sql(
@@ -110,6 +113,11 @@ class DuckStorage(Storage):
                 rows = self.execute_sql(body)
                 table = body.split()[2]
                 counts[table] = len(rows)
+        if play_retention_days is not None:
+            cutoff = now - timedelta(days=play_retention_days)
+            counts["play_history"] = len(
+                self.execute_sql(sql_text("duckdb", "cleanup_plays.sql"), (cutoff,))
+            )
         return counts
 
     def fail_dead_jobs(self, now) -> list[tuple[int, str]]:
@@ -117,12 +125,17 @@ class DuckStorage(Storage):
         return self.execute_sql(sql_text("duckdb", "fail_dead_jobs.sql"), (now,))
 
     def publish(
-        self, replacements: Sequence[Replacement], job_id: int | None = None
+        self,
+        replacements: Sequence[Replacement],
+        job_id: int | None = None,
+        before_swap: Callable[[], None] | None = None,
     ) -> dict[str, int]:
         """Delete and insert every table in one transaction: old rows or new, never a mix."""
         written = {}
         with self._lock:
             conn = self._connection()
+            if before_swap is not None:
+                before_swap()
             conn.execute("BEGIN TRANSACTION")
             try:
                 for rep in replacements:

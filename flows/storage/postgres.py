@@ -89,14 +89,18 @@ def _build_and_swap(
     swapped: list[str],
     connect: Callable[[], Any],
     job_id: int | None = None,
+    before_swap: Callable[[], None] | None = None,
 ) -> dict[str, int]:
     """Build the swapped tables, then replace the others and swap in ONE transaction on `conn`.
 
-    On failure the built <table>_next tables are discarded before the error goes on.
+    `before_swap` is called between the builds and that transaction. On failure the built
+    <table>_next tables are discarded before the error goes on.
     """
     frames = {r.table: r.frame for r in replacements if r.table in swapped}
     try:
         written = build_all_next(connect, frames)
+        if before_swap is not None:
+            before_swap()
         with conn.transaction():
             return written | _apply(conn, replacements, set(swapped), job_id)
     except BaseException:
@@ -111,6 +115,7 @@ def _publish_on(
     replacements: Sequence[Replacement],
     connect: Callable[[], Any],
     job_id: int | None = None,
+    before_swap: Callable[[], None] | None = None,
 ) -> tuple[dict[str, int], list[str]]:
     """Run one publish from `conn` (autocommit); return rows written per table, swapped tables.
 
@@ -125,7 +130,8 @@ def _publish_on(
         conn.execute(statement, params)
     if swapped:  # left by a run killed after its COMMIT: dropped here, outside any swap lock
         conn.execute(load_query("publish/drop_old"), (swapped,))
-    return _build_and_swap(conn, replacements, swapped, connect, job_id), swapped
+    written = _build_and_swap(conn, replacements, swapped, connect, job_id, before_swap)
+    return written, swapped
 
 
 def _drop_replaced(conn, swapped: Sequence[str]) -> None:
@@ -292,12 +298,16 @@ class PostgresStorage(Storage):
                 sql, bound = inline(load_query(query), params)  # no parameters: COPY stream
                 cur.execute(sql, parameters=bound or None)
                 frame = frame_from_batches(cur.fetch_record_batch(), categorical)
-                conn.commit()
+                self._end_read(conn)
         except StorageError:
             raise
         except Exception as exc:
             raise _clean(exc, self.db) from None
         return frame
+
+    def _end_read(self, conn) -> None:
+        """End the read's transaction (each read sees the database as it is when it starts)."""
+        conn.commit()
 
     def execute(self, query: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run a named statement (autocommit) and return its rows, if any."""
@@ -324,12 +334,19 @@ class PostgresStorage(Storage):
             self._reset()
             raise _clean(exc, self.db) from None
 
-    def cleanup(self, retention_days: int, now) -> dict[str, int]:
-        """Call cleanup_old_analytics_data (the SQL function) and return its counts."""
-        return dict(self.execute("publish/cleanup_postgres", (retention_days, now)))
+    def cleanup(
+        self, retention_days: int, now, play_retention_days: int | None = None
+    ) -> dict[str, int]:
+        """Call cleanup_old_analytics_data (the SQL function: whole monthly partitions of
+        events) and return its counts."""
+        params = (retention_days, now, play_retention_days)
+        return dict(self.execute("publish/cleanup_postgres", params))
 
     def publish(
-        self, replacements: Sequence[Replacement], job_id: int | None = None
+        self,
+        replacements: Sequence[Replacement],
+        job_id: int | None = None,
+        before_swap: Callable[[], None] | None = None,
     ) -> dict[str, int]:
         """Apply every replacement in ONE transaction; return rows written per table.
 
@@ -341,7 +358,9 @@ class PostgresStorage(Storage):
         """
         conn = self._psycopg_connect()  # its own: one publish transaction
         try:
-            written, swapped = _publish_on(conn, replacements, self._psycopg_connect, job_id)
+            written, swapped = _publish_on(
+                conn, replacements, self._psycopg_connect, job_id, before_swap
+            )
         except BaseException as exc:
             _close_quietly(conn)  # its advisory locks go with it
             if not isinstance(exc, Exception):

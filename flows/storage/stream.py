@@ -22,6 +22,7 @@ from flows.storage.bulk import duckdb_connect
 from flows.storage.database import Database
 from flows.storage.errors import storage_error
 from flows.storage.literals import inline
+from flows.storage.replica import wait_for_replica
 
 DUCKDB_BATCH_ROWS = 122_880  # DuckDB's own vector-aligned batch (its default for Arrow)
 
@@ -31,12 +32,24 @@ BatchReader = Callable[[str, Sequence[Any]], Batches]
 
 
 @contextlib.contextmanager
-def consistent_reader(db: Database) -> Iterator[BatchReader]:
-    """Yield read(named_query, params) giving each query's rows as an Arrow batch reader."""
+def consistent_reader(
+    db: Database,
+    replica: Database | None = None,
+    wait_s: float = 0,
+    say: Callable[[str], None] = lambda message: None,
+) -> Iterator[BatchReader]:
+    """Yield read(named_query, params) giving each query's rows as an Arrow batch reader.
+
+    With a `replica` (a streaming standby of `db`) the rows are read there, once it has
+    replayed `db`'s WAL position of now (waiting up to `wait_s` seconds, saying so).
+    """
     with open_storage(db) as storage:
         storage.check()  # one clear line when the server or the schema is missing
-    opener = _postgres if db.is_postgres else _duckdb
-    with opener(db) as read:
+        if replica is not None:
+            wait_for_replica(storage, replica, wait_s, say)
+    source = replica or db
+    opener = _postgres if source.is_postgres else _duckdb
+    with opener(source) as read:
         yield read
 
 

@@ -1,1 +1,1 @@
-SELECT table_name, rows_deleted FROM cleanup_old_analytics_data($1, $2)
+SELECT table_name, rows_deleted FROM cleanup_old_analytics_data($1, $2, $3)
