@@ -1,7 +1,7 @@
 """API read benchmark: the three read functions of migration 0008 under concurrent clients.
 
     .venv/bin/python bench/api.py [--profile M] [--clients 4] [--seconds 20] [--json OUT]
-        [--cache redis://HOST:6379/0]
+        [--cache redis://HOST:6379/0] [--rate CALLS_PER_S]
 
 The profile's database is generated once and reused (bench/profiles.py). If it holds no
 unexpired recommendation_data row (never published, or the last run's rows are older than
@@ -34,6 +34,11 @@ warmed under a key prefix of the benchmark's own (deleted at the end), with Redi
 user, per list and per item measured (MEMORY USAGE). Phase `cache_at_rest`; phase
 `cache_during_switch`: a warmer process re-warms the same rows under new runs and switches in
 a loop. Targets: p99 of the calls served by Redis ≤ 1 ms at rest, ≤ 2 ms during the switches.
+
+By default each client calls back to back (a closed loop): with more clients than cores the
+figures are mostly the wait for a core. `--rate R` paces each client at R calls/s instead
+(an open loop, as an API's independent requests arrive), each call timed from its scheduled
+instant so that a stall counts against every call it held up (no coordinated omission).
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ from api_cache import (
     warm_and_switch,
     warmer,
 )
-from api_clients import FUNCTIONS, client
+from api_clients import FUNCTIONS, client, prepare
 from profiles import END, PROFILES, Profile, ensure_profile, machine
 from redis_memory import bench_target, delete_namespace, target_url
 
@@ -80,8 +85,8 @@ TARGET_P99_MS = {
 }
 PAIRS_SAMPLE = 20_000  # (user, list) pairs drawn by the clients
 NEW_USERS_SAMPLE = 1_000
-START_DELAY_S = 4.0  # processes start and warm up before the common start instant
-CACHE_START_DELAY_S = 15.0  # the read module's clients import polars and the project too
+START_DELAY_S = 1.0  # once every client process is up: their warm-up calls, then the start
+READY_TIMEOUT_S = 180.0  # for the client processes to start and import their modules
 ROOT = Path(__file__).resolve().parent.parent
 #: The one nightly run, in a process of its own: the benchmark's processes never load Prefect
 #: or the models (each spawned client re-imports this script when it is run as one).
@@ -231,17 +236,23 @@ def run_clients(
     seed: int,
     fallback_share: float,
     cache_url: str | None = None,
+    rate: float | None = None,
 ):
-    """Run `n` client processes for `seconds` from a common start; return (results, start).
+    """Run `n` client processes for `seconds` from a common start (each at `rate` calls/s, or
+    back to back); return (results, start).
 
     With `cache_url` the clients call the read module through that Redis (api_cache.py).
     """
     ctx = mp.get_context("spawn")
-    start_at = time.time() + (CACHE_START_DELAY_S if cache_url else START_DELAY_S)
     worker, prefix = (cache_client, (url, cache_url)) if cache_url else (client, (url,))
-    with ctx.Pool(n) as pool:
+    ready = ctx.Barrier(n + 1)  # the start waits for the slowest process's imports, no longer
+    with ctx.Pool(n, initializer=prepare, initargs=(worker.__module__, ready)) as pool:
+        ready.wait(timeout=READY_TIMEOUT_S)
+        start_at = time.time() + START_DELAY_S
         jobs = [
-            pool.apply_async(worker, (*prefix, ids, seed + i, start_at, seconds, fallback_share))
+            pool.apply_async(
+                worker, (*prefix, ids, seed + i, start_at, seconds, fallback_share, rate)
+            )
             for i in range(n)
         ]
         results = [j.get(timeout=seconds + 120) for j in jobs]
@@ -262,9 +273,10 @@ def bench(
     fallback_share: float = 0.1,
     log=print,
     cache_url: str | None = None,
+    rate: float | None = None,
 ) -> dict:
     """Run both phases on a published profile database (with `cache_url`: the cache phases,
-    `bench_cache`); return the report."""
+    `bench_cache`; `rate`: each client's calls/s, None back to back); return the report."""
     ids = audience(db, seed)
     log(
         f"{len(ids['pairs'])} (user, list) pairs, {len(ids['new_users'])} new users, "
@@ -277,13 +289,14 @@ def bench(
         "seconds": seconds,
         "seed": seed,
         "fallback_share": fallback_share,
+        "rate_per_client": rate,
         "targets_p99_ms": TARGET_P99_MS,
         "phases": {},
     }
     if cache_url:
         return bench_cache(db, ids, report, cache_url, log)
     log("phase at_rest")
-    results, start = run_clients(db.url, ids, clients, seconds, seed, fallback_share)
+    results, start = run_clients(db.url, ids, clients, seconds, seed, fallback_share, rate=rate)
     report["phases"]["at_rest"] = summarise(results, seconds)
     report["phases"]["at_rest"]["load_average"] = machine()["load_average"]
 
@@ -296,7 +309,9 @@ def bench(
         if not ready.wait(timeout=600):
             raise RuntimeError("the publisher did not read the published rows within 600 s")
         log("phase during_publish: publishing in a loop")
-        results, start = run_clients(db.url, ids, clients, seconds, seed + 100, fallback_share)
+        results, start = run_clients(
+            db.url, ids, clients, seconds, seed + 100, fallback_share, rate=rate
+        )
     finally:
         stop.set()
     published = out.get(timeout=900)
@@ -330,6 +345,7 @@ def bench_cache(db: Database, ids: dict, report: dict, cache_url: str, log=print
     """Run the cache phases (the read module through Redis) and complete `report`:
     `cache_at_rest`, then `cache_during_switch` beside a warmer that re-warms and switches."""
     clients, seconds, seed = report["clients"], report["seconds"], report["seed"]
+    rate = report["rate_per_client"]
     fallback_share = report["fallback_share"]
     target = bench_target(cache_url)
     writer = CacheWriter(target)
@@ -348,7 +364,7 @@ def bench_cache(db: Database, ids: dict, report: dict, cache_url: str, log=print
         cached_url = target_url(target)
         log("phase cache_at_rest")
         results, _ = run_clients(
-            db.url, ids, clients, seconds, seed, fallback_share, cache_url=cached_url
+            db.url, ids, clients, seconds, seed, fallback_share, cached_url, rate
         )
         report["phases"]["cache_at_rest"] = summarise(results, seconds, names=None)
         report["phases"]["cache_at_rest"]["load_average"] = machine()["load_average"]
@@ -361,7 +377,7 @@ def bench_cache(db: Database, ids: dict, report: dict, cache_url: str, log=print
         try:
             ready.wait(timeout=600)
             results, start = run_clients(
-                db.url, ids, clients, seconds, seed + 100, fallback_share, cache_url=cached_url
+                db.url, ids, clients, seconds, seed + 100, fallback_share, cached_url, rate
             )
         finally:
             stop.set()
@@ -457,9 +473,17 @@ def main(argv: list[str] | None = None) -> int:
         help="redis://… : measure the read module through this Redis instead (cache phases; "
         "a key prefix of the benchmark's own, deleted at the end)",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="calls/s per client on an open-loop schedule (default: back to back)",
+    )
     args = parser.parse_args(argv)
     if args.clients < 1 or args.seconds <= 0 or not 0 <= args.fallback_share <= 1:
         parser.error("--clients ≥ 1, --seconds > 0 and 0 ≤ --fallback-share ≤ 1")
+    if args.rate is not None and args.rate <= 0:
+        parser.error("--rate must be positive")
     profile = PROFILES[args.profile]
     db = ensure_profile(profile)
     ensure_published(db)
@@ -471,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         args.seed,
         args.fallback_share,
         cache_url=args.cache,
+        rate=args.rate,
     )
     m = report["machine"]
     print(

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
-from api_clients import WARMUP_CALLS, random_call
+from api_clients import WARMUP_CALLS, Pace, random_call, settle
 
 from flows.storage.cache import keys
 from flows.storage.cache.reader import CacheReader
@@ -152,8 +152,10 @@ def cache_client(
     start_at: float,
     seconds: float,
     fallback_share: float,
+    rate: float | None = None,
 ) -> dict:
-    """Call the read module from `start_at` for `seconds`; samples keyed 'function [source]'."""
+    """Call the read module from `start_at` for `seconds` (`rate` calls/s, or back to back);
+    samples keyed 'function [source]'."""
     rng = random.Random(seed)
     samples: dict[str, list[tuple[float, float]]] = {}
     empty: dict[str, int] = {}
@@ -164,11 +166,13 @@ def cache_client(
         for _ in range(WARMUP_CALLS):
             function, args = module_call(*random_call(warm, ids, 0.1))
             reader.read(function, *args)
+        settle()
         time.sleep(max(0.0, start_at - time.time()))
-        end = start_at + seconds
+        end, pace = start_at + seconds, Pace(rate)
         while time.time() < end:
             name, args = random_call(rng, ids, fallback_share)
-            wall, began = time.time(), time.perf_counter()
+            began = pace.start()
+            wall = time.time()
             try:
                 function, call_args = module_call(name, args)
                 served = reader.read(function, *call_args)

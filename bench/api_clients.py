@@ -7,6 +7,8 @@ instant comes, whatever the parent process imported.
 
 from __future__ import annotations
 
+import gc
+import importlib
 import random
 import time
 
@@ -45,6 +47,39 @@ def random_call(rng: random.Random, ids: dict, fallback_share: float) -> tuple[s
     return "get_user_preferences", (rng.choice(ids["users"]),)
 
 
+def prepare(module: str, ready) -> None:
+    """Start a client process: import its client's module, then wait for the others."""
+    importlib.import_module(module)
+    ready.wait(timeout=180)
+
+
+def settle() -> None:
+    """Move the client's setup objects (the drawn ids, the imported modules) out of the
+    garbage collector's reach: a full collection of the harness's own data would otherwise
+    land, now and then, inside a timed call."""
+    gc.collect()
+    gc.freeze()
+
+
+class Pace:
+    """When each call starts and counts from: at once (`rate` None: a closed loop, each call
+    right after the last), or on an open-loop schedule of `rate` calls/s, a call's latency
+    counted from its scheduled instant, so a stall is charged to every call it delayed
+    (no coordinated omission, as wrk2 measures)."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate, self.calls, self.origin = rate, 0, time.perf_counter()
+
+    def start(self) -> float:
+        """Wait for the next call's turn; return the perf_counter instant it counts from."""
+        if not self.rate:
+            return time.perf_counter()
+        due = self.origin + self.calls / self.rate
+        self.calls += 1
+        time.sleep(max(0.0, due - time.perf_counter()))
+        return due
+
+
 def _connect(url: str):
     """Return an autocommit loopback connection acting as service_role."""
     conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
@@ -54,9 +89,16 @@ def _connect(url: str):
 
 
 def client(
-    url: str, ids: dict, seed: int, start_at: float, seconds: float, fallback_share: float
+    url: str,
+    ids: dict,
+    seed: int,
+    start_at: float,
+    seconds: float,
+    fallback_share: float,
+    rate: float | None = None,
 ) -> dict:
-    """Call the functions from `start_at` for `seconds`; return samples, empties and errors."""
+    """Call the functions from `start_at` for `seconds` (`rate` calls/s, or back to back);
+    return samples, empties and errors."""
     rng = random.Random(seed)
     samples: dict[str, list[tuple[float, float]]] = {f: [] for f in FUNCTIONS}
     empty = dict.fromkeys(FUNCTIONS, 0)
@@ -67,11 +109,13 @@ def client(
         for _ in range(WARMUP_CALLS):
             name, args = random_call(warm, ids, 0.1)
             conn.execute(SQL[name], args).fetchall()
+        settle()
         time.sleep(max(0.0, start_at - time.time()))
-        end = start_at + seconds
+        end, pace = start_at + seconds, Pace(rate)
         while time.time() < end:
             name, args = random_call(rng, ids, fallback_share)
-            wall, began = time.time(), time.perf_counter()
+            began = pace.start()
+            wall = time.time()
             try:
                 rows = conn.execute(SQL[name], args).fetchall()
             except psycopg.Error as exc:

@@ -1,7 +1,7 @@
 """Benchmark: the nightly run at a scale profile against PostgreSQL, beside the anchors.
 
     .venv/bin/python bench/nightly.py --profile S [--json out.json] [--no-anchors] [--rounds N]
-        [--cache redis://HOST:6379/0]
+        [--cache redis://HOST:6379/0] [--replica postgresql://HOST:PORT]
 
 Generates the profile once (bench/profiles.py), runs the nightly for the profile's last day,
 and prints per stage: wall seconds, rows in/out and the peak RSS of this process tree, beside
@@ -16,7 +16,10 @@ the published rows (load_text, for comparison). With `--cache`, each nightly als
 Redis and switches (under a key prefix of the benchmark's, deleted at the end): its round
 reports the cache_warm stage's seconds over the rest of the nightly's wall, and Redis'
 used_memory before, after (the previous round's keys deleted) and at its peak (sampled every
-0.2 s: both runs in memory from the first round on).
+0.2 s: both runs in memory from the first round on). With `--replica` (the server of a
+streaming standby of the profile's server, as bench/pgpair.py makes), the nightlies read the
+profile's database there and each round reports the rows of the event tables that the primary
+read during the nightly (pg_stat_user_tables over their partitions), and the standby's.
 """
 
 from __future__ import annotations
@@ -51,7 +54,9 @@ from flows.stages.validate import validate_inputs
 from flows.storage.backends import open_storage
 from flows.storage.base import load_query
 from flows.storage.cache.target import CacheTarget, parse_cache_url
+from flows.storage.database import parse_database
 from flows.storage.literals import inline
+from flows.storage.partitions import EVENT_TABLES
 from flows.storage.postgres import SWAPPED
 from flows.storage.queries import QUERIES, sql_files
 from flows.tracking import peak_rss_bytes
@@ -299,16 +304,16 @@ def in_fresh_process(fn, *args):
         return pool.submit(fn, *args).result()
 
 
-def nightly_process(db, cache_url: str | None = None) -> dict:
-    """Run the nightly (warming the Redis of `cache_url`, if any) and return its figures;
-    called in a process of its own.
+def nightly_process(db, cache_url: str | None = None, replica=None) -> dict:
+    """Run the nightly (warming the Redis of `cache_url`, reading `replica`, if any) and return
+    its figures; called in a process of its own.
 
     Its peak RSS is then the nightly's alone, as in a scheduled run's process, not this
     benchmark's high-water mark with the anchors' reads and models in it.
     """
     params = NightlyParams(run_date=RUN_DATE, window_days=DAYS)
     cache = parse_cache_url(cache_url) if cache_url else None
-    result, seconds = timed(partial(run_nightly, cache=cache), db, params)
+    result, seconds = timed(partial(run_nightly, cache=cache, replica=replica), db, params)
     return {
         "status": result.status,
         "wall_seconds": seconds,
@@ -319,7 +324,32 @@ def nightly_process(db, cache_url: str | None = None) -> dict:
     }
 
 
-def nightly_round(db, anchors: bool, cache: CacheTarget | None = None) -> dict:
+#: Rows and scans of an event table's partitions counted by a server since its start.
+EVENT_READS = """
+SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0)::bigint,
+       coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0)::bigint
+FROM pg_stat_user_tables WHERE relid IN (SELECT relid FROM pg_partition_tree(%s::regclass))
+"""
+
+
+def event_reads(db) -> dict[str, list[int]]:
+    """Return [rows read, scans] of each event table on `db`'s server, sessions' counts sent."""
+    time.sleep(1.2)  # a backend sends its counts when idle, at most once a second
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        return {t: list(conn.execute(EVENT_READS, (t,)).fetchone()) for t in EVENT_TABLES}
+
+
+def grown(before: dict[str, list[int]], after: dict[str, list[int]]) -> dict[str, list[int]]:
+    """Return how much each table's counts grew."""
+    return {t: [a - b for a, b in zip(after[t], before[t], strict=True)] for t in before}
+
+
+def replica_database(db, replica_server: str):
+    """Return the profile's database on the standby server `replica_server`."""
+    return parse_database(f"{replica_server.rstrip('/')}/{db.url.rsplit('/', 1)[1]}")
+
+
+def nightly_round(db, anchors: bool, cache: CacheTarget | None = None, replica=None) -> dict:
     """Run the nightly once between the anchors that judge its stages; return the round.
 
     The extract anchor runs right before the nightly (whose first stage is the extract),
@@ -329,14 +359,16 @@ def nightly_round(db, anchors: bool, cache: CacheTarget | None = None) -> dict:
     speed drifts.
     """
     vacuumed = vacuum(db)
-    warm_cache(db, RUN_DATE)
+    warm_cache(replica or db, RUN_DATE)
     measured = {"extract": extract_anchor(db, RUN_DATE)} if anchors else {}
     load_average = machine()["load_average"]
+    servers = {"primary": db} | ({"replica": replica} if replica is not None else {})
+    before = {name: event_reads(server) for name, server in servers.items()}
     if cache is None:
-        round_ = in_fresh_process(nightly_process, db)
+        round_ = in_fresh_process(nightly_process, db, None, replica)
     else:  # Redis memory sampled while the nightly warms and switches
         with MemorySampler(cache) as memory:
-            round_ = in_fresh_process(nightly_process, db, target_url(cache))
+            round_ = in_fresh_process(nightly_process, db, target_url(cache), replica)
         warm = next(s["seconds"] for s in round_["stages"] if s["stage"] == "cache_warm")
         round_["cache"] = {
             "warm_seconds": warm,
@@ -344,6 +376,9 @@ def nightly_round(db, anchors: bool, cache: CacheTarget | None = None) -> dict:
             "used_memory": memory.figures(),
         }
     round_ |= {"load_average": load_average, "dead_rows_vacuumed_before_nightly": vacuumed}
+    round_["event_reads_during_nightly"] = {  # [rows read, scans] per table and server
+        name: grown(before[name], event_reads(server)) for name, server in servers.items()
+    }
     if anchors:
         measured["load"] = load_anchor(db)
         measured["model"] = model_anchor(db, RUN_DATE)
@@ -359,16 +394,18 @@ def run(
     db=None,
     rounds: int = 1,
     cache: CacheTarget | None = None,
+    replica_server: str | None = None,
 ) -> dict:
     """Run the benchmark for one profile and return its report (`db`: use this database;
-    `cache`: the nightlies warm this Redis)."""
+    `cache`: the nightlies warm this Redis; `replica_server`: they read its standby there)."""
     profile = PROFILES[profile_name]
     db = ensure_profile(profile, log=log, db=db)
+    replica = replica_database(db, replica_server) if replica_server else None
     report = {"profile": profile.__dict__, "machine": machine(), "run_date": str(RUN_DATE)}
     report["rounds"] = []
     for i in range(rounds):
         log(f"round {i + 1} of {rounds}: the nightly" + " between its anchors" * anchors)
-        round_ = nightly_round(db, anchors, cache)
+        round_ = nightly_round(db, anchors, cache, replica)
         report["rounds"].append(round_)
         figures = round_ratios(round_["stages"], round_["anchors"])
         log(
@@ -407,6 +444,8 @@ def print_round(number: int, round_: dict, profile: str) -> None:
         print(f"anchor {name}: " + json.dumps(figures, default=lambda v: round(v, 3)))
     if "cache" in round_:
         print("cache: " + json.dumps(round_["cache"]))
+    for server, tables in round_["event_reads_during_nightly"].items():
+        print(f"{server} event-table rows read / scans during the nightly: {json.dumps(tables)}")
     for name, value in round_["ratios"].items():
         print(f"round {number} ratio {name}: {value:.2f}")
 
@@ -465,6 +504,12 @@ def main() -> None:
         help="redis://… : the nightlies warm this Redis (a key prefix of the benchmark's own, "
         "deleted at the end); each round reports the warm's share of the wall and Redis memory",
     )
+    parser.add_argument(
+        "--replica",
+        default=None,
+        help="postgresql://HOST:PORT of a streaming standby of the profile's server "
+        "(bench/pgpair.py): the nightlies read there",
+    )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -476,6 +521,7 @@ def main() -> None:
             backfill_days=args.backfill_days,
             rounds=args.rounds,
             cache=cache,
+            replica_server=args.replica,
         )
     finally:
         if cache is not None:

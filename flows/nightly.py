@@ -19,7 +19,7 @@ from prefect.states import Completed, State
 from flows.artifacts import publish_artifacts
 from flows.params import NightlyParams, flow_docstring, flow_signature
 from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
-from flows.stages import evaluation, interactions, recommendations, similarity
+from flows.stages import evaluation, interactions, recommendations, similarity, tuning
 from flows.stages.cache import CacheStep, cache_deadline
 from flows.stages.extract import Inputs, day_end, extract_inputs, extract_replica_inputs
 from flows.stages.metrics import (
@@ -152,6 +152,7 @@ class NightlyRun:
         self.tracker, self.result = tracker, result
         self.now = utcnow()  # stamps and expiry only: results depend on the run date alone
         self.as_of = min(self.now, day_end(params.run_date))  # the run's reference instant
+        self.version = MODEL_VERSION  # the record model's, tuned parameters' hash appended
 
     def _stage(
         self,
@@ -233,7 +234,18 @@ class NightlyRun:
             rows_in=valid.plays.height,
             rows_out=lambda i: i.records.height + i.tracks.height,
         )
-        quality = self._stage("evaluation", 50, evaluation.holdout_quality, valid, p, self.as_of)
+        model_params = self._model_params(inter)
+        quality = self._stage(
+            "evaluation",
+            50,
+            evaluation.holdout_quality,
+            valid,
+            p,
+            self.as_of,
+            10,
+            evaluation.MAX_HOLDOUT_USERS,
+            model_params,
+        )
         self.result.quality = quality
         valid = without_events(valid)  # the models read the interactions and the catalogue
         release_free_memory()
@@ -244,6 +256,7 @@ class NightlyRun:
             valid,
             inter,
             p,
+            model_params,
             rows_out=lambda s: s.rows.height,
         )
         recs = self._stage(
@@ -299,6 +312,15 @@ class NightlyRun:
         )
         return self.result
 
+    def _model_params(self, inter: interactions.Interactions) -> dict | None:
+        """Return the record model's parameters for this run: the tune flow's latest, unless
+        none is recorded or the data drifted from it (then None: the defaults)."""
+        latest = self.storage.read("tuning/latest")
+        params, self.version, why = tuning.choose_params(latest, tuning.fingerprint(inter.records))
+        self.result.model = {"model_version": self.version, "params": params, "source": why}
+        self.tracker.log("info", "model", f"record model {self.version}: {why}")
+        return params
+
     def _say(self, message: str) -> None:
         """Show a step inside a stage: on the job row and the progress line."""
         self.tracker.progress(self.tracker.percent, message)
@@ -317,7 +339,7 @@ class NightlyRun:
         skip = skip_reason(run, last)
         refusal = skip or gate(quality, last and last.reference_ndcg_at_10, p.quality_gate_drop)
         expires = self.now + timedelta(hours=p.expires_hours)
-        version = MODEL_VERSION
+        version = self.version
         replacements = [
             Replacement.metrics(
                 stamp_metrics(quality_rows(quality, p.run_date, version), run_id, self.now),

@@ -189,3 +189,32 @@ class GenerateParams:
     )
     plays: int | None = knob(None, "exact play_history rows (default: from the users)", low=1)
     events: int | None = knob(None, "exact usage_metrics rows (default: half the plays)", low=1)
+
+
+#: The tune flow's drift rule: the nightly uses the latest tuned parameters only while each of
+#: users, items, interactions and density is within this factor of the tuned data's.
+TUNED_DRIFT = 1.5
+
+
+@dataclass(frozen=True)
+class TuneParams:
+    """Every knob of a tune run: the nightly's data of a date, its last days held out."""
+
+    run_date: date | None = knob(
+        None, "date whose data is tuned on (default: yesterday, UTC)", option="--date"
+    )
+    window_days: int = knob(180, "days of events read, ending with the run date; 0 = all", low=0)
+    holdout_days: int = knob(7, "most recent days held out as the validation split", low=1)
+    budget: int = knob(20, "candidates scored beyond the defaults (0 = record the defaults)", low=0)
+    max_users: int = knob(20000, "validation users scored at most (a seeded sample)", low=1)
+
+    def __post_init__(self) -> None:
+        check_bounds(self)
+
+    def resolved(self, now: datetime | None = None) -> TuneParams:
+        """Return these parameters with the run date set (yesterday, UTC, when it is None)."""
+        return dataclasses.replace(self, run_date=self.run_date or last_complete_day(now))
+
+    def as_payload(self) -> dict:
+        """Return the parameters as a JSON-ready dict (for jobs.payload)."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=str))

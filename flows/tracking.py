@@ -214,6 +214,7 @@ class RunResult:
     quarantine: list[dict] = field(default_factory=list)
     dangling: dict[str, int] = field(default_factory=dict)  # output rows dropped: unknown ids
     stages: list[dict] = field(default_factory=list)
+    model: dict = field(default_factory=dict)  # the record model's version and parameters
 
     def summary(self) -> dict:
         """Return the JSON-ready summary stored in jobs.result."""
@@ -229,6 +230,7 @@ class RunResult:
             "quarantine": self.quarantine,
             "dangling": self.dangling,
             "stages": self.stages,
+            "model": self.model,
         }
 
 

@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from models.base import as_csr
-from models.metrics import ranking_metrics
+from models.metrics import ranking_metrics, user_metrics
 
 
 def evaluate(
@@ -34,15 +34,35 @@ def evaluate(
     (default: train's columns).
     """
     train = as_csr(train)
-    test = as_csr(test)
     start = time.perf_counter()
     model.fit(train, **(fit_params or {}))
     fit_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    result = score_fitted(model, train, test, k, users=users, n_items=n_items)
+    result.update(fit_seconds=fit_seconds, recommend_seconds=time.perf_counter() - start)
+    return result
+
+
+def score_fitted(model, train, test, k: int = 10, *, users=None, n_items: int | None = None):
+    """Return the ranking metrics at k of an already fitted ``model`` (as ``evaluate``'s)."""
+    train = as_csr(train)
+    test = as_csr(test)
     if users is None:
         users = np.flatnonzero(np.diff(test.indptr) > 0)
-    start = time.perf_counter()
     recommended, _ = model.recommend(train, users, k, filter_seen=True)
-    recommend_seconds = time.perf_counter() - start
-    result = ranking_metrics(recommended, test[users], k, n_items or train.shape[1])
-    result.update(fit_seconds=fit_seconds, recommend_seconds=recommend_seconds)
-    return result
+    return ranking_metrics(recommended, test[users], k, n_items or train.shape[1])
+
+
+def score_users(model, train, test, k: int = 10, *, users=None) -> dict[str, np.ndarray]:
+    """Return per-user metrics at k of a fitted ``model`` (``user_metrics``' arrays, one per
+    scored user) with ``users``, the train rows scored (default: every row with a test item).
+
+    Their means are ``score_fitted``'s figures for the same users: a paired comparison of
+    two models on one split reads these.
+    """
+    train = as_csr(train)
+    test = as_csr(test)
+    if users is None:
+        users = np.flatnonzero(np.diff(test.indptr) > 0)
+    recommended, _ = model.recommend(train, users, k, filter_seen=True)
+    return {"users": np.asarray(users), **user_metrics(recommended, test[users], k)}

@@ -31,6 +31,13 @@ FLAT_TERM = 1e-6
 HEAD_WORK = float(2**34)
 
 
+class HeadGrams(NamedTuple):
+    """The head's Gram XᵀX of the scaled head columns, and TᵀT of its genre rows (or None)."""
+
+    items: np.ndarray
+    genres: np.ndarray | None
+
+
 class LowRankTerm(NamedTuple):
     """Scores A @ Q (B × r rows, r × D basis), weighted by prefix: Σ w · z(A[:, :k] @ Q[:k])."""
 
@@ -289,15 +296,37 @@ class RotationRecommender(Recommender, ItemSimilarity):
 
     def _fit_head(self, X: sp.csr_matrix, features: sp.csr_matrix | None) -> None:
         """Fit the DLAE weights (genre rows added to the Gram) and the genre-lift weights."""
-        scale = sp.diags(self.input_scale_)
-        G = gram(X[:, self.dense_items_] @ scale)
         self.genres_ = self.lift_ = None
         if features is not None:
-            T = (scale @ features[self.dense_items_]).toarray()
-            G += self.side_weight * (T @ T.T)
             self.genres_ = features
             self.lift_ = np.ascontiguousarray(genre_lift(features)[:, self.dense_items_])
+        G, side = self._grams(X, features)
+        if side is not None:  # in place: no third D × D array beside dlae_weights' copy
+            side *= self.side_weight
+            G += side
+            del side
         self.weights_ = dlae_weights(G, self.l2, self.dropout)
+
+    def _grams(self, X: sp.csr_matrix, features: sp.csr_matrix | None) -> HeadGrams:
+        """Return the head's Gram matrix and its genre rows' Gram (None without genres)."""
+        scale = sp.diags(self.input_scale_)
+        G = gram(X[:, self.dense_items_] @ scale)
+        if features is None:
+            return HeadGrams(G, None)
+        T = (scale @ features[self.dense_items_]).toarray()
+        return HeadGrams(G, T @ T.T)
+
+    def head_grams(self, X, item_features=None) -> HeadGrams:
+        """Return the fitted head's Gram parts for X: what candidates differing only in l2,
+        dropout or side_weight share (``refit_head`` turns them into weights)."""
+        return self._grams(as_csr(X), _item_features(item_features, self.n_items_))
+
+    def refit_head(self, grams: HeadGrams) -> RotationRecommender:
+        """Return self with the DLAE weights recomputed from ``grams`` under the current l2,
+        dropout and side_weight (the rest of the fit is kept; one more D × D array)."""
+        G = grams.items if grams.genres is None else grams.items + self.side_weight * grams.genres
+        self.weights_ = dlae_weights(G, self.l2, self.dropout)
+        return self
 
     def _fit_lowrank(self, X: sp.csr_matrix) -> None:
         user_counts = np.maximum(np.diff(X.indptr), 1).astype(np.float64)

@@ -62,11 +62,21 @@ def test_the_report_names_the_machine_and_the_profile(report):
 
 @pytest.fixture(scope="module")
 def cache_report(report, postgres_server, redis_server):
-    """Return the report of the cache mode (2 s per phase) on the same XS database."""
+    """Return the report of the cache mode (2 s per phase, each client paced at RATE calls/s)
+    on the same XS database."""
     api, _ = report
     profile = api.PROFILES["XS"]
     db = api.ensure_profile(profile, postgres_server)  # reused: generated for `report`
-    return api.bench(db, profile, 4, 2, 7, 0.3, cache_url=redis_server)
+    return api.bench(db, profile, 4, 2, 7, 0.3, cache_url=redis_server, rate=RATE)
+
+
+RATE = 100.0
+
+
+def test_paced_clients_call_at_their_rate_and_no_faster(cache_report):
+    for phase in cache_report["phases"].values():
+        calls = phase["all"]["queries"]  # 4 clients × 2 s × RATE, less what fell behind
+        assert 0.5 * 4 * 2 * RATE <= calls <= 4 * (2 * RATE + 1)
 
 
 def test_the_cache_mode_reports_both_sides_and_redis_memory(cache_report):

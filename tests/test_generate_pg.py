@@ -32,7 +32,7 @@ def test_generate_into_a_fresh_database_passes_every_constraint(pg_database, fra
     expected = {name: frame.height for name, frame in frames.items()}
     assert counts == expected
     assert _counts(pg_database, expected) == expected
-    assert [line.split()[0] for line in lines] == ["migrated", "generated", "loaded"]
+    assert [line.split()[0] for line in lines] == ["migrated", "generated", "made", "loaded"]
     assert generate_into(pg_database, 200, 2000, 30, seed=9, end=END) == expected
     assert _counts(pg_database, expected) == expected
 

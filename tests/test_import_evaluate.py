@@ -99,7 +99,8 @@ def test_published_lists_score_exactly_like_evaluate(tmp_path, duck_database, wi
         items_path = tmp_path / "items.csv"
         genres_csv(items_path)
         items = read_item_metadata(items_path, "csv").rename({"item_id": "id"})
-    expected = evaluate_pairs(read_interactions(data, "csv").interactions, k=10, items=items)
+    pairs = read_interactions(data, "csv").interactions
+    expected = evaluate_pairs(pairs, k=10, items=items, tune_budget=0)  # the nightly: defaults
     import_interactions(duck_database, data, "csv", items_path, holdout="stratified", test_out=test)
     last = read_interactions(data, "csv").interactions["timestamp"].max().date()
     run_nightly(

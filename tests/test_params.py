@@ -19,12 +19,14 @@ from flows.params import (
     BackfillParams,
     GenerateParams,
     NightlyParams,
+    TuneParams,
     last_complete_day,
     option_name,
 )
+from flows.tune import tune
 
 ROOT = Path(__file__).resolve().parent.parent
-FLOW_PARAMS = {"nightly": NightlyParams, "backfill": BackfillParams}
+FLOW_PARAMS = {"nightly": NightlyParams, "backfill": BackfillParams, "tune": TuneParams}
 
 
 def yaml_drift(document: dict) -> list[str]:
@@ -89,6 +91,15 @@ def test_each_flow_takes_the_fields_with_their_defaults(flow, params_cls):
             inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default
         )
     assert set(flow.parameters.properties) == {f.name for f in fields} | {"database", "replica"}
+
+
+def test_the_tune_flow_takes_its_fields_with_their_defaults():
+    signature = inspect.signature(tune.fn)
+    fields = dataclasses.fields(TuneParams)
+    assert list(signature.parameters) == [f.name for f in fields] + ["database"]
+    assert all(signature.parameters[f.name].default == f.default for f in fields)
+    args = build_parser("test").parse_args(["run", "tune"])
+    assert {f.name: getattr(args, f.name) for f in fields} == dataclasses.asdict(TuneParams())
 
 
 def test_cli_defaults_are_the_dataclass_defaults():

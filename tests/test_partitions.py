@@ -14,6 +14,7 @@ import psycopg
 import pytest
 from pg_helpers import connect, scalar
 
+from flows.analyst.generate import generate_into
 from flows.stages.extract import window_bounds
 from flows.storage.backends import open_storage
 from flows.storage.base import load_query
@@ -71,7 +72,9 @@ def existing(pg_database: Database, tmp_path: Path) -> Database:
     """A database migrated to 0019 and holding four months of events, before 0020."""
     older = tmp_path / "sql"
     shutil.copytree(SQL, older)
-    (older / "postgres" / "0020_partitioned_events.sql").unlink()
+    for later in (older / "postgres").glob("*.sql"):
+        if later.name >= "0020":
+            later.unlink()
     migrate(pg_database, older)
     write_frames(pg_database, generate_frames(120, 80, 100, 7, END), replace=True)
     return pg_database
@@ -90,6 +93,16 @@ def test_a_fresh_install_has_this_month_two_ahead_and_a_default_partition(migrat
             "'play_history_pkey'",
         )
     assert key == "PRIMARY KEY (id, played_at)"
+
+
+def test_generated_events_load_straight_into_their_months(pg_database):
+    generate_into(pg_database, users=120, tracks=80, days=100, seed=7, end=END)
+    with connect(pg_database) as conn:
+        for table in EVENTS:
+            assert scalar(conn, f"SELECT count(*) FROM {table}") > 0
+            assert scalar(conn, f"SELECT count(*) FROM {table}_default") == 0
+    months = _partitions(pg_database)["play_history"]
+    assert {f"play_history_p2026_{m:02d}" for m in (8, 9, 10, 11)} <= set(months)
 
 
 def test_existing_events_survive_the_migration_and_the_split(existing):
@@ -194,6 +207,35 @@ def test_retention_drops_whole_months_older_than_the_cut_and_no_row_after_it(mig
     with connect(migrated_pg) as conn:
         kept = conn.execute("SELECT occurred_at::date::text FROM usage_metrics ORDER BY 1")
         assert [r[0] for r in kept] == ["2024-06-01", "2025-05-01"]
+
+
+def test_retention_counts_an_analysed_partition_from_its_statistics_not_its_rows(migrated_pg):
+    with connect(migrated_pg) as conn:
+        conn.execute(RETENTION_SQL)
+    with open_storage(migrated_pg) as storage:
+        ensure_partitions(storage, NOW, 2)
+    with connect(migrated_pg) as conn:  # as ANALYZE would leave it for a month of 1,000 rows
+        conn.execute("ANALYZE usage_metrics_p2024_04")
+        conn.execute(
+            "UPDATE pg_class SET reltuples = 1000 WHERE relname = 'usage_metrics_p2024_04'"
+        )
+    with open_storage(migrated_pg) as storage:
+        report = storage.cleanup(365, dt.datetime(2025, 6, 15, tzinfo=dt.UTC))
+    assert report["usage_metrics"] == 1000 + 1  # April by its statistics, May (never) counted
+
+
+def test_retention_keeps_a_month_whose_table_is_locked_and_drops_it_next_time(migrated_pg):
+    with connect(migrated_pg) as conn:
+        conn.execute(RETENTION_SQL)
+    with open_storage(migrated_pg) as storage:
+        ensure_partitions(storage, NOW, 2)
+    cut = dt.datetime(2025, 6, 15, tzinfo=dt.UTC)
+    with connect(migrated_pg) as reader, open_storage(migrated_pg) as storage:
+        reader.execute("BEGIN; SELECT count(*) FROM usage_metrics_p2024_04")  # a long reader
+        assert storage.cleanup(365, cut)["usage_metrics"] == 0  # waited 5 s, kept both months
+        reader.execute("COMMIT")
+        assert storage.cleanup(365, cut)["usage_metrics"] == 2
+    assert "usage_metrics_p2024_04" not in _partitions(migrated_pg)["usage_metrics"]
 
 
 def test_retention_of_plays_is_off_by_default_and_drops_whole_months_when_set(existing):

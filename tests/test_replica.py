@@ -44,6 +44,12 @@ SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0)), 0)::bigint
 FROM pg_stat_user_tables
 WHERE relid IN (SELECT relid FROM pg_partition_tree(%s::regclass))
 """
+#: Rows of an event table (its partitions) read by scans and index fetches.
+ROWS_READ = """
+SELECT coalesce(sum(seq_tup_read + coalesce(idx_tup_fetch, 0)), 0)::bigint
+FROM pg_stat_user_tables
+WHERE relid IN (SELECT relid FROM pg_partition_tree(%s::regclass))
+"""
 OTHER_SESSIONS = """
 SELECT count(*) FROM pg_stat_activity
 WHERE datname = current_database() AND pid <> pg_backend_pid()
@@ -69,14 +75,14 @@ def pair(streaming_pair):
     return streaming_pair
 
 
-def scans(run_sql: Callable) -> dict[str, int]:
-    """Return the scans of each event table counted by the server that `run_sql` queries, once
-    no other session is left (a closing session sends its counts before it leaves
-    pg_stat_activity)."""
+def scans(run_sql: Callable, counted: str = SCANS) -> dict[str, int]:
+    """Return the scans (or the `counted`) of each event table counted by the server that
+    `run_sql` queries, once no other session is left (a closing session sends its counts
+    before it leaves pg_stat_activity)."""
     deadline = time.monotonic() + 30
     while run_sql(OTHER_SESSIONS)[0][0] and time.monotonic() < deadline:
         time.sleep(0.05)
-    return {t: run_sql(SCANS, (t,))[0][0] for t in EVENT_TABLES}
+    return {t: run_sql(counted, (t,))[0][0] for t in EVENT_TABLES}
 
 
 def grown(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -166,9 +172,11 @@ def replica_run(pair):
     replica_before = scans(pair.replica_sql)
     stages = {"validate": "extracted", "partitions": "maintenance", "retention": "maintenance"}
     runner, measures = measuring(stages, lambda: primary_scans(pair))
+    rows_before = scans(pair.primary_sql, ROWS_READ)
     measures["before"] = scans(pair.primary_sql)
     result = run_nightly(pair.primary, params(), replica=pair.replica, runner=runner)
     measures["after"] = scans(pair.primary_sql)
+    measures["rows read"] = grown(rows_before, scans(pair.primary_sql, ROWS_READ))
     replica_after = scans(pair.replica_sql)
     return result, measures, grown(replica_before, replica_after)
 
@@ -179,6 +187,8 @@ def test_the_nightly_reads_the_replica_and_writes_the_primary(pair, replica_run)
     assert result.status == "completed" and result.published
     assert grown(primary["before"], primary["extracted"]) == {"play_history": 0, "usage_metrics": 0}
     assert grown(primary["extracted"], primary["maintenance"]) == dict.fromkeys(EVENT_TABLES, 0)
+    # the maintenance stages look into the (empty) default partitions, and read no row
+    assert primary["rows read"] == dict.fromkeys(EVENT_TABLES, 0)
     assert replica["play_history"] >= 1 and replica["usage_metrics"] >= 1  # read there
     print(f"\nprimary event-table scans {primary}; replica's grew by {replica}")
     job = pair.primary_sql(

@@ -60,6 +60,7 @@ JOB_TYPES = (
     "snapshot",
     "import",
     "generate",
+    "tune",  # 0022
 )
 JOB_STATUSES = (
     "pending",

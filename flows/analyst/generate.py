@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable
 from importlib.resources.abc import Traversable
 
+from flows.storage.backends import open_storage
 from flows.storage.bulk import write_frames
 from flows.storage.database import Database
 from flows.storage.migrate import migrate
+from flows.storage.partitions import partitions_for
 from transforms.synthetic.frames import frame_sizes, generate_frames
 
 
@@ -38,6 +40,10 @@ def generate_into(
     frames = generate_frames(users, tracks, days, seed, end, plays=plays, events=events)
     rows = sum(frame_sizes(frames).values())
     say(f"generated {rows:,} rows in {time.perf_counter() - start:.1f} s (seed {seed})")
+    with open_storage(db) as storage:  # every event row straight into its month's partition
+        made = partitions_for(storage, frames)
+    if made:
+        say(f"made {len(made)} monthly partition(s) for the generated events")
     start = time.perf_counter()
     counts = write_frames(db, frames, replace=True)
     say(f"loaded {sum(counts.values()):,} rows in {time.perf_counter() - start:.1f} s")

@@ -48,6 +48,7 @@ def evaluate(args) -> int:
         k=args.k,
         seed=args.seed,
         items=None if items is None else items.rename({"item_id": "id"}),
+        tune_budget=0 if args.no_tune else args.tune_budget,
     )
     figures["refused_lines"] = parsed.counts()
     print(json.dumps(figures, indent=2))

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in (ENV_VAR, REPLICA_ENV_VAR, CACHE_ENV_VAR):  # read: child processes
             os.environ.pop(name, None)  # (Prefect's server) never see them
         if getattr(args, "announce", None):
-            reading = f", reading {args.replica.display}" if args.replica else ""
+            reading = f", reading {args.replica.display}" if getattr(args, "replica", None) else ""
             announce(f"{args.announce}{_dates(args)} on {args.db.display}{reading}: starting")
         if args.ready:
             load_handler(PREFLIGHT)(args.db, getattr(args, "replica", None))

@@ -18,7 +18,7 @@ from flows.cli.options import (
     iso_date,
     positive,
 )
-from flows.params import BackfillParams, GenerateParams, NightlyParams
+from flows.params import BackfillParams, GenerateParams, NightlyParams, TuneParams
 
 FORMATS = ["movielens", "csv"]
 CACHE_HELP = (
@@ -113,6 +113,16 @@ def _run(sub) -> None:
         command.add_argument(
             "--json", action="store_true", help="print the run's summary as JSON on stdout"
         )
+    tune = _command(
+        run,
+        "tune",
+        "choose the record model's parameters on a date's data and record them for the nightly",
+        "flows.cli.run:tune",
+        ready=True,
+    )
+    add_params(tune, TuneParams)
+    tune.set_defaults(announce="tune")
+    tune.add_argument("--json", action="store_true", help="print the run's summary as JSON")
 
 
 def _recommend(sub) -> None:
@@ -210,6 +220,18 @@ def _evaluate(sub) -> None:
     )
     command.add_argument("--k", type=positive, default=10, help="list length scored (default: 10)")
     command.add_argument("--seed", type=int, default=42, help="the split's seed (default: 42)")
+    command.add_argument(
+        "--no-tune",
+        action="store_true",
+        help="the model's fixed defaults instead of parameters tuned on a validation split "
+        "of the train part",
+    )
+    command.add_argument(
+        "--tune-budget",
+        type=positive,
+        default=TuneParams.budget,
+        help="candidates the tuning scores beyond the defaults (default: %(default)s)",
+    )
 
 
 def _snapshot(sub) -> None:

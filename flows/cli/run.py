@@ -1,4 +1,4 @@
-"""Handlers of `rotation run nightly|backfill`: the flows, through an embedded Prefect server.
+"""Handlers of `rotation run nightly|backfill|tune`: the flows, through an embedded Prefect server.
 
 The database goes to the flow inside this process (flows/storage/secrets.py), never through
 the environment or a flow parameter: Prefect records neither the URL nor its password."""
@@ -12,9 +12,10 @@ from flows.cli.options import params_from
 from flows.cli.server import embedded_server
 from flows.cli.summary import report
 from flows.nightly import nightly as nightly_flow
-from flows.params import BackfillParams, NightlyParams
+from flows.params import BackfillParams, NightlyParams, TuneParams
 from flows.storage.cache.target import for_this_process as cache_for_this_process
 from flows.storage.secrets import for_this_process
+from flows.tune import tune as tune_flow
 
 
 def nightly(args) -> int:
@@ -35,3 +36,11 @@ def backfill(args) -> int:
     with for_this_process(args.db, args.replica), embedded_server():
         summary = backfill_flow(**dataclasses.asdict(params))
     return report("backfill", summary, f" {params.date_from} to {params.date_to}", args.json)
+
+
+def tune(args) -> int:
+    """Run the tune flow: choose and record the record model's parameters."""
+    params = params_from(args, TuneParams).resolved()
+    with for_this_process(args.db, None), embedded_server():
+        summary = tune_flow(**dataclasses.asdict(params))
+    return report("tune", summary, f" {params.run_date}", args.json)

@@ -13,6 +13,7 @@ from flows.cli.progress import end_progress
 JSON_KEYS = {
     "nightly": ("status", "published", "warning", "events", "users_served", "rows", "quality"),
     "backfill": ("status", "rows"),
+    "tune": ("status", "rows", "model"),
 }
 #: Exit code of a nightly run that was skipped (its lists not published): not 0, so that a
 #: scheduler notices, not 1 (failed), so that it can tell the two apart.
@@ -40,7 +41,20 @@ def human_lines(flow: str, summary: dict, dates: str) -> list[str]:
         published = "published" if summary["published"] else "not published"
         head += f", lists {published} ({summary.get('users_served', 0):,} users)"
         return [head, rows_line(summary["rows"]), quality_line(summary["quality"])]
+    if flow == "tune":
+        return [head, rows_line(summary["rows"]), tuning_line(summary.get("model") or {})]
     return [head, rows_line(summary["rows"])]
+
+
+def tuning_line(model: dict) -> str:
+    """Return the tune run's choice as one line: parameters and validation nDCG@10."""
+    if model.get("validation_ndcg") is None:
+        return f"parameters recorded: the defaults (no validation data) {model.get('params')}"
+    return (
+        f"parameters recorded: {model['params']}; validation nDCG@10 "
+        f"{model['validation_ndcg']:.4f} (defaults {model['default_ndcg']:.4f}, "
+        f"{model['candidates']} candidates, {model['validation_users']:,} users)"
+    )
 
 
 def report(flow: str, summary: dict, dates: str, as_json: bool) -> int:

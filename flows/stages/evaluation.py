@@ -107,13 +107,15 @@ def model_quality(
     unknown_items: str = "miss",
     n_items: int | None = None,
     max_users: int | None = None,
+    model=None,
 ) -> dict:
     """Return the production model's metrics at k, fitted on `train` and scored on `test`.
 
     `items` (id, genres) gives the model the items' genres, as records.genres in a run;
     `max_users` caps the users scored (a seeded sample); `users` in the result is how many
-    were scored, `test_users` how many had a test item. No timings: the figures of the same
-    inputs are the same, byte for byte.
+    were scored, `test_users` how many had a test item. `model`: the estimator fitted
+    (default RotationRecommender(); a TunedRecommender tunes on `train` alone). No timings:
+    the figures of the same inputs are the same, byte for byte.
     """
     matrix, test_csr = holdout_matrices(train, test, unknown_items=unknown_items)
     every = np.flatnonzero(np.diff(test_csr.indptr) > 0)
@@ -122,7 +124,7 @@ def model_quality(
     rows = every if max_users is None else sample_users(every, max_users)
     genres = None if items is None else genre_matrix(items, matrix)
     figures = evaluate(
-        RotationRecommender(),
+        RotationRecommender() if model is None else model,
         matrix.matrix,
         test_csr,
         k,
@@ -156,28 +158,46 @@ def _after(inputs: Inputs, cutoff: datetime) -> Inputs:
     )
 
 
-def holdout_quality(
-    inputs: Inputs,
-    params: NightlyParams,
-    now: datetime,
-    k: int = 10,
-    max_users: int = MAX_HOLDOUT_USERS,
-) -> dict:
-    """Return precision/recall/nDCG@k and coverage of the model on the last holdout days.
-
-    The model is fitted on the interactions before the holdout and scored on the records
-    first liked in it (known to the model: a record or user new in the holdout is left
-    out), over up to `max_users` users (seeded sample); `holdout_users` is how many there
-    were.
-    """
+def holdout_pairs(
+    inputs: Inputs, params: NightlyParams, now: datetime
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return (train, test): the weighted interactions before the last `holdout_days` days,
+    and the positive pairs first seen in those days (the nightly's temporal holdout)."""
     cutoff = day_end(params.run_date) - timedelta(days=params.holdout_days)
     weights = weighting(params)
     train = build_record_interactions(_before(inputs, cutoff), cutoff, weights)
     future = build_record_interactions(_after(inputs, cutoff), now, weights)
     positive = train.filter(pl.col("weight") > 0)
     test = future.filter(pl.col("weight") > 0).join(positive, on=["user_id", "item_id"], how="anti")
+    return train, test
+
+
+def holdout_quality(
+    inputs: Inputs,
+    params: NightlyParams,
+    now: datetime,
+    k: int = 10,
+    max_users: int = MAX_HOLDOUT_USERS,
+    model_params: dict | None = None,
+) -> dict:
+    """Return precision/recall/nDCG@k and coverage of the model on the last holdout days.
+
+    `model_params`: the RotationRecommender parameters of the run (default: its defaults).
+
+    The model is fitted on the interactions before the holdout and scored on the records
+    first liked in it (known to the model: a record or user new in the holdout is left
+    out), over up to `max_users` users (seeded sample); `holdout_users` is how many there
+    were.
+    """
+    train, test = holdout_pairs(inputs, params, now)
     figures = model_quality(
-        train, test, inputs.records, k, unknown_items="drop", max_users=max_users
+        train,
+        test,
+        inputs.records,
+        k,
+        unknown_items="drop",
+        max_users=max_users,
+        model=RotationRecommender(**(model_params or {})),
     )
     if "test_users" in figures:
         figures["holdout_users"] = figures.pop("test_users")

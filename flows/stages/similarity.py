@@ -100,12 +100,16 @@ def collaborative_neighbors(matrix: InteractionMatrix, k: int) -> pl.DataFrame:
     return sparse_neighbor_frame(matrix.item_ids, topk_neighbors(model.similarity_, k))
 
 
-def fit_record_model(pairs: pl.DataFrame, records: pl.DataFrame) -> FittedModel:
-    """Return the RotationRecommender fitted on the positive user×record pairs and genres."""
+def fit_record_model(
+    pairs: pl.DataFrame, records: pl.DataFrame, model_params: dict | None = None
+) -> FittedModel:
+    """Return the RotationRecommender (with `model_params`, default its defaults) fitted on
+    the positive user×record pairs and genres."""
     matrix = to_matrix(pairs)
     if matrix.matrix.nnz == 0:
         return FittedModel(matrix, None)
-    model = RotationRecommender().fit(matrix.matrix, item_features=genre_matrix(records, matrix))
+    model = RotationRecommender(**(model_params or {}))
+    model.fit(matrix.matrix, item_features=genre_matrix(records, matrix))
     return FittedModel(matrix, model)
 
 
@@ -150,14 +154,18 @@ def store_neighbors(inputs: Inputs, k: int) -> pl.DataFrame:
 
 
 def _fitted_and_collaborative(
-    inputs: Inputs, inter: Interactions, k: int
+    inputs: Inputs, inter: Interactions, k: int, model_params: dict | None
 ) -> tuple[FittedModel, pl.DataFrame]:
-    fitted = fit_record_model(inter.records, inputs.records)
+    fitted = fit_record_model(inter.records, inputs.records, model_params)
     return fitted, record_collaborative(fitted, k)
 
 
-def compute_similarity(inputs: Inputs, inter: Interactions, params: NightlyParams) -> Similarity:
+def compute_similarity(
+    inputs: Inputs, inter: Interactions, params: NightlyParams, model_params: dict | None = None
+) -> Similarity:
     """Return every content_similarity row: collaborative, content and hybrid; stores too.
+
+    `model_params`: the record model's parameters (the tune flow's, or None: the defaults).
 
     The content, track and store neighbours are computed beside the record model's fit
     (``run_beside``): each keeps the two cores only partly busy on its own (at L, the stage
@@ -166,7 +174,7 @@ def compute_similarity(inputs: Inputs, inter: Interactions, params: NightlyParam
     """
     k = params.similar_k
     (fitted, record_collab), (record_content, track_collab, store_collab) = run_beside(
-        lambda: _fitted_and_collaborative(inputs, inter, k),
+        lambda: _fitted_and_collaborative(inputs, inter, k, model_params),
         lambda: content_neighbors(inputs.records, k),
         lambda: collaborative_neighbors(to_matrix(inter.tracks), k),
         lambda: store_neighbors(inputs, k),

@@ -22,9 +22,12 @@ PERMANENT_MARKERS = (
 class StorageError(RuntimeError):
     """A database operation that failed; its message never holds the password."""
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
+    def __init__(
+        self, message: str, *, transient: bool = False, sqlstate: str | None = None
+    ) -> None:
         super().__init__(message)
         self.transient = transient  # a dropped connection or restart: worth retrying
+        self.sqlstate = sqlstate  # the server's error code (55P03: a lock not had in time)
 
 
 class MigrationError(ValueError):
@@ -44,4 +47,5 @@ def storage_error(exc: BaseException, display: str) -> StorageError:
     transient = not any(m in lowered for m in PERMANENT_MARKERS) and (
         type(exc).__name__ in TRANSIENT_ERRORS or any(m in lowered for m in TRANSIENT_MARKERS)
     )
-    return StorageError(f"{display}: {redact(message)}", transient=transient)
+    sqlstate = getattr(exc, "sqlstate", None)
+    return StorageError(f"{display}: {redact(message)}", transient=transient, sqlstate=sqlstate)

@@ -10,17 +10,22 @@ partitioned: there is nothing to do.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+
+import polars as pl
 
 from flows.storage.base import Storage
 from flows.storage.errors import StorageError
 
-EVENT_TABLES = ("play_history", "usage_metrics")
+#: The event tables and the event time each is partitioned by.
+EVENT_TIME = {"play_history": "played_at", "usage_metrics": "occurred_at"}
+EVENT_TABLES = tuple(EVENT_TIME)
 #: a swap refused for its lock (a long reader holds the table) is tried again this often
 SPLIT_LOCK_ATTEMPTS = 5
 SPLIT_RETRY_S = 5.0
+LOCK_NOT_AVAILABLE = "55P03"
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,23 @@ def ensure_partitions(storage: Storage, now: datetime, ahead: int) -> list[Moved
         return []
     rows = storage.execute("maintenance/ensure_partitions", (now, ahead))
     return [Moved(table, partition, int(moved)) for table, partition, moved in rows]
+
+
+def partitions_for(storage: Storage, frames: Mapping[str, pl.DataFrame]) -> list[Moved]:
+    """Make the partition of every month that the event frames hold rows of, before they are
+    bulk-loaded: a month without one would land whole in the default partition."""
+    if not is_partitioned(storage):
+        return []
+    made: list[Moved] = []
+    for table, column in EVENT_TIME.items():
+        if table not in frames or frames[table].is_empty():
+            continue
+        months = frames[table].select(pl.col(column).dt.truncate("1mo").unique().sort())
+        for (month,) in months.drop_nulls().iter_rows():
+            moved = storage.execute("maintenance/create_partition", (table, month))[0][0]
+            if moved is not None:
+                made.append(Moved(table, f"{table}_p{month:%Y_%m}", int(moved)))
+    return made
 
 
 def split_legacy(storage: Storage, say: Callable[[str], None]) -> list[Moved]:
@@ -77,7 +99,7 @@ def _swap_months(storage: Storage, table: str) -> list[tuple]:
         try:
             return storage.execute("maintenance/split_finish", (table,))
         except StorageError as exc:
-            if "lock timeout" not in str(exc) or attempt == SPLIT_LOCK_ATTEMPTS:
+            if exc.sqlstate != LOCK_NOT_AVAILABLE or attempt == SPLIT_LOCK_ATTEMPTS:
                 raise
             time.sleep(SPLIT_RETRY_S)
     raise AssertionError("unreachable")

@@ -27,12 +27,14 @@ from transforms.cache_codec import (
     similarity_values,
 )
 
-CHUNK_KEYS = 250  # keys per script call (≈ 1 MB of values: Redis is busy a few ms with it)
-CHUNKS_PER_TRIP = 4  # script calls sent before their replies are read
+#: Keys per script call. Redis runs one command at a time: every reader waits for the script
+#: in progress, so a chunk is kept to ≈ 120 KB of values (≈ 0.3 ms of Redis' time at L).
+CHUNK_KEYS = 32
+CHUNKS_PER_TRIP = 32  # script calls sent before their replies are read (one round trip)
 SLICE_ROWS = 250_000  # rows encoded at once
 CONNECT_TIMEOUT_S = 5.0
 WRITE_TIMEOUT_S = 30.0  # one chunk; a Redis that stalls longer fails the warm
-SCAN_COUNT = 2_000
+SCAN_COUNT = 250  # keys a SCAN step looks at: each step blocks readers too
 #: KEYS: a chunk's keys; ARGV[1]: their expiry (Unix ms); then per key its field count n and
 #: n field/value pairs (a hash), or 0 and one value (a string).
 WRITE_SCRIPT = """
