@@ -11,7 +11,7 @@ from flows.nightly import run_nightly
 from flows.params import TuneParams
 from flows.stages.tuning import choose_params, drift, fingerprint, tuned_version
 from flows.tune import run_tune
-from models.recommender import MODEL_VERSION
+from models.recommender import MODEL_VERSION, RotationRecommender
 from models.tuning import normalised
 from tests.pipeline_fixtures import (
     BACKENDS,
@@ -58,6 +58,13 @@ def test_a_figure_beyond_the_drift_factor_falls_back_to_the_defaults(figure):
         assert drift(SHAPE, current) is not None
         params, version, why = choose_params(latest_row(), current)
         assert params is None and version == MODEL_VERSION and figure in why
+
+
+def test_a_choice_that_kept_every_default_keeps_the_models_version():
+    defaults = RotationRecommender().get_params()
+    kept = json.dumps({name: defaults[name] for name in ("l2", "dropout", "lowpass")})
+    params, version, _ = choose_params(latest_row(params=kept), SHAPE)
+    assert params is not None and version == MODEL_VERSION
 
 
 def test_a_choice_made_for_another_model_version_is_not_used():

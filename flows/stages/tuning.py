@@ -22,7 +22,7 @@ from flows.params import TUNED_DRIFT, NightlyParams, TuneParams
 from flows.stages.evaluation import holdout_matrices, holdout_pairs
 from flows.stages.extract import Inputs
 from flows.stages.interactions import build_record_interactions, genre_matrix, weighting
-from models.recommender import MODEL_VERSION
+from models.recommender import MODEL_VERSION, RotationRecommender
 from models.tuning import normalised, tune
 
 FINGERPRINT = ("users", "items", "interactions", "density")
@@ -48,7 +48,11 @@ def drift(tuned: dict, current: dict, factor: float = TUNED_DRIFT) -> str | None
 
 
 def tuned_version(params: dict) -> str:
-    """Return the model_version of a run with tuned `params`: the model's, with their hash."""
+    """Return the model_version of a run with tuned `params`: the model's, with their hash
+    (the model's alone when the tuning kept every default)."""
+    defaults = normalised(RotationRecommender().get_params())
+    if all(defaults.get(name) == value for name, value in normalised(params).items()):
+        return MODEL_VERSION
     text = json.dumps(params, sort_keys=True, default=list)
     return f"{MODEL_VERSION}+tuned-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
