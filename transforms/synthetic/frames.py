@@ -18,7 +18,9 @@ Ratios (documented so analysts know what the numbers mean):
   only playable tracks are played.
 - users: 15 % created inside the window; activity lognormal(σ=1.2) and scaled by the share of
   the window the user existed; taste = Dirichlet-like mix over 1-3 favourite genres; 15 % of
-  listens explore another genre; record popularity within a genre lognormal(σ=1.6) (top 10 %
+  listens explore another genre (`explore_share`, the taste strength: 0.15 by default, higher
+  is weaker; it applies to every draw of a record by taste: plays, usage, favourites,
+  collections); record popularity within a genre lognormal(σ=1.6) (top 10 %
   of records take about half of the plays).
 - play_history: default plays = users × days × 10 / 9 rows (2000 users, 90 days → 200k rows);
   sessions of ~6 listens with one device (80 % the user's usual one) and a source
@@ -51,7 +53,12 @@ from transforms.synthetic.catalog import (
 )
 from transforms.synthetic.common import US_PER_DAY
 from transforms.synthetic.events import usage_metrics_frame
-from transforms.synthetic.people import build_people, store_managers_frame, users_frame
+from transforms.synthetic.people import (
+    EXPLORE_SHARE,
+    build_people,
+    store_managers_frame,
+    users_frame,
+)
 from transforms.synthetic.plays import play_history_frame
 from transforms.synthetic.social import (
     collections_frames,
@@ -96,10 +103,17 @@ def generate_frames(
     end: dt.date,
     plays: int | None = None,
     events: int | None = None,
+    explore_share: float = EXPLORE_SHARE,
 ) -> dict[str, pl.DataFrame]:
-    """Return {table: frame} for every input table, in foreign-key order."""
+    """Return {table: frame} for every input table, in foreign-key order.
+
+    `explore_share` (0-1): the share of listens and other taste draws outside the user's
+    favourite genres; its default gives the same frames as before it existed.
+    """
     if users < 1 or tracks < 1 or days < 1:
         raise ValueError("users, tracks and days must be positive")
+    if not 0.0 <= explore_share <= 1.0:
+        raise ValueError(f"explore_share must be within 0-1, not {explore_share}")
     default_plays, default_events = default_counts(users, days)
     plays = default_plays if plays is None else plays
     events = default_events if events is None else events
@@ -111,7 +125,7 @@ def generate_frames(
     audio = audio_matches_frame(seed, track_frame, window[1])
     catalog = build_catalog(seed, genre, track_frame, audio, stores)
     user_frame = users_frame(seed, users, n_stores + n_stores // 3, window)
-    people = build_people(seed, user_frame, window)
+    people = build_people(seed, user_frame, window, explore_share)
     collections, items = collections_frames(seed, people, catalog, window[1])
     play_frame = play_history_frame(seed, plays, people, catalog, window)
     frames = {

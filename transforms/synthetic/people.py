@@ -23,7 +23,7 @@ from transforms.synthetic.common import (
 from transforms.synthetic.vocab import FIRST_NAMES, GENRES, LAST_NAMES
 
 NEW_USER_SHARE = 0.15  # created inside the generated window
-EXPLORE_SHARE = 0.15  # listens outside the user's favourite genres
+EXPLORE_SHARE = 0.15  # listens outside the user's favourite genres (the default taste strength)
 ACTIVITY_SIGMA = 1.2  # lognormal user activity (heavy tail)
 GENRE_TABLE = 1 << 16  # inverse-CDF buckets per genre for record draws
 
@@ -37,6 +37,7 @@ class People:
     fav_genres: np.ndarray  # (users, 3) genre indexes
     fav_cdf: np.ndarray  # (users, 3) cumulative taste weights (unused slots repeat 1.0)
     taste_mask: np.ndarray  # (users, genres) True for the user's favourite genres
+    explore_share: float = EXPLORE_SHARE  # share of draws from any genre: 1 = no taste
 
 
 def users_frame(seed: int, n: int, n_managers: int, window: tuple[int, int]) -> pl.DataFrame:
@@ -87,8 +88,14 @@ def store_managers_frame(seed: int, users: pl.DataFrame, n_stores: int) -> pl.Da
     )
 
 
-def build_people(seed: int, users: pl.DataFrame, window: tuple[int, int]) -> People:
-    """Return each user's activity weight and Dirichlet mix over 1-3 favourite genres."""
+def build_people(
+    seed: int, users: pl.DataFrame, window: tuple[int, int], explore_share: float = EXPLORE_SHARE
+) -> People:
+    """Return each user's activity weight and Dirichlet mix over 1-3 favourite genres.
+
+    `explore_share`: the share of record draws made from any genre (by genre popularity)
+    rather than from the user's favourites: the taste strength (0 = always in taste, 1 = none).
+    """
     rng = rng_for(seed, "taste")
     n = users.height
     start_us, end_us = window
@@ -105,7 +112,12 @@ def build_people(seed: int, users: pl.DataFrame, window: tuple[int, int]) -> Peo
     mask = np.zeros((n, len(GENRES)), dtype=bool)
     np.put_along_axis(mask, np.where(used, fav, fav[:, :1]), True, axis=1)
     return People(
-        created_us=created, activity=activity, fav_genres=fav, fav_cdf=cdf, taste_mask=mask
+        created_us=created,
+        activity=activity,
+        fav_genres=fav,
+        fav_cdf=cdf,
+        taste_mask=mask,
+        explore_share=explore_share,
     )
 
 
@@ -136,7 +148,7 @@ def sample_records(
     u = rng.random(n)
     slot = (u > people.fav_cdf[users, 0]).astype(np.int64) + (u > people.fav_cdf[users, 1])
     genre = people.fav_genres[users, np.minimum(slot, 2)]
-    explore = rng.random(n) < EXPLORE_SHARE
+    explore = rng.random(n) < people.explore_share
     genre[explore] = weighted(rng, GENRE_WEIGHTS, int(explore.sum()))
     bucket = (rng.random(n) * GENRE_TABLE).astype(np.int64)
     record = _genre_tables(catalog)[genre, bucket]
