@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -299,3 +301,19 @@ def test_the_extract_reads_only_the_partitions_of_its_window(existing, query):
     for name in scanned:
         low, high = bounds[name]
         assert low < window[1] and high > window[0]
+
+
+def test_a_swap_refused_for_its_lock_is_tried_again(existing):
+    migrate(existing)
+    with connect(existing) as reader, open_storage(existing) as storage:
+        reader.execute("BEGIN; SELECT count(*) FROM usage_metrics")  # a long reader
+        release = threading.Timer(7.0, reader.execute, ("COMMIT",))
+        release.start()
+        started = time.monotonic()
+        try:
+            made = split_legacy(storage, lambda line: None)
+        finally:
+            release.join()
+    assert time.monotonic() - started > 5  # the usage swap waited 5 s in vain, then again
+    assert {m.table for m in made} == set(EVENTS)
+    assert not any(name.endswith("_legacy") for n in _partitions(existing).values() for name in n)
