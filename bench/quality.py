@@ -146,6 +146,11 @@ def models(seed: int, genres=None) -> dict:
     return {**ours, **{name: (model, {}) for name, model in baselines.items()}}
 
 
+#: Neighbourhood sizes for the kNN-style baselines (ItemKNN's k, BM25's K), in trial order.
+NEIGHBOURHOODS = (
+    100, 50, 200, 20, 400, 30, 75, 150, 10, 300, 40, 60, 125, 250, 15, 500, 90, 175, 25, 800,
+)  # fmt: skip
+
 #: Each baseline's grid, in the order its points are tried (a budget of N: the first N).
 BASELINE_GRIDS = {
     "EASE": [
@@ -173,61 +178,13 @@ BASELINE_GRIDS = {
             10,
         )
     ],
-    "ItemKNN cosine": [
-        {"k": k}
-        for k in (
-            100,
-            50,
-            200,
-            20,
-            400,
-            30,
-            75,
-            150,
-            10,
-            300,
-            40,
-            60,
-            125,
-            250,
-            15,
-            500,
-            90,
-            175,
-            25,
-            800,
-        )
-    ],
+    "ItemKNN cosine": [{"k": k} for k in NEIGHBOURHOODS],
     "implicit ALS": [
         {"factors": f, "regularization": r}
         for r in (0.01, 0.1, 1.0, 10.0)
         for f in (100, 32, 64, 128, 200)
     ],
-    "implicit BM25": [
-        {"K": k}
-        for k in (
-            100,
-            50,
-            200,
-            20,
-            400,
-            30,
-            75,
-            150,
-            10,
-            300,
-            40,
-            60,
-            125,
-            250,
-            15,
-            500,
-            90,
-            175,
-            25,
-            800,
-        )
-    ],
+    "implicit BM25": [{"K": k} for k in NEIGHBOURHOODS],
 }
 
 
