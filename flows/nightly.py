@@ -169,15 +169,7 @@ class NightlyRun:
             timing.rows_in = rows_in
             timing.rows_out = rows_out(value) if rows_out else None
             release_free_memory()  # what the stage freed, not carried into the next one
-        self.result.stages.append(
-            {
-                "stage": name,
-                "seconds": round(timing.seconds, 3),
-                "rows_in": timing.rows_in,
-                "rows_out": timing.rows_out,
-                "peak_rss_mb": round(timing.peak_rss / 2**20),
-            }
-        )
+        self.result.stages.append(timing.row())
         return value
 
     def execute(self) -> RunResult:

@@ -69,6 +69,16 @@ class StageTiming:
         rows = [f"{k} {v:,}" for k, v in pairs if v is not None]
         return ", ".join([*rows, f"peak RSS {self.peak_rss / 2**30:.2f} GiB"])
 
+    def row(self) -> dict:
+        """Return the stage's figures as a row of the run summary's ``stages``."""
+        return {
+            "stage": self.name,
+            "seconds": round(self.seconds, 3),
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "peak_rss_mb": round(self.peak_rss / 2**20),
+        }
+
 
 @dataclass
 class JobTracker:

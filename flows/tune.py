@@ -10,11 +10,18 @@ import json
 from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.nightly import DATABASE, DATABASE_HELP, read_inputs, run_payload, valid_inputs
+from flows.nightly import (
+    DATABASE,
+    DATABASE_HELP,
+    model_events,
+    read_inputs,
+    run_payload,
+    valid_inputs,
+)
 from flows.params import TuneParams, flow_docstring, flow_signature
 from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
 from flows.stages.extract import day_end
-from flows.stages.tuning import tune_on_holdout
+from flows.stages.tuning import holdout_split, tune_split
 from flows.stages.validate import validate_inputs
 from flows.storage.backends import open_storage
 from flows.storage.database import Database
@@ -43,6 +50,7 @@ def run_tune(
                 with tracker.stage(name, percent) as timing:
                     value = runner(name, fn, *args, retry=retry)
                     timing.rows_out = rows_out(value) if rows_out else None
+                result.stages.append(timing.row())
                 return value
 
             def say(message: str) -> None:
@@ -53,11 +61,15 @@ def run_tune(
             )
             storage.release_cache()
             validation = stage("validate", 30, validate_inputs, inputs, as_of)
-            valid = valid_inputs(tracker, result, validation)
+            # the columns the models read: session ids, devices, … served the metrics only
+            valid = model_events(valid_inputs(tracker, result, validation))
             del inputs, validation
             release_free_memory()
-            chosen = stage("tune", 90, tune_on_holdout, valid, params, as_of)
-            del valid
+            split = stage("holdout", 40, holdout_split, valid, params, as_of)
+            del valid  # the event frames: the search reads the split's matrices only
+            release_free_memory()
+            chosen = stage("tune", 90, tune_split, split, params)
+            del split
             row_id = stage("record", 100, _record, storage, tracker.run_id, params, chosen, now)
             result.model = {"model_version": MODEL_VERSION, "model_tuning_id": row_id, **chosen}
             result.rows["model_tuning"] = 1

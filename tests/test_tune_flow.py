@@ -85,6 +85,7 @@ def test_tune_records_a_choice_that_the_next_nightly_uses(backend, tmp_path, req
         generate(db)
         result = run_tune(db, TuneParams(run_date=RUN_DATE, budget=3, window_days=0))
         assert result.status == "completed"
+        assert [s["stage"] for s in result.stages][-4:] == ["validate", "holdout", "tune", "record"]
         rows = query(db, "SELECT * FROM model_tuning")
         assert rows.height == 1
         row = rows.row(0, named=True)
@@ -96,7 +97,8 @@ def test_tune_records_a_choice_that_the_next_nightly_uses(backend, tmp_path, req
 
         nightly = run_nightly(db, params(window_days=0))
         assert nightly.model["params"] == normalised(chosen)
+        assert nightly.model["source"].startswith("tuned on")
         version = nightly.model["model_version"]
-        assert version.startswith(MODEL_VERSION + "+tuned-")
+        assert version == tuned_version(chosen)  # MODEL_VERSION itself when defaults were kept
         versions = query(db, "SELECT DISTINCT model_version FROM recommendation_data")
         assert versions["model_version"].to_list() == [version]

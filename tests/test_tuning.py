@@ -18,6 +18,7 @@ from models.tuning import (
     TUNED,
     TunedRecommender,
     normalised,
+    significant_gain,
     tune,
     validation_split,
 )
@@ -110,6 +111,24 @@ def test_tuning_reads_only_the_splits_it_is_given(X):
     shuffled = sp.csr_matrix(val[np.random.default_rng(0).permutation(val.shape[0])])
     other = tune([(fit, shuffled)], start=START, budget=4)
     assert [s for _, s in other.trials] != [s for _, s in once.trials]
+
+
+def test_a_gain_shared_by_the_users_is_significant():
+    incumbent = np.random.default_rng(0).uniform(0.3, 0.5, 200)
+    assert significant_gain(incumbent + 0.02, incumbent, min_gain=0.005)
+
+
+def test_the_same_mean_gain_from_a_few_users_is_noise():
+    incumbent = np.random.default_rng(0).uniform(0.3, 0.5, 200)
+    diff = np.full(200, -0.03)
+    diff[:5] = 2.0  # mean +0.02, as above, but five users carry it
+    assert not significant_gain(incumbent + diff, incumbent, min_gain=0.005)
+
+
+def test_a_steady_gain_below_min_gain_does_not_move():
+    incumbent = np.full(300, 0.4)
+    assert not significant_gain(incumbent + 0.001, incumbent, min_gain=0.005)
+    assert significant_gain(incumbent + 0.003, incumbent, min_gain=0.005)
 
 
 def test_json_round_trip_of_the_chosen_parameters():

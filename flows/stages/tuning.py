@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
@@ -72,12 +73,20 @@ def choose_params(latest: pl.DataFrame, current: dict) -> tuple[dict | None, str
     return params, tuned_version(params), f"tuned on {row['run_date']} (model_tuning {row['id']})"
 
 
-def tune_on_holdout(inputs: Inputs, params: TuneParams, now: datetime) -> dict:
-    """Return the chosen parameters, validation scores and the data's fingerprint.
+@dataclass(frozen=True)
+class TuningSplit:
+    """What the search reads: the (fit, validation) pairs, the records' genres, and the
+    fingerprint of the data the choice is for. No event frame: they can be freed first."""
 
-    Validation: the records first liked in the last `holdout_days` days (known users and
-    records only), the model fitted on the interactions before them; nothing else read.
-    """
+    splits: list
+    genres: object
+    fingerprint: dict
+    validation_users: int
+
+
+def holdout_split(inputs: Inputs, params: TuneParams, now: datetime) -> TuningSplit:
+    """Return the tuning split of validated inputs: the records first liked in the last
+    `holdout_days` days (known users and records only) against the interactions before."""
     nightly = NightlyParams(
         run_date=params.run_date, window_days=params.window_days, holdout_days=params.holdout_days
     )
@@ -86,9 +95,15 @@ def tune_on_holdout(inputs: Inputs, params: TuneParams, now: datetime) -> dict:
     matrix, test_csr = holdout_matrices(train, test, unknown_items="drop")
     splits = [(matrix.matrix, test_csr)] if matrix.matrix.nnz and test_csr.nnz else []
     genres = genre_matrix(inputs.records, matrix) if splits else None
+    users = int((test_csr.getnnz(axis=1) > 0).sum())
+    return TuningSplit(splits, genres, current, users)
+
+
+def tune_split(split: TuningSplit, params: TuneParams) -> dict:
+    """Return the chosen parameters, validation scores and the data's fingerprint."""
     result = tune(
-        splits,
-        item_features=genres,
+        split.splits,
+        item_features=split.genres,
         budget=params.budget,
         max_users=params.max_users,
     )
@@ -97,6 +112,6 @@ def tune_on_holdout(inputs: Inputs, params: TuneParams, now: datetime) -> dict:
         "validation_ndcg": result.score,
         "default_ndcg": result.default_score,
         "candidates": len(result.trials),
-        "validation_users": int((test_csr.getnnz(axis=1) > 0).sum()),
-        **current,
+        "validation_users": split.validation_users,
+        **split.fingerprint,
     }
