@@ -174,7 +174,7 @@ def synthetic_split(seed: int, explore_share: float, size: SyntheticSize) -> Spl
     earlier = NightlyParams(run_date=run_date - timedelta(days=params.holdout_days))
     fit, val = holdout_pairs(_before(inputs, cutoff), earlier, cutoff)
     every = np.flatnonzero(np.diff(test_csr.indptr) > 0)
-    users = sample_users(every, MAX_HOLDOUT_USERS)  # as the nightly's holdout_quality
+    users = sample_users(every, matrix.user_ids[every], MAX_HOLDOUT_USERS)  # as holdout_quality
     keys = (seed << 40) + matrix.user_ids[users]  # other data each seed: other users
     positives = int((train["weight"] > 0).sum()) + test.height
     return Split(

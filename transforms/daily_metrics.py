@@ -133,24 +133,36 @@ def ms_to_seconds(column: str) -> pl.Expr:
     )
 
 
-def _play_stats(plays: pl.DataFrame, by: list[str]) -> pl.DataFrame:
-    """Return plays, completes, skips, listeners, listening_seconds and sessions per group."""
+#: A group's play figures that add up over shards of disjoint users (listeners: distinct
+#: users, each in one shard); listening_seconds is made from the summed milliseconds.
+PLAY_COUNTS = ("plays", "completes", "skips", "listeners", "listening_ms")
+
+
+def _play_counts(plays: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    """Return plays, completes, skips, listeners and listening_ms per group."""
     action = pl.col("action")
-    stats = plays.group_by(by).agg(
+    return plays.group_by(by).agg(
         (action == "play").sum().alias("plays"),
         (action == "complete").sum().alias("completes"),
         (action == "skip").sum().alias("skips"),
         pl.col("user_id").drop_nulls().n_unique().alias("listeners"),
         pl.col("duration_played_ms").fill_null(0).sum().alias("listening_ms"),
-        pl.col("session_id").drop_nulls().n_unique().alias("sessions"),
     )
-    seconds = ms_to_seconds("listening_ms").alias("listening_seconds")
-    return stats.with_columns(seconds).drop("listening_ms")
+
+
+def _with_seconds(wide: pl.DataFrame) -> pl.DataFrame:
+    """Return `wide` with listening_seconds from its summed listening_ms."""
+    return wide.with_columns(ms_to_seconds("listening_ms").alias("listening_seconds"))
 
 
 def _count(frame: pl.DataFrame, by: list[str], name: str) -> pl.DataFrame:
     """Return the number of rows per group as column `name`."""
     return frame.group_by(by).agg(pl.len().alias(name))
+
+
+def _additive(frame: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
+    """Return `frame` with every figure as Int64: one schema in every shard, sums safe."""
+    return frame.with_columns(pl.exclude(keys).cast(pl.Int64))
 
 
 def _long(wide: pl.DataFrame, kind: tuple[str, str], metrics: Sequence[str]) -> pl.DataFrame:
@@ -198,12 +210,50 @@ def _page_views(usage: pl.DataFrame, entity_type: str) -> pl.DataFrame:
     return _count(views.rename({"entity_id": ENTITY}), [DATE, ENTITY], "page_views")
 
 
-def _platform(d: _Dated, days: pl.DataFrame) -> pl.DataFrame:
+def _with_records(plays: pl.DataFrame, tracks: pl.DataFrame) -> pl.DataFrame:
+    mapping = tracks.select(pl.col("id").alias("track_id"), "record_id")
+    return plays.join(mapping, on="track_id", how="inner").filter(pl.col("record_id").is_not_null())
+
+
+@dataclass(frozen=True)
+class MetricPartials:
+    """The daily metrics of one shard of users, as parts that combine exactly.
+
+    Every figure but one is a count (or an integer sum) per (date[, entity]) that adds up
+    over shards whose users are disjoint: rows are per user, and a distinct-user count
+    (listeners, active users) counts each user in his one shard. The platform's distinct
+    sessions do not add up (nothing stops two users' rows from naming one session id), so
+    a shard keeps its distinct (date, session_id) pairs and the combination counts their
+    union. Rates and seconds are computed once, from the combined figures.
+    """
+
+    platform: pl.DataFrame  # metric_date + counts
+    sessions: pl.DataFrame  # metric_date, session_id: distinct pairs
+    recommendation: pl.DataFrame  # metric_date + play counts of source 'recommendation'
+    record: pl.DataFrame  # metric_date, entity_id + counts (likewise below)
+    store: pl.DataFrame
+    device: pl.DataFrame
+    track: pl.DataFrame
+
+
+#: Each part's key columns; the rest are the figures.
+PARTIAL_KEYS = {
+    "platform": [DATE],
+    "sessions": [DATE, "session_id"],
+    "recommendation": [DATE],
+    "record": [DATE, ENTITY],
+    "store": [DATE, ENTITY],
+    "device": [DATE, ENTITY],
+    "track": [DATE, ENTITY],
+}
+
+
+def _platform_counts(d: _Dated) -> pl.DataFrame:
     users = pl.concat(
         [d.plays.select(DATE, "user_id"), d.usage.select(DATE, "user_id")]
     ).drop_nulls("user_id")
     parts = [
-        _play_stats(d.plays, [DATE]),
+        _play_counts(d.plays, [DATE]),
         users.group_by(DATE).agg(pl.col("user_id").n_unique().alias("active_users")),
         _count(d.users, [DATE], "new_users"),
         _count(d.favorites, [DATE], "favorites"),
@@ -211,45 +261,23 @@ def _platform(d: _Dated, days: pl.DataFrame) -> pl.DataFrame:
         _count(d.follows, [DATE], "follows"),
         _count(d.usage.filter(pl.col("event_type") == PAGE_VIEW), [DATE], "page_views"),
     ]
-    wide = days
-    for part in parts:
-        wide = wide.join(part, on=DATE, how="left")
-    wide = wide.with_columns(cs.numeric().fill_null(0)).with_columns(
-        completion_rate=_ratio("completes", "plays"),
-        skip_rate=_ratio("skips", "plays"),
-        avg_session_seconds=_ratio("listening_seconds", "sessions"),
-        entity_id=pl.lit(PLATFORM[2]),
-    )
-    return _long(wide, PLATFORM[:2], PLATFORM_METRICS)
+    return _outer(parts, [DATE])
 
 
-def _with_records(plays: pl.DataFrame, tracks: pl.DataFrame) -> pl.DataFrame:
-    mapping = tracks.select(pl.col("id").alias("track_id"), "record_id")
-    return plays.join(mapping, on="track_id", how="inner").filter(pl.col("record_id").is_not_null())
-
-
-def _tracks(d: _Dated) -> pl.DataFrame:
-    plays = d.plays.filter(pl.col("track_id").is_not_null()).rename({"track_id": ENTITY})
-    return _long(_play_stats(plays, [DATE, ENTITY]), ("track", "track"), TRACK_METRICS)
-
-
-def _records(d: _Dated) -> pl.DataFrame:
+def _record_counts(d: _Dated) -> pl.DataFrame:
     plays = _with_records(d.plays, d.tracks).rename({"record_id": ENTITY})
     favorites = d.favorites.filter(
         (pl.col("favoritable_type") == "record") & pl.col("favoritable_id").is_not_null()
     ).rename({"favoritable_id": ENTITY})
-    wide = _outer(
-        [
-            _play_stats(plays, [DATE, ENTITY]),
-            _page_views(d.usage, "record"),
-            _count(favorites, [DATE, ENTITY], "favorites"),
-        ],
-        [DATE, ENTITY],
-    )
-    return _long(wide, ("record", "record"), RECORD_METRICS)
+    parts = [
+        _play_counts(plays, [DATE, ENTITY]),
+        _page_views(d.usage, "record"),
+        _count(favorites, [DATE, ENTITY], "favorites"),
+    ]
+    return _outer(parts, [DATE, ENTITY])
 
 
-def _stores(d: _Dated) -> pl.DataFrame:
+def _store_counts(d: _Dated) -> pl.DataFrame:
     for_sale = (
         d.inventory.filter(pl.col("record_status") == FOR_SALE)
         .select("store_id", "record_id")
@@ -259,47 +287,106 @@ def _stores(d: _Dated) -> pl.DataFrame:
     plays = _with_records(d.plays.filter(pl.col("action") == "play"), d.tracks)
     store_plays = plays.join(for_sale, on="record_id", how="inner").rename({"store_id": ENTITY})
     follows = d.follows.filter(pl.col("store_id").is_not_null()).rename({"store_id": ENTITY})
-    wide = _outer(
-        [
-            _count(store_plays, [DATE, ENTITY], "plays"),
-            _page_views(d.usage, "store"),
-            _count(follows, [DATE, ENTITY], "new_followers"),
-        ],
-        [DATE, ENTITY],
+    parts = [
+        _count(store_plays, [DATE, ENTITY], "plays"),
+        _page_views(d.usage, "store"),
+        _count(follows, [DATE, ENTITY], "new_followers"),
+    ]
+    return _outer(parts, [DATE, ENTITY])
+
+
+def _entity_plays(plays: pl.DataFrame, column: str) -> pl.DataFrame:
+    """Return the play counts per (date, `column`), rows without `column` left out."""
+    named = plays.filter(pl.col(column).is_not_null()).rename({column: ENTITY})
+    return _play_counts(named, [DATE, ENTITY])
+
+
+def _days(dates: Sequence[date]) -> pl.DataFrame:
+    return pl.DataFrame({DATE: sorted(set(dates))}, schema={DATE: pl.Date})
+
+
+def metric_partials(inputs: MetricInputs, dates: Sequence[date]) -> MetricPartials:
+    """Return the daily metrics of `dates` over `inputs` (one shard's users) as partials."""
+    d = _prepare(inputs, _days(dates))
+    recommended = d.plays.filter(pl.col("source") == RECOMMENDATION_SOURCE)
+    parts = {
+        "platform": _platform_counts(d),
+        "sessions": d.plays.select(DATE, "session_id").drop_nulls().unique(),
+        "recommendation": _play_counts(recommended, [DATE]),
+        "record": _record_counts(d),
+        "store": _store_counts(d),
+        "device": _entity_plays(d.plays, "device_type"),
+        "track": _entity_plays(d.plays, "track_id"),
+    }
+    return MetricPartials(
+        **{
+            name: frame if name == "sessions" else _additive(frame, PARTIAL_KEYS[name])
+            for name, frame in parts.items()
+        }
     )
-    return _long(wide, ("store", "store"), STORE_METRICS)
 
 
-def _devices(d: _Dated) -> pl.DataFrame:
-    plays = d.plays.filter(pl.col("device_type").is_not_null()).rename({"device_type": ENTITY})
-    return _long(_play_stats(plays, [DATE, ENTITY]), ("device", "device"), DEVICE_METRICS)
+def combine_partials(parts: Sequence[MetricPartials]) -> MetricPartials:
+    """Return the partials of the union of shards whose users are disjoint: figures summed
+    per key, session pairs united."""
+    if not parts:
+        raise ValueError("combine_partials needs at least one shard's partials")
+    combined = {}
+    for name, keys in PARTIAL_KEYS.items():
+        frame = pl.concat([getattr(part, name) for part in parts])
+        if name == "sessions":
+            combined[name] = frame.unique()
+        else:
+            combined[name] = frame.group_by(keys).agg(pl.all().sum())
+    return MetricPartials(**combined)
 
 
-def _recommendation(d: _Dated) -> pl.DataFrame:
-    all_plays = _count(d.plays.filter(pl.col("action") == "play"), [DATE], "all_plays")
+def _platform(p: MetricPartials, days: pl.DataFrame) -> pl.DataFrame:
+    sessions = p.sessions.group_by(DATE).agg(pl.len().alias("sessions"))
     wide = (
-        _play_stats(d.plays.filter(pl.col("source") == RECOMMENDATION_SOURCE), [DATE])
-        .join(all_plays, on=DATE, how="left")
-        .with_columns(
-            share_of_plays=_ratio("plays", "all_plays"),
-            entity_id=pl.lit(RECOMMENDATION_ENTITY[2]),
-        )
+        days.join(p.platform, on=DATE, how="left")
+        .join(sessions, on=DATE, how="left")
+        .with_columns(cs.numeric().fill_null(0))
+    )
+    wide = _with_seconds(wide).with_columns(
+        completion_rate=_ratio("completes", "plays"),
+        skip_rate=_ratio("skips", "plays"),
+        avg_session_seconds=_ratio("listening_seconds", "sessions"),
+        entity_id=pl.lit(PLATFORM[2]),
+    )
+    return _long(wide, PLATFORM[:2], PLATFORM_METRICS)
+
+
+def _recommendation(p: MetricPartials) -> pl.DataFrame:
+    all_plays = p.platform.select(DATE, pl.col("plays").alias("all_plays"))
+    wide = p.recommendation.join(all_plays, on=DATE, how="left").with_columns(
+        share_of_plays=_ratio("plays", "all_plays"),
+        entity_id=pl.lit(RECOMMENDATION_ENTITY[2]),
     )
     return _long(wide, RECOMMENDATION_ENTITY[:2], RECOMMENDATION_METRICS)
 
 
-def daily_metrics(inputs: MetricInputs, dates: Sequence[date]) -> pl.DataFrame:
-    """Return the daily_metrics rows (without run_id / computed_at) of every given date."""
-    days = pl.DataFrame({DATE: sorted(set(dates))}, schema={DATE: pl.Date})
+def metrics_from_partials(partials: MetricPartials, dates: Sequence[date]) -> pl.DataFrame:
+    """Return the daily_metrics rows of `dates` from (combined) partials."""
+    days = _days(dates)
     if days.is_empty():
         return pl.DataFrame(schema=OUTPUT_SCHEMA)
-    d = _prepare(inputs, days)
+    p = partials
     parts = [  # in (metric_type, entity_type) order: a stable sort by date finishes the job
-        _devices(d),
-        _platform(d, days),
-        _recommendation(d),  # 'recommendation' < 'record'
-        _records(d),
-        _stores(d),
-        _tracks(d),
+        _long(_with_seconds(p.device), ("device", "device"), DEVICE_METRICS),
+        _platform(p, days),
+        _recommendation(p),  # 'recommendation' < 'record'
+        _long(_with_seconds(p.record), ("record", "record"), RECORD_METRICS),
+        _long(p.store, ("store", "store"), STORE_METRICS),
+        _long(_with_seconds(p.track), ("track", "track"), TRACK_METRICS),
     ]
     return pl.concat(parts).cast(OUTPUT_SCHEMA).sort(DATE, maintain_order=True)
+
+
+def daily_metrics(inputs: MetricInputs, dates: Sequence[date]) -> pl.DataFrame:
+    """Return the daily_metrics rows (without run_id / computed_at) of every given date:
+    the partials of one shard holding every user, combined and finished."""
+    if not dates:
+        return pl.DataFrame(schema=OUTPUT_SCHEMA)
+    partials = combine_partials([metric_partials(inputs, dates)])
+    return metrics_from_partials(partials, dates)

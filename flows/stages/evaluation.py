@@ -22,6 +22,7 @@ from flows.stages.interactions import (
     weighting,
 )
 from models.evaluation import evaluate
+from models.kernels.codes import smallest_hashes
 from models.matrix import InteractionMatrix
 from models.metrics import at_k
 from models.recommender import RotationRecommender
@@ -91,11 +92,12 @@ def holdout_matrices(
     return matrix, csr
 
 
-def sample_users(rows: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
-    """Return `rows` (sorted, unique) or a seeded sorted sample of `cap` of them."""
+def sample_users(rows: np.ndarray, user_ids: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
+    """Return `rows` (sorted, unique) or the `cap` of them whose users (`user_ids`, one per
+    row) have the smallest seeded id hash: a user is drawn or not whatever shard holds him."""
     if rows.size <= cap:
         return rows
-    return np.sort(np.random.default_rng(seed).choice(rows, size=cap, replace=False))
+    return rows[smallest_hashes(user_ids, cap, seed)]
 
 
 def model_quality(
@@ -121,7 +123,8 @@ def model_quality(
     every = np.flatnonzero(np.diff(test_csr.indptr) > 0)
     if every.size == 0:
         return {"users": 0}
-    rows = every if max_users is None else sample_users(every, max_users)
+    users = matrix.user_ids[every]
+    rows = every if max_users is None else sample_users(every, users, max_users)
     genres = None if items is None else genre_matrix(items, matrix)
     figures = evaluate(
         RotationRecommender() if model is None else model,
