@@ -27,20 +27,41 @@ from flows.nightly import (
     REPLICA_HELP,
     checked,
     known_ids,
-    read_inputs,
     run_payload,
-    valid_inputs,
 )
 from flows.params import REPLICA_WAIT_S, BackfillParams, flow_docstring, flow_signature
-from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
-from flows.stages.extract import Inputs
-from flows.stages.metrics import EVENT_METRIC_TYPES, compute_daily_metrics
+from flows.runner import (
+    StageRunner,
+    direct,
+    direct_submit,
+    logs_to_prefect,
+    prefect_task,
+    submitter_of,
+)
+from flows.stages.metrics import EVENT_METRIC_TYPES
 from flows.stages.publish import stamp_metrics
-from flows.stages.validate import validate_inputs
+from flows.stages.shards import (
+    ShardSummary,
+    combined_counts,
+    load_shard,
+    shard_partials,
+    shard_source,
+    summarize_shard,
+)
 from flows.storage.backends import open_storage
+from flows.storage.base import Storage
 from flows.storage.database import Database
+from flows.storage.replica import wait_for_replica
 from flows.storage.secrets import resolve_database, resolve_replica
-from flows.tracking import JobTracker, RunResult, release_free_memory, tracked_run, utcnow
+from flows.tracking import (
+    JobTracker,
+    RunResult,
+    log_quarantine,
+    release_free_memory,
+    tracked_run,
+    utcnow,
+)
+from transforms.daily_metrics import combine_partials, metrics_from_partials
 
 
 def run_backfill(
@@ -50,12 +71,14 @@ def run_backfill(
     *,
     replica: Database | None = None,
     replica_wait: int = REPLICA_WAIT_S,
+    shards: int = 1,
     runner: StageRunner = direct,
     flow_run_id: str | None = None,
 ) -> RunResult:
     """Recompute and replace daily_metrics for every date from `first` to `last`, the events
-    read on `replica` when given (once it has replayed the primary's position)."""
-    params = BackfillParams(date_from=first, date_to=last, replica_wait=replica_wait)
+    read on `replica` when given (once it has replayed the primary's position), by `shards`
+    shards of users (flows/stages/shards.py) on the flow's task runner."""
+    params = BackfillParams(date_from=first, date_to=last, replica_wait=replica_wait, shards=shards)
     with open_storage(db) as storage:
         storage.check()
         payload = run_payload(db, replica, params.as_payload())
@@ -108,7 +131,7 @@ def _submit_publish(pool, storage, runner, frame, chunk: list[date]) -> Future:
 
 
 def _publish_slices(
-    storage, tracker, runner, valid: Inputs, dates: list[date], now, check: Callable
+    storage, tracker, runner, metrics_of: Callable, dates: list[date], now, check: Callable
 ) -> int:
     """Compute each slice's metrics in date order, publish them concurrently; return the rows.
 
@@ -130,7 +153,7 @@ def _publish_slices(
     with ThreadPoolExecutor(storage.publishers, thread_name_prefix="backfill") as pool:
         try:
             for chunk in date_slices(dates, size):
-                metrics = runner("daily_metrics", compute_daily_metrics, valid, chunk)
+                metrics = metrics_of(chunk)
                 frame = stamp_metrics(check(metrics), tracker.run_id, now)
                 del metrics
                 while len(pending) >= storage.publishers:
@@ -164,33 +187,64 @@ def _stages(
 ) -> None:
     now, dates = utcnow(), params.dates()
 
-    def stage(name, percent, fn, *args, retry=False, rows_out=None):
-        with tracker.stage(name, percent) as timing:
-            value = runner(name, fn, *args, retry=retry)
-            timing.rows_out = rows_out(value) if rows_out else None
-        return value
-
     def say(message: str) -> None:  # the replica's wait, on the job row and progress line
         tracker.progress(tracker.percent, message)
 
-    inputs = read_inputs(
-        storage, replica, stage, dates[-1], len(dates), params.replica_wait, say, percent=30
-    )
+    if replica is not None:
+        with tracker.stage("replica_wait", 15):
+            runner("replica_wait", wait_for_replica, storage, replica, params.replica_wait, say)
+    with shard_source(storage, replica, params.shards) as (source, plan):
+        submit = direct_submit if isinstance(source, Storage) else submitter_of(runner)
+        with tracker.stage("extract", 50) as timing:
+            loaded = [
+                submit(
+                    "read_shard", load_shard, source, shard, dates[-1], len(dates), now, retry=True
+                )
+                for shard in plan
+            ]
+            summaries = _summaries(tracker, submit, loaded, until=50)
+            timing.rows_out = sum(s.events for s in summaries)
     storage.release_cache()  # an embedded engine's pages of the rows just read
-    with tracker.stage("validate", 50):
-        validation = runner("validate", validate_inputs, inputs, now)
-    valid = valid_inputs(tracker, result, validation)
-    del inputs, validation
-    release_free_memory()  # the raw frames
+    release_free_memory()  # the raw frames each shard read here, now validated
+    _record_quarantine(tracker, result, summaries)
     with tracker.stage("daily_metrics", 100) as timing:
-        ids = known_ids(valid)
+        ids = known_ids(summaries[0].catalogue)
 
         def check(metrics):  # rows naming an id absent from the catalogue: dropped, counted
             return checked(tracker, result, {"daily_metrics": metrics}, ids)["daily_metrics"]
 
-        rows = _publish_slices(storage, tracker, runner, valid, dates, now, check)
+        def metrics_of(chunk: list[date]):
+            parts = [submit("metric_partials", shard_partials, f, chunk) for f in loaded]
+            partials = combine_partials([part.result() for part in parts])
+            return metrics_from_partials(partials, chunk)
+
+        rows = _publish_slices(storage, tracker, runner, metrics_of, dates, now, check)
         timing.rows_out = rows
     result.rows["daily_metrics"] = rows
+
+
+def _summaries(tracker: JobTracker, submit, loaded: list, until: float) -> list[ShardSummary]:
+    """Return each shard's summary as it comes, saying how many shards have been read (the
+    progress moving on to `until` percent)."""
+    futures = [submit("shard_summary", summarize_shard, f) for f in loaded]
+    summaries, start = [], tracker.percent
+    for future in futures:
+        summaries.append(future.result())
+        if len(futures) > 1:
+            done = len(summaries) / len(futures)
+            message = f"shards read: {len(summaries)} of {len(futures)}"
+            tracker.progress(start + (until - start) * done, message)
+    return summaries
+
+
+def _record_quarantine(tracker: JobTracker, result: RunResult, summaries) -> None:
+    """Record the shards' quarantine, valid events and settings warnings on the job."""
+    counts = combined_counts(summaries)
+    result.events = tracker.processed = sum(s.events for s in summaries)
+    tracker.quarantined = int(counts["rows"].sum()) if counts.height else 0
+    result.quarantine = log_quarantine(tracker, counts)
+    for warning in summaries[0].warnings:
+        tracker.log("warning", "validate", warning)
 
 
 def backfill(*, database: str | None = None, replica: str | None = None, **parameters) -> dict:
@@ -204,6 +258,7 @@ def backfill(*, database: str | None = None, replica: str | None = None, **param
             params.date_to,
             replica=resolve_replica(replica, db),
             replica_wait=params.replica_wait,
+            shards=params.shards,
             runner=prefect_task,
             flow_run_id=flow_run.get_id(),
         )

@@ -52,8 +52,8 @@ def _retry_condition(task, task_run, state) -> bool:
     return False
 
 
-def prefect_task(name: str, fn: Callable[..., Any], *args: Any, retry: bool = False) -> Any:
-    """Run the stage as a Prefect task (visible in the UI), with retries on transient faults."""
+def _task_options(name: str, retry: bool) -> dict[str, Any]:
+    """Return the Prefect task options of a stage (retries on transient faults if it may)."""
     options: dict[str, Any] = {"name": name, "cache_policy": NONE, "persist_result": False}
     if retry:
         options |= {
@@ -61,7 +61,49 @@ def prefect_task(name: str, fn: Callable[..., Any], *args: Any, retry: bool = Fa
             "retry_delay_seconds": RETRY_DELAYS_S,
             "retry_condition_fn": _retry_condition,
         }
-    return task(fn, **options)(*args)
+    return options
+
+
+def prefect_task(name: str, fn: Callable[..., Any], *args: Any, retry: bool = False) -> Any:
+    """Run the stage as a Prefect task (visible in the UI), with retries on transient faults."""
+    return task(fn, **_task_options(name, retry))(*args)
+
+
+class Done:
+    """The finished result of a call made at once: what ``direct_submit`` returns."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        """Return the value (as a future's result())."""
+        return self.value
+
+
+class Submitter(Protocol):
+    """Starts `fn(*args)` as the task called `name`; returns a future (``result()``). An
+    argument that is such a future is passed as its value, resolved where the task runs."""
+
+    def __call__(
+        self, name: str, fn: Callable[..., Any], *args: Any, retry: bool = False
+    ) -> Any: ...
+
+
+def direct_submit(name: str, fn: Callable[..., Any], *args: Any, retry: bool = False) -> Done:
+    """Run `fn` now, in this process (as ``direct``); return its result as a Done."""
+    values = [arg.value if isinstance(arg, Done) else arg for arg in args]
+    return Done(direct(name, fn, *values, retry=retry))
+
+
+def prefect_submit(name: str, fn: Callable[..., Any], *args: Any, retry: bool = False) -> Any:
+    """Submit `fn` as a Prefect task to the flow's task runner (Dask: a worker process, where
+    a future argument's value already is); return its future."""
+    return task(fn, **_task_options(name, retry)).submit(*args)
+
+
+def submitter_of(runner: StageRunner) -> Submitter:
+    """Return the submitter that goes with a stage runner: Prefect's with Prefect's."""
+    return prefect_submit if runner is prefect_task else direct_submit
 
 
 @contextmanager

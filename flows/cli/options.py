@@ -87,6 +87,30 @@ def add_database(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database", default=None, help=DATABASE_HELP)
 
 
+def add_cluster(parser: argparse.ArgumentParser) -> None:
+    """Add the options of where the shard tasks run (flows/cluster.py) to a sub-command."""
+    parser.add_argument(
+        "--cluster",
+        default=None,
+        metavar="tcp://HOST:8786",
+        help="a running Dask scheduler: the shard tasks run on its workers "
+        "(default: $ROTATION_DASK_ADDRESS, else this process)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive,
+        default=None,
+        metavar="N",
+        help="start a local Dask cluster of N worker processes for the run (stopped after)",
+    )
+    parser.add_argument(
+        "--worker-memory",
+        default=None,
+        metavar="SIZE",
+        help="each local worker's memory limit, e.g. 4GiB (Dask pauses it at 80 %%)",
+    )
+
+
 def add_replica(parser: argparse.ArgumentParser) -> None:
     """Add the --replica option (where the inputs are read) to a sub-command."""
     parser.add_argument("--replica", default=None, metavar="URL", help=REPLICA_HELP)

@@ -11,6 +11,7 @@ import argparse
 
 from flows.cli.options import (
     OneLineParser,
+    add_cluster,
     add_database,
     add_params,
     add_replica,
@@ -104,6 +105,7 @@ def _run(sub) -> None:
         run, "backfill", "daily metrics over a date range", "flows.cli.run:backfill", ready=True
     )
     add_params(backfill, BackfillParams)
+    add_cluster(backfill)
     nightly.add_argument(
         "--cache", default=None, help=CACHE_HELP + ": warmed with the lists the run publishes"
     )

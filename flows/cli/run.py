@@ -9,8 +9,10 @@ import dataclasses
 
 from flows.backfill import backfill as backfill_flow
 from flows.cli.options import params_from
+from flows.cli.progress import announce
 from flows.cli.server import embedded_server
 from flows.cli.summary import report
+from flows.cluster import cluster_options, refuse_embedded, task_runner
 from flows.nightly import nightly as nightly_flow
 from flows.params import BackfillParams, NightlyParams, TuneParams
 from flows.storage.cache.target import for_this_process as cache_for_this_process
@@ -31,10 +33,16 @@ def nightly(args) -> int:
 
 
 def backfill(args) -> int:
-    """Run the backfill flow."""
+    """Run the backfill flow (its shard tasks on a Dask cluster with --cluster/--workers)."""
     params = params_from(args, BackfillParams)  # a backwards range: one line, before Prefect
-    with for_this_process(args.db, args.replica), embedded_server():
-        summary = backfill_flow(**dataclasses.asdict(params))
+    options = cluster_options(args.cluster, args.workers, args.worker_memory)
+    refuse_embedded(options, args.db.is_postgres)
+    with for_this_process(args.db, args.replica), embedded_server() as api_url:
+        flow = backfill_flow
+        if options.distributed:
+            announce(f"backfill: {params.shards} shard(s) on {options.describe()}")
+            flow = backfill_flow.with_options(task_runner=task_runner(options, api_url))
+        summary = flow(**dataclasses.asdict(params))
     return report("backfill", summary, f" {params.date_from} to {params.date_to}", args.json)
 
 

@@ -147,10 +147,27 @@ class SharedSnapshotStorage(PostgresStorage):
     reads cannot make the tables disagree (a play of a track not read yet, say).
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(
+        self, db: Database, snapshot: str | None = None, *, by_index: bool = False
+    ) -> None:
+        """`snapshot`: import that one (exported by another process's storage, still open)
+        in every connection, instead of exporting one. `by_index`: no sequential scan where
+        an index serves (a shard's slice of a table: read through the user id index, its
+        rows only, not the whole table's)."""
         super().__init__(db)
-        self._snapshot: str | None = None
+        if snapshot is not None and not SNAPSHOT_ID.fullmatch(snapshot):
+            raise StorageError(f"unexpected snapshot id {snapshot!r}")
+        self._snapshot: str | None = snapshot
+        self._by_index = by_index
         self._opening = threading.Lock()  # the first connection exports before any imports
+
+    def export_snapshot(self) -> str:
+        """Return the shared snapshot's id, exported now unless a read already did: while this
+        storage stays open, other processes read in it (``SharedSnapshotStorage(db, id)``)."""
+        with self._arrow_conn():
+            pass
+        assert self._snapshot is not None  # the first connection exported it
+        return self._snapshot
 
     def _new_arrow_conn(self):
         """Return a new ADBC connection inside the shared snapshot's transaction."""
@@ -158,6 +175,8 @@ class SharedSnapshotStorage(PostgresStorage):
         with self._opening:
             try:
                 with conn.cursor() as cur:
+                    if self._by_index:
+                        cur.execute("SET enable_seqscan = off")
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     if self._snapshot is None:
                         cur.execute(load_query("replica/export_snapshot"))

@@ -1,0 +1,90 @@
+"""Where a run's shard tasks execute: in the run's process (the default), or on Dask workers
+through Prefect's own integration (prefect-dask's DaskTaskRunner): the same flow, another
+task runner.
+
+`--cluster tcp://HOST:8786` (or ROTATION_DASK_ADDRESS) uses a running scheduler; `--workers N
+[--worker-memory 4GiB]` starts a local cluster of N single-threaded worker processes for the
+run and stops it after. Workers need the installed package (the tasks are its functions),
+network access to the database (the URL reaches them inside each task, never through their
+environment or command line) and, for their task runs to show in the flow run, the Prefect
+API the run reports to (a local cluster is given the run's; a remote one needs
+PREFECT_API_URL in its workers' environment).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+ADDRESS_ENV = "ROTATION_DASK_ADDRESS"
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    """A scheduler's address, or the size of a local cluster; neither: this process."""
+
+    address: str | None = None
+    workers: int | None = None
+    worker_memory: str | None = None
+
+    @property
+    def distributed(self) -> bool:
+        """Return True when the shard tasks run on Dask workers."""
+        return bool(self.address or self.workers)
+
+    def describe(self) -> str:
+        """Return where the tasks run, for the run's header line."""
+        if self.address:
+            return f"Dask scheduler {self.address}"
+        if self.workers:
+            memory = f", {self.worker_memory} each" if self.worker_memory else ""
+            return f"a local Dask cluster of {self.workers} worker(s){memory}"
+        return "this process"
+
+
+def cluster_options(
+    address: str | None, workers: int | None, worker_memory: str | None, env=os.environ
+) -> ClusterOptions:
+    """Return the options of the command line (the address from ADDRESS_ENV when not given);
+    ValueError (one line) for a combination that means nothing."""
+    if address and workers:
+        raise ValueError("--cluster and --workers exclude each other: use a scheduler or start one")
+    if worker_memory and not workers:
+        raise ValueError("--worker-memory sizes the workers --workers starts; give --workers N")
+    if not workers:
+        address = address or env.get(ADDRESS_ENV) or None
+    return ClusterOptions(address, workers, worker_memory)
+
+
+def refuse_embedded(options: ClusterOptions, is_postgres: bool) -> None:
+    """Raise ValueError (one line) for Dask workers on an embedded database."""
+    if options.distributed and not is_postgres:
+        raise ValueError(
+            f"{options.describe()} needs a PostgreSQL database: a DuckDB file is opened by one "
+            "process; leave out --cluster/--workers (--shards still works, in this process)"
+        )
+
+
+def task_runner(options: ClusterOptions, api_url: str | None = None):
+    """Return the DaskTaskRunner of `options` (None: Prefect's default, in this process).
+
+    `api_url`: the run's Prefect API, given to the workers of a local cluster.
+    """
+    if not options.distributed:
+        return None
+    from prefect_dask import DaskTaskRunner  # lazy: distributed takes a second to import
+
+    if options.address:
+        return DaskTaskRunner(address=options.address)
+    cluster = {
+        "n_workers": options.workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "memory_limit": options.worker_memory or "auto",
+        "dashboard_address": None,
+        "silence_logs": logging.WARNING,
+    }
+    if api_url:
+        cluster["env"] = {"PREFECT_API_URL": api_url}
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)

@@ -1,0 +1,135 @@
+"""Shards by user (flows/stages/shards.py): a backfill by K shards of users, in this process or
+on a local Dask cluster, publishes the rows of the one-shard run, read in one snapshot."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from pipeline_fixtures import (
+    BACKENDS,
+    RUN_COLUMNS,
+    RUN_DATE,
+    execute,
+    fresh_database,
+    fresh_pg,
+    generate,
+    table,
+)
+
+import flows.stages.shards
+from flows.backfill import backfill, run_backfill
+from flows.cli import main
+from flows.cluster import ClusterOptions, cluster_options, task_runner
+from flows.stages.shards import FIRST_ID, LAST_ID, plan_shards
+from flows.storage.database import ENV_VAR
+
+pytest_plugins = ["prefect_fixtures"]
+
+FIRST = RUN_DATE - timedelta(days=6)  # a 7-day backfill
+
+
+def test_the_plan_covers_every_id_once():
+    shards = plan_shards([10, 20, 20, 35])  # ntile gives one end per shard, ascending
+    assert [(s.first, s.last) for s in shards] == [(FIRST_ID, 10), (11, 20), (21, LAST_ID)]
+    assert [s.home for s in shards] == [True, False, False]
+    assert plan_shards([]) == plan_shards([7]) and plan_shards([])[0].whole
+
+
+def sharded_and_whole(db, shards: int, **options):
+    """Return (the one-shard run's daily_metrics and summary, the sharded run's)."""
+    out = []
+    for k in (1, shards):
+        result = run_backfill(db, FIRST, RUN_DATE, shards=k, **options)
+        assert result.status == "completed"
+        out.append((table(db, "daily_metrics", without=RUN_COLUMNS), result))
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_sharded_backfill_publishes_the_one_shard_rows(backend, tmp_path, request):
+    with fresh_database(backend, tmp_path, request) as db:
+        generate(db)
+        (whole, one), (sharded, many) = sharded_and_whole(db, 3)
+        assert whole.height > 0 and sharded.equals(whole)  # to the last bit
+        assert many.events == one.events and many.quarantine == one.quarantine
+
+
+def test_every_shard_reads_in_the_runs_snapshot(monkeypatch):
+    """A play written while the shards read (after the first one's) is read by none."""
+    with fresh_pg() as db:
+        generate(db)
+        real = flows.stages.shards.read_all
+        reads = []
+
+        def read_then_write(storage, reads_of):
+            frames = real(storage, reads_of)
+            if not reads:  # after the first shard's read: a valid play of the last shard
+                execute(
+                    db,
+                    "INSERT INTO play_history (user_id, track_id, action, played_at, "
+                    "duration_played_ms, completion_percentage, session_id, device_type, source) "
+                    "SELECT user_id, track_id, action, played_at - interval '1 second', "
+                    "duration_played_ms, completion_percentage, session_id, device_type, source "
+                    "FROM play_history WHERE played_at >= %s ORDER BY user_id DESC LIMIT 1",
+                    (FIRST + timedelta(days=1),),
+                )
+            reads.append(frames["plays"].height)
+            return frames
+
+        before = run_backfill(db, FIRST, RUN_DATE, shards=3)
+        monkeypatch.setattr(flows.stages.shards, "read_all", read_then_write)
+        during = run_backfill(db, FIRST, RUN_DATE, shards=3)
+        monkeypatch.undo()
+        after = run_backfill(db, FIRST, RUN_DATE, shards=3)
+        assert len(reads) == 3
+        assert during.events == before.events and after.events == before.events + 1
+
+
+@pytest.mark.prefect_server
+def test_a_local_dask_cluster_publishes_the_one_shard_rows(prefect_harness, monkeypatch):
+    with fresh_pg() as db:
+        generate(db)
+        run_backfill(db, FIRST, RUN_DATE)
+        whole = table(db, "daily_metrics", without=RUN_COLUMNS)
+        monkeypatch.setenv(ENV_VAR, db.url)
+        runner = task_runner(ClusterOptions(workers=2, worker_memory="1GiB"), prefect_harness)
+        flow = backfill.with_options(task_runner=runner)
+        state = flow(date_from=FIRST, date_to=RUN_DATE, shards=4, return_state=True)
+        assert state.is_completed()
+        assert table(db, "daily_metrics", without=RUN_COLUMNS).equals(whole)
+        from prefect_fixtures import flow_run_task_names
+
+        names = flow_run_task_names(state.state_details.flow_run_id)
+        assert sum(name.startswith("read_shard") for name in names) == 4
+
+
+def test_workers_on_an_embedded_database_is_one_line(tmp_path, request, capsys):
+    with fresh_database("duckdb", tmp_path, request) as db:
+        generate(db)
+        dates = ["--from", str(FIRST), "--to", str(RUN_DATE)]
+        code = main(["run", "backfill", "--database", db.url, *dates, "--workers", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("rotation: error: a local Dask cluster of 2 worker(s) needs a ")
+
+
+def test_cluster_options_refuse_what_means_nothing():
+    with pytest.raises(ValueError, match="exclude each other"):
+        cluster_options("tcp://h:8786", 2, None, env={})
+    with pytest.raises(ValueError, match="give --workers"):
+        cluster_options(None, None, "4GiB", env={})
+    assert cluster_options(None, None, None, env={"ROTATION_DASK_ADDRESS": "tcp://s:8786"}) == (
+        ClusterOptions(address="tcp://s:8786")
+    )
+    assert not cluster_options(None, None, None, env={}).distributed
+
+
+def test_the_progress_line_counts_the_shards_read(tmp_path, request, capsys):
+    with fresh_database("duckdb", tmp_path, request) as db:
+        generate(db)
+        dates = ["--from", str(FIRST), "--to", str(RUN_DATE)]
+        code = main(["run", "backfill", "--database", db.url, *dates, "--shards", "3"])
+        err = capsys.readouterr().err
+        assert code == 0
+        assert [f"shards read: {n} of 3" in err for n in (1, 2, 3)] == [True] * 3
