@@ -26,7 +26,6 @@ from flows.nightly import (
     REPLICA,
     REPLICA_HELP,
     checked,
-    known_ids,
     run_payload,
 )
 from flows.params import REPLICA_WAIT_S, BackfillParams, flow_docstring, flow_signature
@@ -71,13 +70,13 @@ def run_backfill(
     *,
     replica: Database | None = None,
     replica_wait: int = REPLICA_WAIT_S,
-    shards: int = 1,
+    shards: int | None = None,
     runner: StageRunner = direct,
     flow_run_id: str | None = None,
 ) -> RunResult:
     """Recompute and replace daily_metrics for every date from `first` to `last`, the events
     read on `replica` when given (once it has replayed the primary's position), by `shards`
-    shards of users (flows/stages/shards.py) on the flow's task runner."""
+    shards of users (flows/stages/shards.py; None: one) on the flow's task runner."""
     params = BackfillParams(date_from=first, date_to=last, replica_wait=replica_wait, shards=shards)
     with open_storage(db) as storage:
         storage.check()
@@ -193,34 +192,40 @@ def _stages(
     if replica is not None:
         with tracker.stage("replica_wait", 15):
             runner("replica_wait", wait_for_replica, storage, replica, params.replica_wait, say)
-    with shard_source(storage, replica, params.shards) as (source, plan):
+    # the snapshot is held to the end: a shard lost with its worker is read again in it
+    with shard_source(storage, replica, params.shards or 1) as (source, plan):
         submit = direct_submit if isinstance(source, Storage) else submitter_of(runner)
         with tracker.stage("extract", 50) as timing:
+            window = (dates[-1], len(dates), now)
             loaded = [
-                submit(
-                    "read_shard", load_shard, source, shard, dates[-1], len(dates), now, retry=True
-                )
+                submit("read_shard", load_shard, source, shard, *window, retry=True)
                 for shard in plan
             ]
             summaries = _summaries(tracker, submit, loaded, until=50)
             timing.rows_out = sum(s.events for s in summaries)
-    storage.release_cache()  # an embedded engine's pages of the rows just read
-    release_free_memory()  # the raw frames each shard read here, now validated
-    _record_quarantine(tracker, result, summaries)
-    with tracker.stage("daily_metrics", 100) as timing:
-        ids = known_ids(summaries[0].catalogue)
+        storage.release_cache()  # an embedded engine's pages of the rows just read
+        release_free_memory()  # the raw frames each shard read here, now validated
+        _record_quarantine(tracker, result, summaries)
+        with tracker.stage("daily_metrics", 100) as timing:
+            timing.rows_out = _publish_metrics(
+                storage, tracker, runner, submit, loaded, summaries[0], result, dates, now
+            )
+    result.rows["daily_metrics"] = timing.rows_out
 
-        def check(metrics):  # rows naming an id absent from the catalogue: dropped, counted
-            return checked(tracker, result, {"daily_metrics": metrics}, ids)["daily_metrics"]
 
-        def metrics_of(chunk: list[date]):
-            parts = [submit("metric_partials", shard_partials, f, chunk) for f in loaded]
-            partials = combine_partials([part.result() for part in parts])
-            return metrics_from_partials(partials, chunk)
+def _publish_metrics(storage, tracker, runner, submit, loaded, home, result, dates, now) -> int:
+    """Compute each date slice's metrics from the shards' partials and publish it; return
+    the rows (the `home` shard's catalogue checks the ids they name)."""
+    ids = home.ids
 
-        rows = _publish_slices(storage, tracker, runner, metrics_of, dates, now, check)
-        timing.rows_out = rows
-    result.rows["daily_metrics"] = rows
+    def check(metrics):  # rows naming an id absent from the catalogue: dropped, counted
+        return checked(tracker, result, {"daily_metrics": metrics}, ids)["daily_metrics"]
+
+    def metrics_of(chunk: list[date]):
+        parts = [submit("metric_partials", shard_partials, f, chunk) for f in loaded]
+        return metrics_from_partials(combine_partials([p.result() for p in parts]), chunk)
+
+    return _publish_slices(storage, tracker, runner, metrics_of, dates, now, check)
 
 
 def _summaries(tracker: JobTracker, submit, loaded: list, until: float) -> list[ShardSummary]:

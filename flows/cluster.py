@@ -66,6 +66,25 @@ def refuse_embedded(options: ClusterOptions, is_postgres: bool) -> None:
         )
 
 
+def cluster_workers(options: ClusterOptions) -> int:
+    """Return the number of workers the shard tasks will have: the local cluster's, or the
+    scheduler's now (ValueError, one line, when no scheduler answers there)."""
+    if options.workers or not options.address:
+        return options.workers or 1
+    from distributed import Client  # lazy: as in task_runner
+
+    try:
+        with Client(options.address, set_as_default=False) as client:
+            return max(1, len(client.scheduler_info()["workers"]))
+    except OSError as exc:
+        raise ValueError(f"{options.describe()}: {exc}; nothing was run") from None
+
+
+def default_shards(options: ClusterOptions, shards: int | None) -> int:
+    """Return the shards of a run: as given, else one per worker (one without a cluster)."""
+    return shards if shards else cluster_workers(options)
+
+
 def task_runner(options: ClusterOptions, api_url: str | None = None):
     """Return the DaskTaskRunner of `options` (None: Prefect's default, in this process).
 

@@ -132,8 +132,11 @@ class BackfillParams:
     date_from: date = knob(dataclasses.MISSING, "first date recomputed", option="--from")
     date_to: date = knob(dataclasses.MISSING, "last date recomputed (included)", option="--to")
     replica_wait: int = replica_wait_knob()
-    shards: int = knob(
-        1, "user shards read and aggregated apart, then combined (1: one process)", low=1
+    shards: int | None = knob(
+        None,
+        "user shards read and aggregated apart, then combined (default: 1; with --workers or "
+        "--cluster, one per worker)",
+        low=1,
     )
 
     def __post_init__(self) -> None:
@@ -147,7 +150,7 @@ class BackfillParams:
     def as_payload(self) -> dict:
         """Return the range as a JSON-ready dict (for jobs.payload)."""
         dates = {"from": str(self.date_from), "to": str(self.date_to), "dates": len(self.dates())}
-        return dates | ({"shards": self.shards} if self.shards > 1 else {})
+        return dates | ({"shards": self.shards} if self.shards else {})
 
 
 def required(f: dataclasses.Field) -> bool:

@@ -14,6 +14,7 @@ from pipeline_fixtures import (
     fresh_database,
     fresh_pg,
     generate,
+    query,
     table,
 )
 
@@ -112,6 +113,20 @@ def test_workers_on_an_embedded_database_is_one_line(tmp_path, request, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert err[-1].startswith("rotation: error: a local Dask cluster of 2 worker(s) needs a ")
+
+
+def test_no_scheduler_at_the_address_is_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "2s")
+    with fresh_pg() as db:
+        generate(db)
+        dates = ["--from", str(FIRST), "--to", str(RUN_DATE)]
+        address = "tcp://127.0.0.1:9"  # the discard port: nothing listens there
+        code = main(["run", "backfill", "--database", db.url, *dates, "--cluster", address])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1
+        assert err[-1].startswith(f"rotation: error: Dask scheduler {address}: ")
+        assert err[-1].endswith("; nothing was run")
+        assert query(db, "SELECT count(*) AS n FROM jobs")["n"][0] == 0
 
 
 def test_cluster_options_refuse_what_means_nothing():

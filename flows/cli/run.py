@@ -12,7 +12,7 @@ from flows.cli.options import params_from
 from flows.cli.progress import announce
 from flows.cli.server import embedded_server
 from flows.cli.summary import report
-from flows.cluster import cluster_options, refuse_embedded, task_runner
+from flows.cluster import cluster_options, default_shards, refuse_embedded, task_runner
 from flows.nightly import nightly as nightly_flow
 from flows.params import BackfillParams, NightlyParams, TuneParams
 from flows.storage.cache.target import for_this_process as cache_for_this_process
@@ -37,12 +37,20 @@ def backfill(args) -> int:
     params = params_from(args, BackfillParams)  # a backwards range: one line, before Prefect
     options = cluster_options(args.cluster, args.workers, args.worker_memory)
     refuse_embedded(options, args.db.is_postgres)
+    if options.distributed:
+        params = dataclasses.replace(params, shards=default_shards(options, params.shards))
+        announce(f"backfill: {params.shards} shard(s) on {options.describe()}")
     with for_this_process(args.db, args.replica), embedded_server() as api_url:
         flow = backfill_flow
         if options.distributed:
-            announce(f"backfill: {params.shards} shard(s) on {options.describe()}")
             flow = backfill_flow.with_options(task_runner=task_runner(options, api_url))
-        summary = flow(**dataclasses.asdict(params))
+        try:
+            summary = flow(**dataclasses.asdict(params))
+        except OSError as exc:  # distributed's, at the first task: no scheduler there
+            if not (options.address and options.address in str(exc)):
+                raise
+            failed = f"{options.describe()}: {exc}; the run failed, nothing published"
+            raise ValueError(failed) from None
     return report("backfill", summary, f" {params.date_from} to {params.date_to}", args.json)
 
 

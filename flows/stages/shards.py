@@ -36,6 +36,7 @@ from flows.storage.base import Storage
 from flows.storage.database import Database
 from flows.storage.replica import SharedSnapshotStorage
 from transforms.daily_metrics import MetricPartials, metric_partials
+from transforms.references import catalogue_ids
 
 FIRST_ID, LAST_ID = -(2**63), 2**63 - 1  # bigint's range: the outer shards' open ends
 #: Read whole by every shard, their quarantine counted once (the home shard's): the
@@ -121,11 +122,11 @@ def open_source(source: Storage | ShardSource) -> Iterator[Storage]:
 def shard_reads(shard: UserShard, window: tuple[datetime, datetime]) -> dict[str, tuple]:
     """Return the named reads (query, parameters, categorical columns) of one shard."""
     if shard.whole:
-        users = {name: (query, (), ()) for name, query in QUERIES.items()}
+        tables = {name: (query, (), ()) for name, query in QUERIES.items()}
         return {
             "usage": ("extract/usage_metrics", window, USAGE_CATEGORICAL),
             "plays": ("extract/play_history", window, PLAY_CATEGORICAL),
-            **users,
+            **tables,
         }
     span = (shard.first, shard.last, shard.home)
     events = (*window, *span)
@@ -170,7 +171,7 @@ class ShardSummary:
     events: int
     counts: pl.DataFrame  # table, reason, rows (the shared tables' only in the home shard's)
     warnings: tuple[str, ...]
-    catalogue: Inputs | None  # the home shard's validated catalogue (references check)
+    ids: dict[str, pl.Series] | None  # the home shard's: ids an output row may name
 
 
 def summarize_shard(data: ShardData) -> ShardSummary:
@@ -179,15 +180,13 @@ def summarize_shard(data: ShardData) -> ShardSummary:
     home = data.shard.home
     if not home:
         counts = counts.filter(~pl.col("table").is_in(SHARED_TABLES))
-    catalogue = None
-    if home:
-        catalogue = valid.replace(plays=valid.plays.clear(), usage=valid.usage.clear())
+    ids = catalogue_ids(valid.records, valid.tracks, valid.stores, valid.users) if home else None
     return ShardSummary(
         data.shard.index,
         valid.plays.height + valid.usage.height,
         counts,
         data.validation.warnings if home else (),
-        catalogue,
+        ids,
     )
 
 
