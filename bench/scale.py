@@ -18,24 +18,28 @@ overhead (this machine has 2 cores: no speed-up expected). The nightly is not sh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
-from prefect.settings import PREFECT_API_URL
+from distributed import Client, LocalCluster
+from prefect.server.api.server import SubprocessASGIServer
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect_dask import DaskTaskRunner
 
 from bench.checksums import OUTPUTS
 from bench.nightly import EVENT_READS, RUN_DATE, in_fresh_process
 from bench.profiles import PROFILES, ensure_profile, machine
 from flows.backfill import backfill, run_backfill
-from flows.cli.server import embedded_server
 from flows.storage.database import ENV_VAR
 from flows.tracking import peak_rss_bytes
 
@@ -76,9 +80,6 @@ def one_shard_process(db, days: int) -> dict:
 
 def sharded_process(url: str, days: int, shards: int, address: str, api_url: str) -> dict:
     """Run the backfill flow with its shard tasks on the scheduler at `address`."""
-    from prefect.settings import temporary_settings
-    from prefect_dask import DaskTaskRunner
-
     os.environ[ENV_VAR] = url
     flow = backfill.with_options(task_runner=DaskTaskRunner(address=address))
     start = time.perf_counter()
@@ -129,17 +130,29 @@ def metrics_checksum(url: str) -> dict:
     return {"rows": int(rows), "md5": digest}
 
 
+@contextlib.contextmanager
+def prefect_server() -> Iterator[str]:
+    """Yield the API URL the flow and the workers report to: the configured one, else a
+    server started for the benchmark (stopped after)."""
+    if PREFECT_API_URL.value():
+        yield PREFECT_API_URL.value()
+        return
+    server = SubprocessASGIServer()
+    server.start()
+    try:
+        yield server.api_url
+    finally:
+        server.stop()
+
+
 def run(profile: str, days: int, workers: int, shards: int, memory: str, db=None) -> dict:
     """Return the report of both runs on the profile (generated into `db` when given)."""
-    from distributed import Client, LocalCluster
-
     db = ensure_profile(PROFILES[profile], db=db)
     report = {"machine": machine(), "profile": profile, "days": days, "workers": workers}
     report["shards"] = shards
     report["window_rows"] = window_rows(db.url, days)
     report["one_shard"] = measured(db.url, lambda: in_fresh_process(one_shard_process, db, days))
-    with embedded_server() as embedded:
-        api_url = embedded or PREFECT_API_URL.value()  # a configured server: that one
+    with prefect_server() as api_url:
         cluster = LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
