@@ -43,7 +43,7 @@ import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 from implicit.nearest_neighbours import CosineRecommender
 
-from bench.profiles import DAYS, END, PROFILES, ensure_profile, machine
+from bench.profiles import DAYS, END, PROFILES, emit_report, ensure_profile, machine
 from bench.redis_memory import MemorySampler, bench_target, delete_namespace, target_url
 from flows.backfill import run_backfill
 from flows.nightly import run_nightly
@@ -527,10 +527,7 @@ def main() -> None:
         if cache is not None:
             delete_namespace(cache)
     print_report(report)
-    text = json.dumps(report, indent=2, default=str)
-    if args.json:
-        Path(args.json).write_text(text)
-    print(text)
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,15 @@ import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 
 from bench.nightly import RUN_DATE
-from bench.profiles import ADMIN_URL, DAYS, PROFILES, ensure_profile, machine, profile_database
+from bench.profiles import (
+    ADMIN_URL,
+    DAYS,
+    PROFILES,
+    emit_report,
+    ensure_profile,
+    machine,
+    profile_database,
+)
 from flows.stages.extract import window_bounds
 from flows.storage.base import load_query
 from flows.storage.literals import inline
@@ -287,10 +295,7 @@ def main() -> None:
         report = migrate_benchmark(args.profile, args.rounds)
     else:
         report = retention_benchmark(args.profile)
-    text = json.dumps(report, indent=2, default=str)
-    if args.json:
-        Path(args.json).write_text(text)
-    print(text)
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":

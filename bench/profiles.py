@@ -179,6 +179,14 @@ def ensure_profile(
     return db
 
 
+def emit_report(report: dict, path: str | None) -> None:
+    """Print a benchmark's report as JSON, and write it to `path` when given."""
+    text = json.dumps(report, indent=2, default=str)
+    if path:
+        Path(path).write_text(text)
+    print(text)
+
+
 def machine() -> dict:
     """Return the cores and memory of this machine."""
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

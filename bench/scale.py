@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import resource
 import sys
@@ -38,7 +37,7 @@ from prefect_dask import DaskTaskRunner
 
 from bench.checksums import OUTPUTS
 from bench.nightly import EVENT_READS, RUN_DATE, in_fresh_process
-from bench.profiles import PROFILES, ensure_profile, machine
+from bench.profiles import PROFILES, emit_report, ensure_profile, machine
 from flows.backfill import backfill, run_backfill
 from flows.storage.database import ENV_VAR
 from flows.tracking import peak_rss_bytes
@@ -199,10 +198,7 @@ def main() -> None:
         f"{many['peak_rss_bytes'] / gib:.2f} GiB, worker peaks {workers} GiB; rows read over "
         f"the window's {report['rows_read_over_window']}; same rows: {report['same_rows']}"
     )
-    text = json.dumps(report, indent=2, default=str)
-    if args.json:
-        Path(args.json).write_text(text)
-    print(text)
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":

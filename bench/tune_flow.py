@@ -14,7 +14,6 @@ tune flow's wall over that fit's seconds. Targets (issue 34): ≤ 20 min, ≤ 6 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.nightly import RUN_DATE, in_fresh_process, stage_table
-from bench.profiles import DAYS, PROFILES, ensure_profile, machine
+from bench.profiles import DAYS, PROFILES, emit_report, ensure_profile, machine
 from flows.params import TuneParams
 from flows.stages.extract import day_end, extract_inputs
 from flows.stages.tuning import holdout_split
@@ -86,10 +85,7 @@ def main() -> None:
         f"{tune['peak_rss_bytes'] / 2**30:.2f} GiB; one fit {report['anchor']['fit_s']:.1f} s; "
         f"ratio {report['tune_over_one_fit']:.2f}"
     )
-    text = json.dumps(report, indent=2, default=str)
-    if args.json:
-        Path(args.json).write_text(text)
-    print(text)
+    emit_report(report, args.json)
 
 
 if __name__ == "__main__":

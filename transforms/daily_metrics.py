@@ -133,13 +133,9 @@ def ms_to_seconds(column: str) -> pl.Expr:
     )
 
 
-#: A group's play figures that add up over shards of disjoint users (listeners: distinct
-#: users, each in one shard); listening_seconds is made from the summed milliseconds.
-PLAY_COUNTS = ("plays", "completes", "skips", "listeners", "listening_ms")
-
-
 def _play_counts(plays: pl.DataFrame, by: list[str]) -> pl.DataFrame:
-    """Return plays, completes, skips, listeners and listening_ms per group."""
+    """Return plays, completes, skips, listeners and listening_ms per group: figures that add
+    up over shards of disjoint users (listening_seconds comes from the summed ms)."""
     action = pl.col("action")
     return plays.group_by(by).agg(
         (action == "play").sum().alias("plays"),

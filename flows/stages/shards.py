@@ -167,7 +167,6 @@ def load_shard(
 class ShardSummary:
     """What the run records of a shard: its valid events, quarantine counts and warnings."""
 
-    index: int
     events: int
     counts: pl.DataFrame  # table, reason, rows (the shared tables' only in the home shard's)
     warnings: tuple[str, ...]
@@ -182,7 +181,6 @@ def summarize_shard(data: ShardData) -> ShardSummary:
         counts = counts.filter(~pl.col("table").is_in(SHARED_TABLES))
     ids = catalogue_ids(valid.records, valid.tracks, valid.stores, valid.users) if home else None
     return ShardSummary(
-        data.shard.index,
         valid.plays.height + valid.usage.height,
         counts,
         data.validation.warnings if home else (),
