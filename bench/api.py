@@ -34,18 +34,22 @@ warmed under a key prefix of the benchmark's own (deleted at the end), with Redi
 user, per list and per item measured (MEMORY USAGE). Phase `cache_at_rest`; phase
 `cache_during_switch`: a warmer process re-warms the same rows under new runs and switches in
 a loop. Targets: p99 of the calls served by Redis ≤ 1 ms at rest, ≤ 2 ms during the switches.
+Every fifth call of a client is the anchor instead, one plain GET on the same connection
+(`anchor: one GET`): each phase prints the read module's p99 against the anchor's, the floor
+of a Redis read on this machine at that moment.
 
 By default each client calls back to back (a closed loop): with more clients than cores the
 figures are mostly the wait for a core. `--rate R` paces each client at R calls/s instead
 (an open loop, as an API's independent requests arrive), each call timed from its scheduled
-instant so that a stall counts against every call it held up (no coordinated omission).
+instant so that a stall counts against every call it held up (no coordinated omission); client
+i of n starts i / n of an interval late, so that the clients' calls interleave instead of
+arriving together at every tick.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing as mp
 import os
 import random
@@ -62,13 +66,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 from api_cache import (
+    ANCHOR,
+    anchor_figures,
     cache_client,
     memory_figures,
     published_frames,
     warm_and_switch,
     warmer,
 )
-from api_clients import FUNCTIONS, client, prepare
+from api_clients import FUNCTIONS, client, percentile, prepare
 from profiles import END, PROFILES, Profile, ensure_profile, machine
 from redis_memory import bench_target, delete_namespace, target_url
 
@@ -183,14 +189,6 @@ def publisher(url: str, ready, stop, out) -> None:
         out.put({"windows": windows, "rows": rows, "error": error})
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Return the q-quantile (0..1) of `values`, nearest rank (0 when empty)."""
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
 def figures(latencies: list[float], seconds: float, errors: int, empty: int) -> dict:
     """Return queries, queries/s, p50/p95/p99/max (ms), empty results and errors."""
     ms = 1000.0
@@ -251,7 +249,7 @@ def run_clients(
         start_at = time.time() + START_DELAY_S
         jobs = [
             pool.apply_async(
-                worker, (*prefix, ids, seed + i, start_at, seconds, fallback_share, rate)
+                worker, (*prefix, ids, seed + i, start_at, seconds, fallback_share, rate, i / n)
             )
             for i in range(n)
         ]
@@ -367,6 +365,7 @@ def bench_cache(db: Database, ids: dict, report: dict, cache_url: str, log=print
             db.url, ids, clients, seconds, seed, fallback_share, cached_url, rate
         )
         report["phases"]["cache_at_rest"] = summarise(results, seconds, names=None)
+        report["phases"]["cache_at_rest"]["anchor"] = anchor_figures(results)
         report["phases"]["cache_at_rest"]["load_average"] = machine()["load_average"]
 
         log("phase cache_during_switch: warming and switching in a loop")
@@ -384,6 +383,7 @@ def bench_cache(db: Database, ids: dict, report: dict, cache_url: str, log=print
         rounds = out.get(timeout=900)
         warm.join(timeout=60)
         phase = summarise(results, seconds, names=None)
+        phase["anchor"] = anchor_figures(results)
         windows = [(r["began"], r["switched"]) for r in rounds["rounds"]]
         inside = [
             s
@@ -422,7 +422,7 @@ def verdict(report: dict) -> dict:
         slow = {
             f: v["p99_ms"]
             for f, v in phase["functions"].items()
-            if v["queries"] and v["p99_ms"] > target and "[postgres]" not in f
+            if v["queries"] and v["p99_ms"] > target and "[postgres]" not in f and f != ANCHOR
         }
         background = phase.get("publisher") or phase.get("warmer") or {}
         errors = phase["all"]["errors"] + (1 if background.get("error") else 0)
@@ -513,6 +513,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{pub['phase_covered_share']:.0%} of the phase; rows {pub['rows']}"
             + (f"; error {pub['error']}" if pub["error"] else "")
         )
+    for name, phase in report["phases"].items():
+        if "anchor" in phase:
+            a = phase["anchor"]
+            print(
+                f"{name}: calls served by Redis p99 {a['redis_p99_ms']} ms; the anchor "
+                f"(one GET, same clients) p99 {a['anchor_p99_ms']} ms: {a['ratio']} ×"
+            )
     if "memory" in report:
         print(f"redis memory: {report['memory']}; first warm: {report['first_warm']}")
     for name, v in report["verdict"].items():

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
-from api_clients import WARMUP_CALLS, Pace, random_call, settle
+from api_clients import WARMUP_CALLS, Pace, percentile, random_call, settle
 
 from flows.storage.cache import keys
 from flows.storage.cache.reader import CacheReader
@@ -38,6 +38,11 @@ SELECTS = {
     "record_popularity": "record_id, plays, genres, in_stock",
 }
 SWAP_S = 0.05  # the unpointed window between the warm and the switch: the swap's COMMIT
+#: Every ANCHOR_EVERY-th call of a client is one plain GET of the live pointer on the same
+#: connection, timed alike: the floor of any Redis read on this machine at that moment, so a
+#: phase's p99 reads against it (a ratio) on a shared, noisy machine.
+ANCHOR_EVERY = 5
+ANCHOR = "anchor: one GET"
 MEMORY_SAMPLE = 2_000  # keys whose MEMORY USAGE is read
 
 
@@ -138,6 +143,24 @@ def warmer(db_url: str, cache_url: str, ready, stop, out) -> None:
         out.put({"rounds": rounds, "error": error})
 
 
+def anchor_figures(results: list[dict]) -> dict:
+    """Return the p99 of the calls Redis served, of the anchor, and their ratio (ms)."""
+    served = [
+        s
+        for r in results
+        for label, samples in r["samples"].items()
+        if label.endswith("[redis]")
+        for _, s in samples
+    ]
+    anchor = [s for r in results for _, s in r["samples"].get(ANCHOR, [])]
+    ours, floor = percentile(served, 0.99) * 1000, percentile(anchor, 0.99) * 1000
+    return {
+        "redis_p99_ms": round(ours, 2),
+        "anchor_p99_ms": round(floor, 2),
+        "ratio": round(ours / floor, 2) if floor else None,
+    }
+
+
 def module_call(name: str, args: tuple) -> tuple[str, tuple]:
     """Return the read module's function and arguments of one of api_clients' random calls."""
     function = name.split(":")[0]
@@ -153,9 +176,11 @@ def cache_client(
     seconds: float,
     fallback_share: float,
     rate: float | None = None,
+    phase: float = 0.0,
 ) -> dict:
-    """Call the read module from `start_at` for `seconds` (`rate` calls/s, or back to back);
-    samples keyed 'function [source]'."""
+    """Call the read module from `start_at` for `seconds` (`rate` calls/s from `phase` of an
+    interval, or back to back), every ANCHOR_EVERY-th call the anchor; samples keyed
+    'function [source]'."""
     rng = random.Random(seed)
     samples: dict[str, list[tuple[float, float]]] = {}
     empty: dict[str, int] = {}
@@ -168,20 +193,25 @@ def cache_client(
             reader.read(function, *args)
         settle()
         time.sleep(max(0.0, start_at - time.time()))
-        end, pace = start_at + seconds, Pace(rate)
+        end, pace = start_at + seconds, Pace(rate, phase)
+        live = keys.live_key(reader.cache.prefix)
         while time.time() < end:
-            name, args = random_call(rng, ids, fallback_share)
+            anchor = pace.calls % ANCHOR_EVERY == ANCHOR_EVERY - 1  # before start() counts it
+            name, args = (ANCHOR, ()) if anchor else random_call(rng, ids, fallback_share)
             began = pace.start()
             wall = time.time()
             try:
-                function, call_args = module_call(name, args)
-                served = reader.read(function, *call_args)
+                if anchor:
+                    label, rows = ANCHOR, [reader.client.get(live)]
+                else:
+                    function, call_args = module_call(name, args)
+                    served = reader.read(function, *call_args)
+                    label, rows = f"{name} [{served.source}]", served.rows
             except Exception as exc:  # counted: a read must never fail
                 errors.append(f"{name}{args}: {type(exc).__name__}: {str(exc)[:200]}")
                 continue
-            label = f"{name} [{served.source}]"
             samples.setdefault(label, []).append((wall, time.perf_counter() - began))
-            empty[label] = empty.get(label, 0) + (not served.rows)
+            empty[label] = empty.get(label, 0) + (not rows)
     finally:
         reader.close()
     return {"samples": samples, "empty": empty, "errors": errors}

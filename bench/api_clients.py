@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import math
 import random
 import time
 
@@ -47,6 +48,14 @@ def random_call(rng: random.Random, ids: dict, fallback_share: float) -> tuple[s
     return "get_user_preferences", (rng.choice(ids["users"]),)
 
 
+def percentile(values: list[float], q: float) -> float:
+    """Return the q-quantile (0..1) of `values`, nearest rank (0 when empty)."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
 def prepare(module: str, ready) -> None:
     """Start a client process: import its client's module, then wait for the others."""
     importlib.import_module(module)
@@ -65,17 +74,23 @@ class Pace:
     """When each call starts and counts from: at once (`rate` None: a closed loop, each call
     right after the last), or on an open-loop schedule of `rate` calls/s, a call's latency
     counted from its scheduled instant, so a stall is charged to every call it delayed
-    (no coordinated omission, as wrk2 measures)."""
+    (no coordinated omission, as wrk2 measures).
 
-    def __init__(self, rate: float | None) -> None:
-        self.rate, self.calls, self.origin = rate, 0, time.perf_counter()
+    `phase` (0..1) shifts the schedule by that share of one interval: client i of n takes
+    i / n, so that the clients' calls interleave. Sharing one origin, n clients would fire
+    together at every tick, a burst of n calls that no independent users send.
+    """
+
+    def __init__(self, rate: float | None, phase: float = 0.0) -> None:
+        self.rate, self.calls = rate, 0
+        self.origin = time.perf_counter() + (phase / rate if rate else 0.0)
 
     def start(self) -> float:
         """Wait for the next call's turn; return the perf_counter instant it counts from."""
+        self.calls += 1
         if not self.rate:
             return time.perf_counter()
-        due = self.origin + self.calls / self.rate
-        self.calls += 1
+        due = self.origin + (self.calls - 1) / self.rate
         time.sleep(max(0.0, due - time.perf_counter()))
         return due
 
@@ -96,9 +111,10 @@ def client(
     seconds: float,
     fallback_share: float,
     rate: float | None = None,
+    phase: float = 0.0,
 ) -> dict:
-    """Call the functions from `start_at` for `seconds` (`rate` calls/s, or back to back);
-    return samples, empties and errors."""
+    """Call the functions from `start_at` for `seconds` (`rate` calls/s from `phase` of an
+    interval, or back to back); return samples, empties and errors."""
     rng = random.Random(seed)
     samples: dict[str, list[tuple[float, float]]] = {f: [] for f in FUNCTIONS}
     empty = dict.fromkeys(FUNCTIONS, 0)
@@ -111,7 +127,7 @@ def client(
             conn.execute(SQL[name], args).fetchall()
         settle()
         time.sleep(max(0.0, start_at - time.time()))
-        end, pace = start_at + seconds, Pace(rate)
+        end, pace = start_at + seconds, Pace(rate, phase)
         while time.time() < end:
             name, args = random_call(rng, ids, fallback_share)
             began = pace.start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +91,28 @@ def test_the_cache_mode_reports_both_sides_and_redis_memory(cache_report):
     memory = cache_report["memory"]
     assert memory["bytes_per_user_key"] > memory["bytes_per_list"] > 0
     assert memory["users"] > 0 and memory["lists"] >= memory["users"]
+
+
+def test_the_anchor_is_timed_beside_the_read_module_and_left_out_of_the_verdict(
+    report, cache_report
+):
+    api, _ = report
+    for name, phase in cache_report["phases"].items():
+        anchor = phase["functions"][api.ANCHOR]
+        calls = sum(f["queries"] for f in phase["functions"].values())
+        assert 0.1 * calls <= anchor["queries"] <= 0.3 * calls  # one call in ANCHOR_EVERY
+        assert phase["anchor"]["anchor_p99_ms"] == anchor["p99_ms"]
+        assert phase["anchor"]["redis_p99_ms"] > 0 and phase["anchor"]["ratio"] > 0
+        assert api.ANCHOR not in cache_report["verdict"][name]["over_target"]
+
+
+def test_paced_clients_interleave_instead_of_firing_together():
+    sys.path.insert(0, str(BENCH))
+    clients = importlib.import_module("api_clients")
+    rate, n = 10.0, 4  # 100 ms between a client's calls: client i starts i × 25 ms late
+    for i in range(n):
+        began = time.perf_counter()
+        pace = clients.Pace(rate, i / n)
+        first, second = pace.start(), pace.start()
+        assert 0 <= first - began - i / (n * rate) < 0.005
+        assert second - first == pytest.approx(1 / rate)
