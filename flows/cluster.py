@@ -85,6 +85,23 @@ def default_shards(options: ClusterOptions, shards: int | None) -> int:
     return shards if shards else cluster_workers(options)
 
 
+def scheduler_failure(exc: BaseException, options: ClusterOptions) -> str | None:
+    """Return the one line that says a run failed because its scheduler did not answer at the
+    start, or went away during the run; None for any other error."""
+    if not options.address:
+        return None
+    from distributed.client import FutureCancelledError  # lazy: as in task_runner
+
+    if isinstance(exc, OSError) and options.address in str(exc):  # at the first task
+        return f"{options.describe()}: {exc}; the run failed, nothing published"
+    if isinstance(exc, FutureCancelledError) and "scheduler-connection-lost" in str(exc):
+        return (
+            f"{options.describe()}: the connection to the scheduler was lost; the run "
+            "failed, and the dates it had not published keep their last rows"
+        )
+    return None
+
+
 def task_runner(options: ClusterOptions, api_url: str | None = None):
     """Return the DaskTaskRunner of `options` (None: Prefect's default, in this process).
 

@@ -12,7 +12,13 @@ from flows.cli.options import params_from
 from flows.cli.progress import announce
 from flows.cli.server import embedded_server
 from flows.cli.summary import report
-from flows.cluster import cluster_options, default_shards, refuse_embedded, task_runner
+from flows.cluster import (
+    cluster_options,
+    default_shards,
+    refuse_embedded,
+    scheduler_failure,
+    task_runner,
+)
 from flows.nightly import nightly as nightly_flow
 from flows.params import BackfillParams, NightlyParams, TuneParams
 from flows.storage.cache.target import for_this_process as cache_for_this_process
@@ -46,10 +52,10 @@ def backfill(args) -> int:
             flow = backfill_flow.with_options(task_runner=task_runner(options, api_url))
         try:
             summary = flow(**dataclasses.asdict(params))
-        except OSError as exc:  # distributed's, at the first task: no scheduler there
-            if not (options.address and options.address in str(exc)):
+        except Exception as exc:
+            failed = scheduler_failure(exc, options)
+            if failed is None:
                 raise
-            failed = f"{options.describe()}: {exc}; the run failed, nothing published"
             raise ValueError(failed) from None
     return report("backfill", summary, f" {params.date_from} to {params.date_to}", args.json)
 

@@ -1,0 +1,188 @@
+"""Faults of a sharded backfill on Dask (#29): a worker killed in the middle of a shard's read,
+and the scheduler gone in the middle of a run.
+
+Each test stops the shards at a known point: it holds an ACCESS EXCLUSIVE lock on one of the
+tables every shard reads, waits until the workers' reads wait for it, strikes, then lets go.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+
+import psutil
+import psycopg
+import pytest
+from pipeline_fixtures import RUN_COLUMNS, RUN_DATE, fresh_pg, generate, query, table
+
+from flows.backfill import backfill, run_backfill
+from flows.cli import main
+from flows.cluster import ClusterOptions, task_runner
+from flows.storage.database import ENV_VAR
+
+pytest_plugins = ["prefect_fixtures"]
+pytestmark = [pytest.mark.postgres, pytest.mark.prefect_server]
+
+FIRST = RUN_DATE - timedelta(days=6)
+LOCKED = "user_follows"  # read by every shard (flows/stages/shards.py USER_TABLES)
+WAIT_S = 60.0
+
+
+@contextmanager
+def locked(db, table_name: str = LOCKED):
+    """Hold an ACCESS EXCLUSIVE lock on `table_name` until the block ends (or `release()`)."""
+    conn = psycopg.connect(db.url)
+    conn.execute(f"LOCK TABLE {table_name} IN ACCESS EXCLUSIVE MODE")
+    try:
+        yield conn.rollback
+    finally:
+        conn.close()
+
+
+def waiting_ports(db, n: int) -> list[int]:
+    """Return the client ports of `n` sessions waiting for a lock in `db` (once there are)."""
+    deadline = time.monotonic() + WAIT_S
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            ports = [
+                port
+                for (port,) in conn.execute(
+                    "SELECT client_port FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ]
+            if len(ports) >= n:
+                return ports
+            time.sleep(0.05)
+    raise AssertionError(f"fewer than {n} shard reads waited for the lock in {WAIT_S} s")
+
+
+def process_of(port: int) -> psutil.Process:
+    """Return the local process whose TCP socket has local port `port`."""
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.laddr and conn.laddr.port == port and conn.pid:
+            return psutil.Process(conn.pid)
+    raise AssertionError(f"no process holds local port {port}")
+
+
+def in_thread(fn, *args) -> tuple[threading.Thread, dict]:
+    """Start fn(*args) on a thread; return it and the dict its result or error lands in."""
+    out: dict = {}
+
+    def run() -> None:
+        try:
+            out["value"] = fn(*args)
+        except BaseException as exc:
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def test_a_worker_killed_mid_read_is_replaced_and_the_run_publishes_once(
+    prefect_harness, monkeypatch
+):
+    with fresh_pg() as db:
+        generate(db)
+        run_backfill(db, FIRST, RUN_DATE)
+        whole = table(db, "daily_metrics", without=RUN_COLUMNS)
+        monkeypatch.setenv(ENV_VAR, db.url)
+        runner = task_runner(ClusterOptions(workers=2, worker_memory="1GiB"), prefect_harness)
+        flow = backfill.with_options(task_runner=runner)
+        with locked(db) as release:
+            thread, out = in_thread(
+                lambda: flow(date_from=FIRST, date_to=RUN_DATE, shards=4, return_state=True)
+            )
+            ports = waiting_ports(db, 2)  # each worker (one thread) inside a shard's read
+            victim = process_of(ports[0])
+            assert victim.pid != os.getpid()  # a worker process, not the flow's
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=30)
+            release()
+        thread.join(timeout=300)
+        assert "error" not in out, out.get("error")
+        assert out["value"].is_completed()
+        assert table(db, "daily_metrics", without=RUN_COLUMNS).equals(whole)
+        jobs = query(db, "SELECT job_status::text AS s FROM jobs WHERE job_type = 'backfill'")
+        assert jobs["s"].to_list() == ["completed", "completed"]
+
+
+def free_port() -> int:
+    """Return a TCP port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def dask_cluster(api_url: str):
+    """Yield the address of a Dask scheduler and one worker, each a process of its own."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PREFECT_API_URL": api_url}
+    scheduler = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--port",
+            str(port),
+            "--no-dashboard",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            address,
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield address, scheduler
+    finally:
+        for proc in (worker, scheduler):
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def test_the_scheduler_gone_mid_run_fails_in_one_line_and_keeps_the_live_rows(
+    prefect_harness, monkeypatch, capsys
+):
+    monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "3s")
+    with fresh_pg() as db:
+        generate(db)
+        run_backfill(db, FIRST, RUN_DATE)
+        before = table(db, "daily_metrics")
+        dates = ["--from", str(FIRST), "--to", str(RUN_DATE)]
+        with dask_cluster(prefect_harness) as (address, scheduler), locked(db) as release:
+            argv = ["run", "backfill", "--database", db.url, *dates, "--cluster", address]
+            thread, out = in_thread(main, [*argv, "--shards", "2"])
+            waiting_ports(db, 1)
+            scheduler.kill()
+            scheduler.wait(timeout=30)
+            release()
+            thread.join(timeout=300)
+        assert "error" not in out, out.get("error")
+        err = capsys.readouterr().err.strip().splitlines()
+        assert out["value"] == 1
+        assert err[-1].startswith(f"rotation: error: Dask scheduler {address}: "), err[-3:]
+        assert err[-1].endswith("the dates it had not published keep their last rows")
+        assert table(db, "daily_metrics").equals(before)  # the live rows: the last run's
