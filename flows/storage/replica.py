@@ -138,6 +138,13 @@ def _too_late(replica: Database, position: str, state: StandbyState, wait_s: flo
     )
 
 
+#: A shard reader's work_mem. Its slice of an event table is read by a bitmap heap scan of the
+#: (user_id, time) index; past work_mem the bitmap turns lossy (a page, not its rows), and
+#: every row of a lossy page is read and rechecked: at L's 4MB default, 2.9 × the shard's
+#: rows. 64MB keeps a bitmap exact up to about a million heap pages (8 GB) per partition.
+BITMAP_WORK_MEM = "64MB"
+
+
 class SharedSnapshotStorage(PostgresStorage):
     """Reads only, every one in ONE snapshot: the first ADBC connection opens a REPEATABLE
     READ, READ ONLY transaction and exports its snapshot, each other connection imports it
@@ -152,8 +159,8 @@ class SharedSnapshotStorage(PostgresStorage):
     ) -> None:
         """`snapshot`: import that one (exported by another process's storage, still open)
         in every connection, instead of exporting one. `by_index`: no sequential scan where
-        an index serves (a shard's slice of a table: read through the user id index, its
-        rows only, not the whole table's)."""
+        an index serves, and bitmaps kept exact (a shard's slice of a table: read through the
+        user id index, its rows only, not the whole table's)."""
         super().__init__(db)
         if snapshot is not None and not SNAPSHOT_ID.fullmatch(snapshot):
             raise StorageError(f"unexpected snapshot id {snapshot!r}")
@@ -177,6 +184,7 @@ class SharedSnapshotStorage(PostgresStorage):
                 with conn.cursor() as cur:
                     if self._by_index:
                         cur.execute("SET enable_seqscan = off")
+                        cur.execute(f"SET work_mem = '{BITMAP_WORK_MEM}'")
                     cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     if self._snapshot is None:
                         cur.execute(load_query("replica/export_snapshot"))
