@@ -14,6 +14,7 @@ from transforms.daily_metrics import (
     MetricInputs,
     combine_partials,
     daily_metrics,
+    metric_columns,
     metric_partials,
     metrics_from_partials,
 )
@@ -136,3 +137,11 @@ def test_the_order_of_shards_and_an_empty_shard_change_nothing(frames):
 def test_combining_nothing_is_an_error():
     with pytest.raises(ValueError, match="at least one"):
         combine_partials([])
+
+
+def test_the_columns_a_shard_keeps_give_the_same_rows(frames):
+    inputs = metric_inputs(frames)
+    kept = metric_columns(inputs)
+    assert kept.tracks.columns != inputs.tracks.columns  # the catalogue's other columns go
+    assert kept.tracks.estimated_size() < inputs.tracks.estimated_size()
+    assert_frame_equal(daily_metrics(kept, DATES), daily_metrics(inputs, DATES), check_exact=True)

@@ -3,9 +3,11 @@ on a local Dask cluster, publishes the rows of the one-shard run, read in one sn
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import timedelta
 
 import pytest
+from dask.sizeof import sizeof
 from pipeline_fixtures import (
     BACKENDS,
     RUN_COLUMNS,
@@ -22,8 +24,10 @@ import flows.stages.shards
 from flows.backfill import backfill, run_backfill
 from flows.cli import main
 from flows.cluster import ClusterOptions, cluster_options, task_runner
-from flows.stages.shards import FIRST_ID, LAST_ID, plan_shards
+from flows.stages.shards import FIRST_ID, LAST_ID, load_shard, plan_shards, summarize_shard
+from flows.storage.backends import open_storage
 from flows.storage.database import ENV_VAR
+from flows.tracking import utcnow
 
 pytest_plugins = ["prefect_fixtures"]
 
@@ -103,6 +107,19 @@ def test_a_local_dask_cluster_publishes_the_one_shard_rows(prefect_harness, monk
 
         names = flow_run_task_names(state.state_details.flow_run_id)
         assert sum(name.startswith("read_shard") for name in names) == 4
+
+
+def test_dask_sizes_a_shards_rows_as_the_frames_they_hold(tmp_path, request):
+    """The package's dask.sizeof entry point: a worker counts a shard's rows as managed
+    memory (and spills them past its threshold), not as the few bytes of their holder."""
+    with fresh_database("duckdb", tmp_path, request) as db:
+        generate(db)
+        with open_storage(db) as storage:
+            data = load_shard(storage, plan_shards([])[0], RUN_DATE, 30, utcnow())
+    held = sum(getattr(data.metrics, f.name).estimated_size() for f in fields(data.metrics))
+    assert held > 100_000
+    assert held <= sizeof(data) <= 2 * held
+    assert sizeof(summarize_shard(data)) > sizeof(data.summary.counts) > 0
 
 
 def test_workers_on_an_embedded_database_is_one_line(tmp_path, request, capsys):

@@ -101,6 +101,30 @@ def _dated(frame: pl.DataFrame, kinds: dict, time_column: str, days: pl.DataFram
     return cast.join(days, on=DATE, how="semi")
 
 
+#: The columns each input's metrics read (the `_prepare` casts), by MetricInputs field.
+_COLUMNS = {
+    "plays": co.PLAY_HISTORY,
+    "usage": co.USAGE_METRICS,
+    "users": co.USERS,
+    "favorites": co.FAVORITES,
+    "collection_items": co.COLLECTION_ITEMS,
+    "follows": co.FOLLOWS,
+    "tracks": co.TRACKS,
+    "inventory": dict.fromkeys(_INVENTORY_USED),
+}
+
+
+def metric_columns(inputs: MetricInputs) -> MetricInputs:
+    """Return `inputs` cut to the columns the daily metrics read (what a shard keeps)."""
+    return MetricInputs(
+        **{
+            name: frame.select([c for c in kinds if c in frame.columns])
+            for name, kinds in _COLUMNS.items()
+            for frame in [getattr(inputs, name)]
+        }
+    )
+
+
 def _prepare(inputs: MetricInputs, days: pl.DataFrame) -> _Dated:
     co.require_columns(inputs.tracks, co.TRACKS, "tracks")
     co.require_columns(inputs.inventory, _INVENTORY_USED, "store_inventory")

@@ -35,7 +35,7 @@ from flows.stages.validate import Validation, validate_inputs
 from flows.storage.base import Storage
 from flows.storage.database import Database
 from flows.storage.replica import SharedSnapshotStorage
-from transforms.daily_metrics import MetricPartials, metric_partials
+from transforms.daily_metrics import MetricInputs, MetricPartials, metric_columns, metric_partials
 from transforms.references import catalogue_ids
 
 FIRST_ID, LAST_ID = -(2**63), 2**63 - 1  # bigint's range: the outer shards' open ends
@@ -141,11 +141,23 @@ def shard_reads(shard: UserShard, window: tuple[datetime, datetime]) -> dict[str
 
 
 @dataclass(frozen=True)
+class ShardSummary:
+    """What the run records of a shard: its valid events, quarantine counts and warnings."""
+
+    events: int
+    counts: pl.DataFrame  # table, reason, rows (the shared tables' only in the home shard's)
+    warnings: tuple[str, ...]
+    ids: dict[str, pl.Series] | None  # the home shard's: ids an output row may name
+
+
+@dataclass(frozen=True)
 class ShardData:
-    """One shard's validated inputs (they stay where the shard ran) and its quarantine."""
+    """What a shard keeps where it ran: its summary, and the columns its metrics read (not
+    the catalogue every shard reads whole: a copy per shard held on a worker)."""
 
     shard: UserShard
-    validation: Validation
+    summary: ShardSummary
+    metrics: MetricInputs
 
 
 def load_shard(
@@ -156,36 +168,33 @@ def load_shard(
     with open_source(source) as storage:
         frames = read_all(storage, shard_reads(shard, window))
     validation = validate_inputs(Inputs(**frames), now)
+    del frames
     if not shard.whole:  # every user validated the others' references; its own stay
         own = pl.col("id").is_between(shard.first, shard.last)
         users = validation.inputs.users.filter(own)
         validation = replace(validation, inputs=validation.inputs.replace(users=users))
-    return ShardData(shard, validation)
+    metrics = metric_columns(metric_inputs(validation.inputs))
+    return ShardData(shard, _summary(shard, validation), metrics)
 
 
-@dataclass(frozen=True)
-class ShardSummary:
-    """What the run records of a shard: its valid events, quarantine counts and warnings."""
-
-    events: int
-    counts: pl.DataFrame  # table, reason, rows (the shared tables' only in the home shard's)
-    warnings: tuple[str, ...]
-    ids: dict[str, pl.Series] | None  # the home shard's: ids an output row may name
-
-
-def summarize_shard(data: ShardData) -> ShardSummary:
-    """Return a shard's summary: small, sent back to the run's process."""
-    valid, counts = data.validation.inputs, data.validation.counts
-    home = data.shard.home
-    if not home:
+def _summary(shard: UserShard, validation: Validation) -> ShardSummary:
+    """Return a shard's summary (the shared tables' quarantine and ids: the home shard's)."""
+    valid, counts = validation.inputs, validation.counts
+    if not shard.home:
         counts = counts.filter(~pl.col("table").is_in(SHARED_TABLES))
+    home = shard.home
     ids = catalogue_ids(valid.records, valid.tracks, valid.stores, valid.users) if home else None
     return ShardSummary(
         valid.plays.height + valid.usage.height,
         counts,
-        data.validation.warnings if home else (),
+        validation.warnings if home else (),
         ids,
     )
+
+
+def summarize_shard(data: ShardData) -> ShardSummary:
+    """Return a shard's summary: small, sent back to the run's process."""
+    return data.summary
 
 
 def combined_counts(summaries: list[ShardSummary]) -> pl.DataFrame:
@@ -196,7 +205,7 @@ def combined_counts(summaries: list[ShardSummary]) -> pl.DataFrame:
 
 def shard_partials(data: ShardData, dates: list[date]) -> MetricPartials:
     """Return one shard's daily-metrics partials of `dates`."""
-    return metric_partials(metric_inputs(data.validation.inputs), dates)
+    return metric_partials(data.metrics, dates)
 
 
 @contextlib.contextmanager
