@@ -151,9 +151,9 @@ def frames_size(obj) -> int:
 def register_sizeof(sizeof) -> None:
     """Size the frames and the shard results for Dask (the `dask.sizeof` entry point).
 
-    Dask's default for an object it does not know is `sys.getsizeof`: a shard's validated
-    rows, a GiB at L, would pass for a few bytes of managed memory, never be spilled, and the
-    worker would run past its limit instead. The project's classes are registered once an
+    Dask's default for an object it does not know is `sys.getsizeof`: a shard's rows,
+    hundreds of MB at L, would pass for a few bytes of managed memory, never be spilled, and
+    the worker would run past its limit instead. The project's classes are registered once an
     object of theirs is sized: importing dask, which loads this entry point in every process,
     does not import the pipeline's stages.
     """

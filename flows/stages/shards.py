@@ -179,10 +179,9 @@ def load_shard(
 
 def _summary(shard: UserShard, validation: Validation) -> ShardSummary:
     """Return a shard's summary (the shared tables' quarantine and ids: the home shard's)."""
-    valid, counts = validation.inputs, validation.counts
-    if not shard.home:
+    valid, counts, home = validation.inputs, validation.counts, shard.home
+    if not home:
         counts = counts.filter(~pl.col("table").is_in(SHARED_TABLES))
-    home = shard.home
     ids = catalogue_ids(valid.records, valid.tracks, valid.stores, valid.users) if home else None
     return ShardSummary(
         valid.plays.height + valid.usage.height,
