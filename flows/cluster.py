@@ -9,21 +9,13 @@ network access to the database (the URL reaches them inside each task, never thr
 environment or command line) and, for their task runs to show in the flow run, the Prefect
 API the run reports to (a local cluster is given the run's; a remote one needs
 PREFECT_API_URL in its workers' environment).
-
-What a shard task leaves on a worker is sized for Dask (`register_sizeof`, the package's
-`dask.sizeof` entry point): a worker counts it as managed memory and spills it to disk past
-its limit's spill threshold.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-import sys
 from dataclasses import dataclass
-
-import polars as pl
 
 ADDRESS_ENV = "ROTATION_DASK_ADDRESS"
 
@@ -132,41 +124,3 @@ def task_runner(options: ClusterOptions, api_url: str | None = None):
     if api_url:
         cluster["env"] = {"PREFECT_API_URL": api_url}
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
-
-
-def frames_size(obj) -> int:
-    """Return the bytes of the polars frames in `obj`: a frame, or dataclasses, dicts, lists
-    and tuples holding frames; anything else counts its own size."""
-    if isinstance(obj, pl.DataFrame):
-        return int(obj.estimated_size())
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return sum(frames_size(getattr(obj, f.name)) for f in dataclasses.fields(obj))
-    if isinstance(obj, dict):
-        return sum(frames_size(v) for v in obj.values())
-    if isinstance(obj, list | tuple):
-        return sum(frames_size(v) for v in obj)
-    return sys.getsizeof(obj)
-
-
-def register_sizeof(sizeof) -> None:
-    """Size the frames and the shard results for Dask (the `dask.sizeof` entry point).
-
-    Dask's default for an object it does not know is `sys.getsizeof`: a shard's rows,
-    hundreds of MB at L, would pass for a few bytes of managed memory, never be spilled, and
-    the worker would run past its limit instead. The project's classes are registered once an
-    object of theirs is sized: importing dask, which loads this entry point in every process,
-    does not import the pipeline's stages.
-    """
-    sizeof.register(pl.DataFrame)(frames_size)
-
-    @sizeof.register_lazy("flows")
-    def _shards() -> None:
-        from flows.stages.shards import ShardData, ShardSummary  # lazy: see the docstring
-
-        sizeof.register((ShardData, ShardSummary))(frames_size)
-
-    @sizeof.register_lazy("transforms")
-    def _partials() -> None:
-        from transforms.daily_metrics import MetricPartials  # lazy: as above
-
-        sizeof.register(MetricPartials)(frames_size)

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
+from dask.sizeof import sizeof
 from polars.testing import assert_frame_equal
 
 from transforms.daily_metrics import (
@@ -145,3 +146,10 @@ def test_the_columns_a_shard_keeps_give_the_same_rows(frames):
     assert kept.tracks.columns != inputs.tracks.columns  # the catalogue's other columns go
     assert kept.tracks.estimated_size() < inputs.tracks.estimated_size()
     assert_frame_equal(daily_metrics(kept, DATES), daily_metrics(inputs, DATES), check_exact=True)
+
+
+def test_partials_tell_dask_the_bytes_of_their_frames(frames):
+    parts = metric_partials(metric_inputs(frames), DATES)
+    held = sum(getattr(parts, f.name).estimated_size() for f in fields(parts))
+    assert held > 10_000
+    assert held <= sizeof(parts) <= held + 10_000  # sys.getsizeof adds the GC header

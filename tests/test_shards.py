@@ -110,8 +110,8 @@ def test_a_local_dask_cluster_publishes_the_one_shard_rows(prefect_harness, monk
 
 
 def test_dask_sizes_a_shards_rows_as_the_frames_they_hold(tmp_path, request):
-    """The package's dask.sizeof entry point: a worker counts a shard's rows as managed
-    memory (and spills them past its threshold), not as the few bytes of their holder."""
+    """A worker counts a shard's rows as managed memory (and spills them past its threshold),
+    not as the few bytes of their holder."""
     with fresh_database("duckdb", tmp_path, request) as db:
         generate(db)
         with open_storage(db) as storage:

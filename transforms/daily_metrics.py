@@ -48,6 +48,7 @@ from transforms.columns import (
     STORE_METRICS,
     TRACK_METRICS,
 )
+from transforms.sizes import frames_size
 
 DATE = "metric_date"
 ENTITY = "entity_id"
@@ -254,6 +255,9 @@ class MetricPartials:
     store: pl.DataFrame
     device: pl.DataFrame
     track: pl.DataFrame
+
+    def __sizeof__(self) -> int:
+        return frames_size(self)  # what Dask counts (transforms/sizes.py)
 
 
 #: Each part's key columns; the rest are the figures.

@@ -37,6 +37,7 @@ from flows.storage.database import Database
 from flows.storage.replica import SharedSnapshotStorage
 from transforms.daily_metrics import MetricInputs, MetricPartials, metric_columns, metric_partials
 from transforms.references import catalogue_ids
+from transforms.sizes import frames_size
 
 FIRST_ID, LAST_ID = -(2**63), 2**63 - 1  # bigint's range: the outer shards' open ends
 #: Read whole by every shard, their quarantine counted once (the home shard's): the
@@ -149,6 +150,9 @@ class ShardSummary:
     warnings: tuple[str, ...]
     ids: dict[str, pl.Series] | None  # the home shard's: ids an output row may name
 
+    def __sizeof__(self) -> int:
+        return frames_size(self)  # what Dask counts (transforms/sizes.py)
+
 
 @dataclass(frozen=True)
 class ShardData:
@@ -158,6 +162,9 @@ class ShardData:
     shard: UserShard
     summary: ShardSummary
     metrics: MetricInputs
+
+    def __sizeof__(self) -> int:
+        return frames_size(self)  # what Dask counts (transforms/sizes.py)
 
 
 def load_shard(
