@@ -14,8 +14,10 @@ import polars as pl
 import pytest
 
 from flows.analyst.generate import generate_into
+from flows.backfill import backfill, run_backfill
+from flows.cluster import ClusterOptions, task_runner
 from flows.params import NightlyParams
-from flows.storage.database import Database, parse_database
+from flows.storage.database import ENV_VAR, Database, parse_database
 
 PG_ADMIN_URL = os.environ.get("ROTATION_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
 # The last complete day: the generated events end with it (generate's `end` is exclusive).
@@ -162,3 +164,14 @@ def latest_job(db: Database, job_type: str = "nightly") -> dict:
         if isinstance(job.get(key), str):
             job[key] = json.loads(job[key])
     return job
+
+
+def one_shard_rows_and_a_cluster_backfill(db: Database, api_url: str, monkeypatch, first, last):
+    """Return the daily_metrics of a one-shard backfill of `db` from `first` to `last` (run
+    here, run columns aside) and the backfill flow with its shards on a local Dask cluster
+    of 2 workers (1 GiB each) reporting to `api_url`, reading `db`."""
+    run_backfill(db, first, last)
+    whole = table(db, "daily_metrics", without=RUN_COLUMNS)
+    monkeypatch.setenv(ENV_VAR, db.url)
+    runner = task_runner(ClusterOptions(workers=2, worker_memory="1GiB"), api_url)
+    return whole, backfill.with_options(task_runner=runner)

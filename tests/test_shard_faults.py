@@ -20,12 +20,18 @@ from datetime import timedelta
 import psutil
 import psycopg
 import pytest
-from pipeline_fixtures import RUN_COLUMNS, RUN_DATE, fresh_pg, generate, query, table
+from pipeline_fixtures import (
+    RUN_COLUMNS,
+    RUN_DATE,
+    fresh_pg,
+    generate,
+    one_shard_rows_and_a_cluster_backfill,
+    query,
+    table,
+)
 
-from flows.backfill import backfill, run_backfill
+from flows.backfill import run_backfill
 from flows.cli import main
-from flows.cluster import ClusterOptions, task_runner
-from flows.storage.database import ENV_VAR
 
 pytest_plugins = ["prefect_fixtures"]
 pytestmark = [pytest.mark.postgres, pytest.mark.prefect_server]
@@ -92,11 +98,9 @@ def test_a_worker_killed_mid_read_is_replaced_and_the_run_publishes_once(
 ):
     with fresh_pg() as db:
         generate(db)
-        run_backfill(db, FIRST, RUN_DATE)
-        whole = table(db, "daily_metrics", without=RUN_COLUMNS)
-        monkeypatch.setenv(ENV_VAR, db.url)
-        runner = task_runner(ClusterOptions(workers=2, worker_memory="1GiB"), prefect_harness)
-        flow = backfill.with_options(task_runner=runner)
+        whole, flow = one_shard_rows_and_a_cluster_backfill(
+            db, prefect_harness, monkeypatch, FIRST, RUN_DATE
+        )
         with locked(db) as release:
             thread, out = in_thread(
                 lambda: flow(date_from=FIRST, date_to=RUN_DATE, shards=4, return_state=True)

@@ -16,17 +16,17 @@ from pipeline_fixtures import (
     fresh_database,
     fresh_pg,
     generate,
+    one_shard_rows_and_a_cluster_backfill,
     query,
     table,
 )
 
 import flows.stages.shards
-from flows.backfill import backfill, run_backfill
+from flows.backfill import run_backfill
 from flows.cli import main
-from flows.cluster import ClusterOptions, cluster_options, task_runner
+from flows.cluster import ClusterOptions, cluster_options
 from flows.stages.shards import FIRST_ID, LAST_ID, load_shard, plan_shards, summarize_shard
 from flows.storage.backends import open_storage
-from flows.storage.database import ENV_VAR
 from flows.tracking import utcnow
 
 pytest_plugins = ["prefect_fixtures"]
@@ -95,11 +95,9 @@ def test_every_shard_reads_in_the_runs_snapshot(monkeypatch):
 def test_a_local_dask_cluster_publishes_the_one_shard_rows(prefect_harness, monkeypatch):
     with fresh_pg() as db:
         generate(db)
-        run_backfill(db, FIRST, RUN_DATE)
-        whole = table(db, "daily_metrics", without=RUN_COLUMNS)
-        monkeypatch.setenv(ENV_VAR, db.url)
-        runner = task_runner(ClusterOptions(workers=2, worker_memory="1GiB"), prefect_harness)
-        flow = backfill.with_options(task_runner=runner)
+        whole, flow = one_shard_rows_and_a_cluster_backfill(
+            db, prefect_harness, monkeypatch, FIRST, RUN_DATE
+        )
         state = flow(date_from=FIRST, date_to=RUN_DATE, shards=4, return_state=True)
         assert state.is_completed()
         assert table(db, "daily_metrics", without=RUN_COLUMNS).equals(whole)
