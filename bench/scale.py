@@ -1,24 +1,27 @@
-"""Benchmark: the backfill by user shards on a local Dask cluster, beside the one-shard run.
+"""Benchmark: a flow by user shards on a local Dask cluster, beside the one-shard run.
 
-    .venv/bin/python bench/scale.py --profile S [--days 90] [--workers 2] [--shards K]
-        [--worker-memory 2GiB] [--json out.json]
+    .venv/bin/python bench/scale.py --profile S [--flow backfill|nightly] [--days 90]
+        [--workers 2] [--shards K] [--worker-memory 2GiB] [--json out.json]
 
-Generates the profile once (bench/profiles.py), then runs the backfill of the profile's last
-`--days` dates twice, alternately fresh: (1) one shard on the default runner, in a process of
-its own (its peak RSS is the run's); (2) `--shards K` (default: one per worker) with the shard
-tasks on a local Dask cluster of `--workers` single-threaded processes that this benchmark
-starts (each worker's peak RSS read from the worker after the run), the flow itself in a
-process of its own. Both publish into the profile's daily_metrics, whose checksum
-(bench/checksums.py) each run reports: equal means the same rows to the last bit. Rows read
-from the event tables are the server's count (pg_stat_user_tables over their partitions)
-around each run, beside the rows in the window. The wall of (2) over (1) is the figure of
-overhead (this machine has 2 cores: no speed-up expected). The nightly is not sharded yet.
+Generates the profile once (bench/profiles.py), then runs the flow twice, alternately fresh:
+the backfill of the profile's last `--days` dates, or the nightly of its last date with a
+window of `--days` days (publishing whatever its quality gate says: both runs see the same
+data). (1) one shard on the default runner, in a process of its own (its peak RSS is the
+run's); (2) `--shards K` (default: one per worker) with the shard tasks on a local Dask
+cluster of `--workers` single-threaded processes that this benchmark starts (each worker's
+peak RSS read from the worker after the run), the flow itself in a process of its own. Each
+run reports the checksums of what it published (bench/checksums.py's columns, run columns
+aside): equal means the same rows to the last bit. Rows read from the event tables are the
+server's count (pg_stat_user_tables over their partitions) around each run, beside the rows
+in the window. The wall of (2) over (1) is the figure of overhead (this machine has 2 cores:
+no speed-up expected).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -38,6 +41,8 @@ from bench.checksums import OUTPUTS
 from bench.nightly import EVENT_READS, RUN_DATE, in_fresh_process
 from bench.profiles import PROFILES, emit_report, ensure_profile, machine
 from flows.backfill import backfill, run_backfill
+from flows.nightly import nightly, run_nightly
+from flows.params import NightlyParams
 from flows.storage.database import ENV_VAR
 from flows.tracking import peak_rss_bytes
 
@@ -65,10 +70,18 @@ def window_rows(url: str, days: int) -> dict[str, int]:
         return {t: int(conn.execute(q, (start, end)).fetchone()[0]) for t, q in WINDOW_ROWS.items()}
 
 
-def one_shard_process(db, days: int) -> dict:
-    """Run the backfill with one shard on the default runner; return wall, peak and status."""
+def nightly_params(days: int, shards: int | None = None) -> NightlyParams:
+    """Return the benchmark's nightly: the last date, a window of `days`, published."""
+    return NightlyParams(run_date=RUN_DATE, window_days=days, force_publish=True, shards=shards)
+
+
+def one_shard_process(db, flow: str, days: int) -> dict:
+    """Run the flow with one shard on the default runner; return wall, peak and status."""
     start = time.perf_counter()
-    result = run_backfill(db, RUN_DATE - timedelta(days=days - 1), RUN_DATE)
+    if flow == "nightly":
+        result = run_nightly(db, nightly_params(days))
+    else:
+        result = run_backfill(db, RUN_DATE - timedelta(days=days - 1), RUN_DATE)
     return {
         "status": result.status,
         "wall_seconds": time.perf_counter() - start,
@@ -76,15 +89,22 @@ def one_shard_process(db, days: int) -> dict:
     }
 
 
-def sharded_process(url: str, days: int, shards: int, address: str, api_url: str) -> dict:
-    """Run the backfill flow with its shard tasks on the scheduler at `address`."""
+def sharded_process(
+    url: str, flow: str, days: int, shards: int, address: str, api_url: str
+) -> dict:
+    """Run the flow with its shard tasks on the scheduler at `address`."""
     os.environ[ENV_VAR] = url
-    flow = backfill.with_options(task_runner=DaskTaskRunner(address=address))
+    runner = DaskTaskRunner(address=address)
     start = time.perf_counter()
     # the benchmark's server, as the workers': Prefect read its settings when imported
     with temporary_settings({PREFECT_API_URL: api_url}):
-        first = RUN_DATE - timedelta(days=days - 1)
-        summary = flow(date_from=first, date_to=RUN_DATE, shards=shards)
+        if flow == "nightly":
+            params = dataclasses.asdict(nightly_params(days, shards))
+            summary = nightly.with_options(task_runner=runner)(**params)
+        else:
+            first = RUN_DATE - timedelta(days=days - 1)
+            backfill_flow = backfill.with_options(task_runner=runner)
+            summary = backfill_flow(date_from=first, date_to=RUN_DATE, shards=shards)
     return {
         "status": summary["status"],
         "wall_seconds": time.perf_counter() - start,
@@ -104,34 +124,41 @@ def _worker_peak() -> int:
     return kib * 1024
 
 
-def measured(url: str, run) -> dict:
-    """Return `run()`'s figures with the event rows read during it and the output checksum."""
+#: The tables each flow publishes.
+PUBLISHED = {"backfill": ("daily_metrics",), "nightly": tuple(OUTPUTS)}
+
+
+def measured(url: str, flow: str, run) -> dict:
+    """Return `run()`'s figures with the event rows read during it and the output checksums."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE daily_metrics")  # both runs start from a fresh table
     before = event_reads(url)
     figures = run()
     after = event_reads(url)
     figures["rows_read"] = {t: after[t] - before[t] for t in EVENTS}
-    figures["daily_metrics"] = metrics_checksum(url)
+    figures["checksums"] = {table: table_checksum(url, table) for table in PUBLISHED[flow]}
     return figures
 
 
-#: daily_metrics' rows and the md5 of each date's md5 (bench/checksums.py's text, one date at
-#: a time: a 90-day backfill at L is 34M rows, past PostgreSQL's 1 GB string limit whole).
+#: A table's rows and the md5 of its groups' md5s (bench/checksums.py's text, a group of the
+#: key's first two columns at a time: a 90-day backfill at L is 34M rows of daily_metrics,
+#: past PostgreSQL's 1 GB string limit whole).
 CHECKSUM = """
-SELECT coalesce(sum(n), 0), md5(coalesce(string_agg(digest, '' ORDER BY metric_date), ''))
-FROM (SELECT metric_date, count(*) AS n,
+SELECT coalesce(sum(n), 0), md5(coalesce(string_agg(digest, '' ORDER BY {groups}), ''))
+FROM (SELECT {groups}, count(*) AS n,
              md5(string_agg(t::text, E'\\n' ORDER BY {order})) AS digest
-      FROM (SELECT {columns} FROM daily_metrics) AS t GROUP BY metric_date) AS dates
+      FROM (SELECT {columns} FROM {table}) AS t GROUP BY {groups}) AS groups
 """
 
 
-def metrics_checksum(url: str) -> dict:
-    """Return daily_metrics' rows and checksum, run columns aside (as bench/checksums.py)."""
-    columns, order = OUTPUTS["daily_metrics"]
+def table_checksum(url: str, table: str) -> dict:
+    """Return a published table's rows and checksum, run columns aside."""
+    columns, order = OUTPUTS[table]
+    groups = ", ".join(order.split(", ")[:2])
+    sql = CHECKSUM.format(columns=columns, order=order, groups=groups, table=table)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET TimeZone = 'UTC'")
-        rows, digest = conn.execute(CHECKSUM.format(columns=columns, order=order)).fetchone()
+        rows, digest = conn.execute(sql).fetchone()  # trusted names: OUTPUTS
     return {"rows": int(rows), "md5": digest}
 
 
@@ -150,13 +177,15 @@ def prefect_server() -> Iterator[str]:
         server.stop()
 
 
-def run(profile: str, days: int, workers: int, shards: int, memory: str, db=None) -> dict:
-    """Return the report of both runs on the profile (generated into `db` when given)."""
+def run(
+    profile: str, days: int, workers: int, shards: int, memory: str, db=None, flow="backfill"
+) -> dict:
+    """Return the report of both runs of `flow` on the profile (generated into `db` if given)."""
     db = ensure_profile(PROFILES[profile], db=db)
-    report = {"machine": machine(), "profile": profile, "days": days, "workers": workers}
-    report["shards"] = shards
-    report["window_rows"] = window_rows(db.url, days)
-    report["one_shard"] = measured(db.url, lambda: in_fresh_process(one_shard_process, db, days))
+    report = {"machine": machine(), "profile": profile, "flow": flow, "days": days}
+    report |= {"workers": workers, "shards": shards, "window_rows": window_rows(db.url, days)}
+    one_shard = (one_shard_process, db, flow, days)
+    report["one_shard"] = measured(db.url, flow, lambda: in_fresh_process(*one_shard))
     with prefect_server() as api_url:
         cluster = LocalCluster(
             n_workers=workers,
@@ -167,8 +196,9 @@ def run(profile: str, days: int, workers: int, shards: int, memory: str, db=None
             env={"PREFECT_API_URL": api_url},
         )
         with cluster, Client(cluster) as client:
-            args = (db.url, days, shards, cluster.scheduler_address, api_url)
-            report["sharded"] = measured(db.url, lambda: in_fresh_process(sharded_process, *args))
+            args = (db.url, flow, days, shards, cluster.scheduler_address, api_url)
+            sharded = (sharded_process, *args)
+            report["sharded"] = measured(db.url, flow, lambda: in_fresh_process(*sharded))
             peaks = client.run(_worker_peak)
             report["sharded"]["worker_peak_rss_bytes"] = sorted(peaks.values())
     one, many = report["one_shard"], report["sharded"]
@@ -178,7 +208,7 @@ def run(profile: str, days: int, workers: int, shards: int, memory: str, db=None
         "one_shard": sum(one["rows_read"].values()) / total,
         "sharded": sum(many["rows_read"].values()) / total,
     }
-    report["same_rows"] = one["daily_metrics"] == many["daily_metrics"]
+    report["same_rows"] = one["checksums"] == many["checksums"]
     report["machine_after"] = machine()
     return report
 
@@ -187,6 +217,7 @@ def main() -> None:
     """Parse arguments, run both backfills, print and write the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="S")
+    parser.add_argument("--flow", choices=("backfill", "nightly"), default="backfill")
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--shards", type=int, default=None, help="default: one per worker")
@@ -194,11 +225,12 @@ def main() -> None:
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
     shards = args.shards or args.workers
-    report = run(args.profile, args.days, args.workers, shards, args.worker_memory)
+    report = run(args.profile, args.days, args.workers, shards, args.worker_memory, flow=args.flow)
     one, many, gib = report["one_shard"], report["sharded"], 2**30
     workers = [round(p / gib, 2) for p in many["worker_peak_rss_bytes"]]
+    what = "nightly with a window of" if args.flow == "nightly" else "backfill of"
     print(
-        f"backfill of {args.days} dates at {args.profile}: one shard {one['wall_seconds']:.1f} s, "
+        f"{what} {args.days} dates at {args.profile}: one shard {one['wall_seconds']:.1f} s, "
         f"peak {one['peak_rss_bytes'] / gib:.2f} GiB; {shards} shards on {args.workers} "
         f"workers {many['wall_seconds']:.1f} s (x {report['wall_ratio']:.2f}), flow peak "
         f"{many['peak_rss_bytes'] / gib:.2f} GiB, worker peaks {workers} GiB; rows read over "

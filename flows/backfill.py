@@ -17,49 +17,19 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 
-from prefect import flow
 from prefect.runtime import flow_run
 
-from flows.nightly import (
-    DATABASE,
-    DATABASE_HELP,
-    REPLICA,
-    REPLICA_HELP,
-    checked,
-    run_payload,
-)
-from flows.params import REPLICA_WAIT_S, BackfillParams, flow_docstring, flow_signature
-from flows.runner import (
-    StageRunner,
-    direct,
-    direct_submit,
-    logs_to_prefect,
-    prefect_task,
-    submitter_of,
-)
+from flows.nightly import as_flow, checked, run_payload
+from flows.params import REPLICA_WAIT_S, BackfillParams
+from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
+from flows.sharded import ReadShards, read_shards, record_quarantine
 from flows.stages.metrics import EVENT_METRIC_TYPES
 from flows.stages.publish import stamp_metrics
-from flows.stages.shards import (
-    ShardSummary,
-    combined_counts,
-    load_shard,
-    shard_partials,
-    shard_source,
-    summarize_shard,
-)
+from flows.stages.shards import shard_partials
 from flows.storage.backends import open_storage
-from flows.storage.base import Storage
 from flows.storage.database import Database
-from flows.storage.replica import wait_for_replica
 from flows.storage.secrets import resolve_database, resolve_replica
-from flows.tracking import (
-    JobTracker,
-    RunResult,
-    log_quarantine,
-    release_free_memory,
-    tracked_run,
-    utcnow,
-)
+from flows.tracking import JobTracker, RunResult, tracked_run, utcnow
 from transforms.daily_metrics import combine_partials, metrics_from_partials
 
 
@@ -185,71 +155,31 @@ def _stages(
     replica: Database | None,
 ) -> None:
     now, dates = utcnow(), params.dates()
-
-    def say(message: str) -> None:  # the replica's wait, on the job row and progress line
-        tracker.progress(tracker.percent, message)
-
-    if replica is not None:
-        with tracker.stage("replica_wait", 15):
-            runner("replica_wait", wait_for_replica, storage, replica, params.replica_wait, say)
-    # the snapshot is held to the end: a shard lost with its worker is read again in it
-    with shard_source(storage, replica, params.shards or 1) as (source, plan):
-        submit = direct_submit if isinstance(source, Storage) else submitter_of(runner)
-        with tracker.stage("extract", 50) as timing:
-            window = (dates[-1], len(dates), now)
-            loaded = [
-                submit("read_shard", load_shard, source, shard, *window, retry=True)
-                for shard in plan
-            ]
-            summaries = _summaries(tracker, submit, loaded, until=50)
-            timing.rows_out = sum(s.events for s in summaries)
-        storage.release_cache()  # an embedded engine's pages of the rows just read
-        release_free_memory()  # the raw frames each shard read here, now validated
-        _record_quarantine(tracker, result, summaries)
+    waited = replica and (replica, params.replica_wait)
+    load = (dates[-1], len(dates), now)
+    with read_shards(
+        storage, tracker, result, runner, waited, params.shards or 1, load, 50
+    ) as read:
+        record_quarantine(tracker, result, read.summaries)
         with tracker.stage("daily_metrics", 100) as timing:
-            timing.rows_out = _publish_metrics(
-                storage, tracker, runner, submit, loaded, summaries[0], result, dates, now
-            )
+            timing.rows_out = _publish_metrics(storage, tracker, runner, read, result, dates, now)
+        result.stages.append(timing.row())
     result.rows["daily_metrics"] = timing.rows_out
 
 
-def _publish_metrics(storage, tracker, runner, submit, loaded, home, result, dates, now) -> int:
+def _publish_metrics(storage, tracker, runner, read: ReadShards, result, dates, now) -> int:
     """Compute each date slice's metrics from the shards' partials and publish it; return
-    the rows (the `home` shard's catalogue checks the ids they name)."""
-    ids = home.ids
+    the rows (the home shard's catalogue checks the ids they name)."""
+    ids = read.home.ids
 
     def check(metrics):  # rows naming an id absent from the catalogue: dropped, counted
         return checked(tracker, result, {"daily_metrics": metrics}, ids)["daily_metrics"]
 
     def metrics_of(chunk: list[date]):
-        parts = [submit("metric_partials", shard_partials, f, chunk) for f in loaded]
-        return metrics_from_partials(combine_partials([p.result() for p in parts]), chunk)
+        parts = read.gather("metric_partials", shard_partials, chunk)
+        return metrics_from_partials(combine_partials(parts), chunk)
 
     return _publish_slices(storage, tracker, runner, metrics_of, dates, now, check)
-
-
-def _summaries(tracker: JobTracker, submit, loaded: list, until: float) -> list[ShardSummary]:
-    """Return each shard's summary as it comes, saying how many shards have been read (the
-    progress moving on to `until` percent)."""
-    futures = [submit("shard_summary", summarize_shard, f) for f in loaded]
-    summaries, start = [], tracker.percent
-    for future in futures:
-        summaries.append(future.result())
-        if len(futures) > 1:
-            done = len(summaries) / len(futures)
-            message = f"shards read: {len(summaries)} of {len(futures)}"
-            tracker.progress(start + (until - start) * done, message)
-    return summaries
-
-
-def _record_quarantine(tracker: JobTracker, result: RunResult, summaries) -> None:
-    """Record the shards' quarantine, valid events and settings warnings on the job."""
-    counts = combined_counts(summaries)
-    result.events = tracker.processed = sum(s.events for s in summaries)
-    tracker.quarantined = int(counts["rows"].sum()) if counts.height else 0
-    result.quarantine = log_quarantine(tracker, counts)
-    for warning in summaries[0].warnings:
-        tracker.log("warning", "validate", warning)
 
 
 def backfill(*, database: str | None = None, replica: str | None = None, **parameters) -> dict:
@@ -270,11 +200,4 @@ def backfill(*, database: str | None = None, replica: str | None = None, **param
     return result.summary()
 
 
-backfill.__signature__ = flow_signature(BackfillParams, DATABASE, REPLICA)
-backfill.__doc__ = flow_docstring(
-    "Recompute daily_metrics of a date range.",
-    BackfillParams,
-    database=DATABASE_HELP,
-    replica=REPLICA_HELP,
-)
-backfill = flow(name="backfill", log_prints=True)(backfill)
+backfill = as_flow(backfill, "backfill", "Recompute daily_metrics of a date range.", BackfillParams)

@@ -1,14 +1,17 @@
 """The nightly flow: extract → validate → daily metrics → interactions → evaluation →
 similarity → recommendations → publish → retention, for one date, on either backend.
 
-The evaluation (the temporal holdout, which needs the raw events) runs before the models so
-that the play and usage frames can be released before the large model stages."""
+The extract is by shards of users (flows/sharded.py; one by default): each shard validates
+its rows and computes its daily-metrics partials, its users' interactions and holdout pairs
+where it ran, so the raw play and usage events never reach the model stages, which run here
+on the shards' interactions combined."""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, replace
 from datetime import timedelta
 
 import polars as pl
@@ -17,17 +20,15 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, State
 
 from flows.artifacts import publish_artifacts
+from flows.cluster import ADDRESS_ENV, cluster_options, default_shards, task_runner
 from flows.params import NightlyParams, flow_docstring, flow_signature
 from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
+from flows.sharded import ReadShards, read_shards, record_quarantine
 from flows.stages import evaluation, interactions, recommendations, similarity, tuning
 from flows.stages.cache import CacheStep, cache_deadline
 from flows.stages.extract import Inputs, day_end, extract_inputs, extract_replica_inputs
-from flows.stages.metrics import (
-    EVENT_METRIC_TYPES,
-    MODEL_QUALITY,
-    compute_daily_metrics,
-    quality_rows,
-)
+from flows.stages.metrics import EVENT_METRIC_TYPES, MODEL_QUALITY, quality_rows
+from flows.stages.model_inputs import combined_model_inputs
 from flows.stages.publish import (
     Candidate,
     LastPublished,
@@ -39,7 +40,8 @@ from flows.stages.publish import (
     stamp_recommendations,
     stamp_similarity,
 )
-from flows.stages.validate import Validation, validate_inputs
+from flows.stages.shards import ShardSummary, shard_model, shard_partials
+from flows.stages.validate import Validation
 from flows.storage.backends import open_storage
 from flows.storage.base import Replacement, Storage
 from flows.storage.cache.target import CacheTarget, check_cache_backend, resolve_cache
@@ -50,14 +52,15 @@ from flows.storage.secrets import resolve_database, resolve_replica
 from flows.tracking import (
     JobTracker,
     RunResult,
+    StageTiming,
     log_quarantine,
     release_free_memory,
     tracked_run,
     utcnow,
 )
 from models.recommender import MODEL_VERSION
+from transforms.daily_metrics import combine_partials, metrics_from_partials
 from transforms.interactions import PLAY_COLUMNS_USED, USAGE_COLUMNS_USED
-from transforms.references import catalogue_ids
 
 KEPT = "the published lists are kept (--force-publish overrides)"
 
@@ -70,11 +73,6 @@ def valid_inputs(tracker: JobTracker, result: RunResult, validation: Validation)
     for warning in validation.warnings:
         tracker.log("warning", "validate", warning)
     return validation.inputs
-
-
-def known_ids(inputs: Inputs) -> dict[str, pl.Series]:
-    """Return the ids an output row may name: the validated inputs' catalogue and users."""
-    return catalogue_ids(inputs.records, inputs.tracks, inputs.stores, inputs.users)
 
 
 def checked(
@@ -128,11 +126,6 @@ def read_inputs(
     )
 
 
-def without_events(inputs: Inputs) -> Inputs:
-    """Return the inputs with the (large) play and usage frames emptied, schemas kept."""
-    return inputs.replace(plays=inputs.plays.clear(), usage=inputs.usage.clear())
-
-
 class NightlyRun:
     """One nightly run: its stages in order, each timed, logged and tracked on the job row."""
 
@@ -174,72 +167,37 @@ class NightlyRun:
 
     def execute(self) -> RunResult:
         """Run every stage; publish atomically unless the quality gate refuses."""
-        p, day = self.params, self.params.run_date
-        inputs = read_inputs(
-            self.storage, self.replica, self._stage, day, p.window_days, p.replica_wait, self._say
-        )
-        self.storage.release_cache()  # an embedded engine's pages of the rows just read
-        validation = self._stage(
-            "validate",
-            20,
-            validate_inputs,
-            inputs,
-            self.as_of,
-            rows_in=inputs.rows(),
-            rows_out=lambda v: v.inputs.rows(),
-        )
-        del inputs  # the raw frames: only the validated ones are needed from here on
-        valid = valid_inputs(self.tracker, self.result, validation)
-        self.result.events = valid.plays.height + valid.usage.height
-        del validation
-        release_free_memory()  # the raw frames
-        self.ids = known_ids(valid)
-        metrics = self._stage(
-            "daily_metrics",
-            30,
-            compute_daily_metrics,
-            valid,
-            [day],
-            rows_in=valid.plays.height,
-            rows_out=len,
-        )
-        metrics = self._checked({"daily_metrics": metrics})["daily_metrics"]
-        self._stage(
-            "publish_metrics",
-            35,
-            self.storage.replace_daily_metrics,
-            stamp_metrics(metrics, self.tracker.run_id, self.now),
-            [day],
-            EVENT_METRIC_TYPES,
-            retry=True,
-            rows_in=metrics.height,
-        )
-        self.result.rows["daily_metrics"] = metrics.height
-        valid = model_events(valid)  # session ids, devices, … served the metrics only
-        inter = self._stage(
-            "interactions",
-            45,
-            interactions.build_interactions,
-            valid,
-            self.as_of,
-            interactions.weighting(p),
-            rows_in=valid.plays.height,
-            rows_out=lambda i: i.records.height + i.tracks.height,
-        )
+        p = self.params
+        replica = self.replica and (self.replica, p.replica_wait)
+        load = (p.run_date, p.window_days, self.as_of, p)
+        shards = p.shards or 1
+        with read_shards(
+            self.storage, self.tracker, self.result, self.run, replica, shards, load, 10
+        ) as read:
+            self._validated(read.summaries)
+            self.ids = read.home.ids
+            self._daily_metrics(read)
+            with self._timed("interactions", 45) as timing:
+                combined = combined_model_inputs(read.gather("shard_model", shard_model))
+                timing.rows_in = self.result.events
+                inter = combined.interactions
+                timing.rows_out = inter.records.height + inter.tracks.height
+        del read  # every shard's rows (here, or on the workers that hold them)
+        valid = combined.inputs  # the catalogue and follows: what the models read of them
         model_params = self._model_params(inter)
         quality = self._stage(
             "evaluation",
             50,
             evaluation.holdout_quality,
-            valid,
-            p,
-            self.as_of,
+            combined.train,
+            combined.test,
+            valid.records,
             10,
             evaluation.MAX_HOLDOUT_USERS,
             model_params,
         )
         self.result.quality = quality
-        valid = without_events(valid)  # the models read the interactions and the catalogue
+        del combined  # the holdout's pairs
         release_free_memory()
         sim = self._stage(
             "similarity",
@@ -304,6 +262,42 @@ class NightlyRun:
         )
         return self.result
 
+    @contextlib.contextmanager
+    def _timed(self, name: str, percent: float) -> Iterator[StageTiming]:
+        """Time a stage run here (its tasks, if any, submitted from it) as `_stage` does."""
+        with self.tracker.stage(name, percent) as timing:
+            yield timing
+            release_free_memory()
+        self.result.stages.append(timing.row())
+
+    def _validated(self, summaries: list[ShardSummary]) -> None:
+        """Record what the shards' validation quarantined (it ran where each shard was read)."""
+        with self._timed("validate", 20) as timing:
+            record_quarantine(self.tracker, self.result, summaries)
+            timing.rows_in = sum(s.read for s in summaries)
+            timing.rows_out = sum(s.valid for s in summaries)
+
+    def _daily_metrics(self, read: ReadShards) -> None:
+        """Compute the run date's event metrics from the shards' partials and publish them."""
+        day = [self.params.run_date]
+        with self._timed("daily_metrics", 30) as timing:
+            partials = combine_partials(read.gather("metric_partials", shard_partials, day))
+            metrics = metrics_from_partials(partials, day)
+            del partials
+            timing.rows_in, timing.rows_out = self.result.events, metrics.height
+        metrics = self._checked({"daily_metrics": metrics})["daily_metrics"]
+        self._stage(
+            "publish_metrics",
+            35,
+            self.storage.replace_daily_metrics,
+            stamp_metrics(metrics, self.tracker.run_id, self.now),
+            day,
+            EVENT_METRIC_TYPES,
+            retry=True,
+            rows_in=metrics.height,
+        )
+        self.result.rows["daily_metrics"] = metrics.height
+
     def _model_params(self, inter: interactions.Interactions) -> dict | None:
         """Return the record model's parameters for this run: the tune flow's latest, unless
         none is recorded or the data drifted from it (then None: the defaults)."""
@@ -312,10 +306,6 @@ class NightlyRun:
         self.result.model = {"model_version": self.version, "params": params, "source": why}
         self.tracker.log("info", "model", f"record model {self.version}: {why}")
         return params
-
-    def _say(self, message: str) -> None:
-        """Show a step inside a stage: on the job row and the progress line."""
-        self.tracker.progress(self.tracker.percent, message)
 
     def _checked(self, frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
         """Return the output frames without rows naming ids absent from the catalogue."""
@@ -464,7 +454,6 @@ DATABASE = inspect.Parameter(
 REPLICA = inspect.Parameter(
     "replica", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None
 )
-nightly.__signature__ = flow_signature(NightlyParams, DATABASE, REPLICA)
 DATABASE_HELP = (
     "where the run reads and writes; leave it empty (a password never belongs in a flow "
     "parameter): ROTATION_DATABASE_URL, else the Prefect Secret block rotation-database-url"
@@ -474,11 +463,44 @@ REPLICA_HELP = (
     "on the database); leave it empty: ROTATION_REPLICA_URL, else the Prefect Secret block "
     "rotation-replica-url, else none (the database is read)"
 )
-nightly.__doc__ = flow_docstring(
+
+
+def as_flow(fn: Callable, name: str, summary: str, params_type: type = NightlyParams):
+    """Return `fn` as the Prefect flow `name`: its form shows the fields of `params_type`
+    (their help and defaults), the database and the replica."""
+    fn.__signature__ = flow_signature(params_type, DATABASE, REPLICA)
+    fn.__doc__ = flow_docstring(summary, params_type, database=DATABASE_HELP, replica=REPLICA_HELP)
+    return flow(name=name, log_prints=True)(fn)
+
+
+nightly = as_flow(
+    nightly,
+    "nightly",
     "Run every stage for one date (default yesterday, UTC: the last complete day when the "
     "03:00 run starts).",
-    NightlyParams,
-    database=DATABASE_HELP,
-    replica=REPLICA_HELP,
 )
-nightly = flow(name="nightly", log_prints=True)(nightly)
+
+
+def nightly_dask(
+    *, database: str | None = None, replica: str | None = None, **parameters
+) -> dict | State:
+    """Run the nightly (a subflow) with its shard tasks on the Dask scheduler the worker's
+    environment names (ROTATION_DASK_ADDRESS); one shard per scheduler worker by default."""
+    options = cluster_options(None, None, None)
+    if not options.address:
+        raise ValueError(
+            f"{ADDRESS_ENV} is not set: the nightly-dask deployment runs its shards on the Dask "
+            "scheduler it names (tcp://HOST:8786), in the Prefect worker's environment"
+        )
+    params = NightlyParams(**parameters)
+    params = replace(params, shards=default_shards(options, params.shards))
+    on_dask = nightly.with_options(task_runner=task_runner(options))
+    return on_dask(database=database, replica=replica, **asdict(params))
+
+
+nightly_dask = as_flow(
+    nightly_dask,
+    "nightly-dask",
+    "Run every stage for one date, the shards on the Dask scheduler at $ROTATION_DASK_ADDRESS "
+    "(default shards: one per worker there).",
+)

@@ -66,6 +66,16 @@ def replica_wait_knob() -> Any:
     )
 
 
+def shards_knob() -> Any:
+    """Return the --shards field (the nightly's and the backfill's: one definition)."""
+    return knob(
+        None,
+        "user shards read and aggregated apart, then combined (default: 1; with --workers or "
+        "--cluster, one per worker)",
+        low=1,
+    )
+
+
 def option_name(f: dataclasses.Field) -> str:
     """Return the CLI option of a parameter field (`--window-days` for window_days)."""
     return f.metadata["option"] or "--" + f.name.replace("_", "-")
@@ -112,6 +122,7 @@ class NightlyParams:
         2, "months after the run's that get event partitions ahead (Postgres)", low=1, high=120
     )
     replica_wait: int = replica_wait_knob()
+    shards: int | None = shards_knob()
 
     def __post_init__(self) -> None:
         check_bounds(self)
@@ -132,12 +143,7 @@ class BackfillParams:
     date_from: date = knob(dataclasses.MISSING, "first date recomputed", option="--from")
     date_to: date = knob(dataclasses.MISSING, "last date recomputed (included)", option="--to")
     replica_wait: int = replica_wait_knob()
-    shards: int | None = knob(
-        None,
-        "user shards read and aggregated apart, then combined (default: 1; with --workers or "
-        "--cluster, one per worker)",
-        low=1,
-    )
+    shards: int | None = shards_knob()
 
     def __post_init__(self) -> None:
         check_bounds(self)

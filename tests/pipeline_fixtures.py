@@ -166,12 +166,17 @@ def latest_job(db: Database, job_type: str = "nightly") -> dict:
     return job
 
 
-def one_shard_rows_and_a_cluster_backfill(db: Database, api_url: str, monkeypatch, first, last):
-    """Return the daily_metrics of a one-shard backfill of `db` from `first` to `last` (run
-    here, run columns aside) and the backfill flow with its shards on a local Dask cluster
-    of 2 workers (1 GiB each) reporting to `api_url`, reading `db`."""
-    run_backfill(db, first, last)
-    whole = table(db, "daily_metrics", without=RUN_COLUMNS)
+def on_a_local_cluster(flow, db: Database, api_url: str, monkeypatch):
+    """Return `flow` with its shard tasks on a local Dask cluster of 2 workers (1 GiB each)
+    reporting to `api_url`, reading `db` (ROTATION_DATABASE_URL, as a deployment's run)."""
     monkeypatch.setenv(ENV_VAR, db.url)
     runner = task_runner(ClusterOptions(workers=2, worker_memory="1GiB"), api_url)
-    return whole, backfill.with_options(task_runner=runner)
+    return flow.with_options(task_runner=runner)
+
+
+def one_shard_rows_and_a_cluster_backfill(db: Database, api_url: str, monkeypatch, first, last):
+    """Return the daily_metrics of a one-shard backfill of `db` from `first` to `last` (run
+    here, run columns aside) and the backfill flow on a local cluster (on_a_local_cluster)."""
+    run_backfill(db, first, last)
+    whole = table(db, "daily_metrics", without=RUN_COLUMNS)
+    return whole, on_a_local_cluster(backfill, db, api_url, monkeypatch)

@@ -123,6 +123,8 @@ def test_nightly_runs_every_day_at_three_utc(deployed):
 def test_deployments_point_at_the_flows_and_the_pool(deployed):
     assert deployed["nightly"]["entrypoint"] == "flows.nightly.nightly"
     assert deployed["backfill"]["entrypoint"] == "flows.backfill.backfill"
+    assert deployed["nightly-dask"]["entrypoint"] == "flows.nightly.nightly_dask"
+    assert [s["active"] for s in deployed["nightly-dask"]["schedules"]] == [False]  # nightly's
     assert {d["work_pool_name"] for d in deployed.values()} == {"rotation-process"}
     assert deployed["backfill"]["schedules"] == []
     assert all(not d["pull_steps"] for d in deployed.values())  # nothing of the deploying shell

@@ -26,7 +26,12 @@ from flows.params import (
 from flows.tune import tune
 
 ROOT = Path(__file__).resolve().parent.parent
-FLOW_PARAMS = {"nightly": NightlyParams, "backfill": BackfillParams, "tune": TuneParams}
+FLOW_PARAMS = {
+    "nightly": NightlyParams,
+    "nightly-dask": NightlyParams,
+    "backfill": BackfillParams,
+    "tune": TuneParams,
+}
 
 
 def yaml_drift(document: dict) -> list[str]:

@@ -170,7 +170,11 @@ def replica_run(pair):
     of the event tables counted by each server: before, after the extract, before the
     primary's maintenance of the event tables (partitions, retention) and after the run."""
     replica_before = scans(pair.replica_sql)
-    stages = {"validate": "extracted", "partitions": "maintenance", "retention": "maintenance"}
+    stages = {
+        "publish_metrics": "extracted",
+        "partitions": "maintenance",
+        "retention": "maintenance",
+    }
     runner, measures = measuring(stages, lambda: primary_scans(pair))
     rows_before = scans(pair.primary_sql, ROWS_READ)
     measures["before"] = scans(pair.primary_sql)

@@ -105,7 +105,8 @@ def _run(sub) -> None:
         run, "backfill", "daily metrics over a date range", "flows.cli.run:backfill", ready=True
     )
     add_params(backfill, BackfillParams)
-    add_cluster(backfill)
+    for command in (nightly, backfill):
+        add_cluster(command)
     nightly.add_argument(
         "--cache", default=None, help=CACHE_HELP + ": warmed with the lists the run publishes"
     )

@@ -176,27 +176,28 @@ def holdout_pairs(
 
 
 def holdout_quality(
-    inputs: Inputs,
-    params: NightlyParams,
-    now: datetime,
+    train: pl.DataFrame,
+    test: pl.DataFrame,
+    records: pl.DataFrame,
     k: int = 10,
     max_users: int = MAX_HOLDOUT_USERS,
     model_params: dict | None = None,
 ) -> dict:
-    """Return precision/recall/nDCG@k and coverage of the model on the last holdout days.
+    """Return precision/recall/nDCG@k and coverage of the model on the holdout's pairs.
 
-    `model_params`: the RotationRecommender parameters of the run (default: its defaults).
+    `train`, `test`: ``holdout_pairs``' (computed per shard, then stacked); `records`: the
+    catalogue's (their genres); `model_params`: the RotationRecommender parameters of the run
+    (default: its defaults).
 
     The model is fitted on the interactions before the holdout and scored on the records
     first liked in it (known to the model: a record or user new in the holdout is left
     out), over up to `max_users` users (seeded sample); `holdout_users` is how many there
     were.
     """
-    train, test = holdout_pairs(inputs, params, now)
     figures = model_quality(
         train,
         test,
-        inputs.records,
+        records,
         k,
         unknown_items="drop",
         max_users=max_users,

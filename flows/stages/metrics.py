@@ -8,7 +8,7 @@ import polars as pl
 
 from flows.stages.extract import Inputs
 from transforms.columns import METRIC_TYPES, MODEL_QUALITY_METRICS
-from transforms.daily_metrics import MetricInputs, daily_metrics
+from transforms.daily_metrics import MetricInputs
 
 MODEL_QUALITY = "model_quality"
 EVENT_METRIC_TYPES = [t for t in METRIC_TYPES if t != MODEL_QUALITY]
@@ -26,11 +26,6 @@ def metric_inputs(inputs: Inputs) -> MetricInputs:
         follows=inputs.follows,
         inventory=inputs.inventory,
     )
-
-
-def compute_daily_metrics(inputs: Inputs, dates: list[date]) -> pl.DataFrame:
-    """Return the daily_metrics rows of `dates` from validated inputs."""
-    return daily_metrics(metric_inputs(inputs), dates)
 
 
 def quality_rows(quality: dict, run_date: date, version: str) -> pl.DataFrame:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 
 import polars as pl
 
+from flows.params import NightlyParams
 from flows.stages.extract import (
     PLAY_CATEGORICAL,
     QUERIES,
@@ -31,6 +32,7 @@ from flows.stages.extract import (
     window_bounds,
 )
 from flows.stages.metrics import metric_inputs
+from flows.stages.model_inputs import PER_USER, ModelInputs, shard_model_inputs
 from flows.stages.validate import Validation, validate_inputs
 from flows.storage.base import Storage
 from flows.storage.database import Database
@@ -143,8 +145,11 @@ def shard_reads(shard: UserShard, window: tuple[datetime, datetime]) -> dict[str
 
 @dataclass(frozen=True)
 class ShardSummary:
-    """What the run records of a shard: its valid events, quarantine counts and warnings."""
+    """What the run records of a shard: its rows read and valid (the tables read whole: the
+    home shard's alone), its valid events, quarantine counts and warnings."""
 
+    read: int
+    valid: int
     events: int
     counts: pl.DataFrame  # table, reason, rows (the shared tables' only in the home shard's)
     warnings: tuple[str, ...]
@@ -156,41 +161,60 @@ class ShardSummary:
 
 @dataclass(frozen=True)
 class ShardData:
-    """What a shard keeps where it ran: its summary, and the columns its metrics read (not
-    the catalogue every shard reads whole: a copy per shard held on a worker)."""
+    """What a shard keeps where it ran: its summary, the columns its metrics read (not the
+    catalogue every shard reads whole: a copy per shard held on a worker) and, in a nightly
+    run, what its model stages read."""
 
     shard: UserShard
     summary: ShardSummary
     metrics: MetricInputs
+    model: ModelInputs | None = None
 
     def __sizeof__(self) -> int:
         return frames_size(self)  # what Dask counts (transforms/sizes.py)
 
 
 def load_shard(
-    source: Storage | ShardSource, shard: UserShard, run_date: date, window_days: int, now
+    source: Storage | ShardSource,
+    shard: UserShard,
+    run_date: date,
+    window_days: int,
+    now,
+    model: NightlyParams | None = None,
 ) -> ShardData:
-    """Return one shard's rows, read in the source's snapshot and validated."""
+    """Return one shard's rows, read in the source's snapshot and validated (as of `now`);
+    with a nightly run's `model` parameters, also what its model stages read."""
     window = window_bounds(run_date, window_days)
     with open_source(source) as storage:
         frames = read_all(storage, shard_reads(shard, window))
+    read = _rows(frames, shard.home)
     validation = validate_inputs(Inputs(**frames), now)
     del frames
+    summary = _summary(shard, validation, read)
+    valid = validation.inputs
+    models = shard_model_inputs(valid, model, now, shard.home) if model else None
     if not shard.whole:  # every user validated the others' references; its own stay
-        own = pl.col("id").is_between(shard.first, shard.last)
-        users = validation.inputs.users.filter(own)
-        validation = replace(validation, inputs=validation.inputs.replace(users=users))
-    metrics = metric_columns(metric_inputs(validation.inputs))
-    return ShardData(shard, _summary(shard, validation), metrics)
+        valid = valid.replace(
+            users=valid.users.filter(pl.col("id").is_between(shard.first, shard.last))
+        )
+    return ShardData(shard, summary, metric_columns(metric_inputs(valid)), models)
 
 
-def _summary(shard: UserShard, validation: Validation) -> ShardSummary:
+def _rows(frames: dict[str, pl.DataFrame], home: bool) -> int:
+    """Return the rows of a shard's frames (by Inputs field), those read whole if `home`."""
+    return sum(frame.height for name, frame in frames.items() if home or name in PER_USER)
+
+
+def _summary(shard: UserShard, validation: Validation, read: int) -> ShardSummary:
     """Return a shard's summary (the shared tables' quarantine and ids: the home shard's)."""
     valid, counts, home = validation.inputs, validation.counts, shard.home
     if not home:
         counts = counts.filter(~pl.col("table").is_in(SHARED_TABLES))
     ids = catalogue_ids(valid.records, valid.tracks, valid.stores, valid.users) if home else None
+    frames = {f.name: getattr(valid, f.name) for f in fields(valid)}
     return ShardSummary(
+        read,
+        _rows(frames, home),
         valid.plays.height + valid.usage.height,
         counts,
         validation.warnings if home else (),
@@ -201,6 +225,13 @@ def _summary(shard: UserShard, validation: Validation) -> ShardSummary:
 def summarize_shard(data: ShardData) -> ShardSummary:
     """Return a shard's summary: small, sent back to the run's process."""
     return data.summary
+
+
+def shard_model(data: ShardData) -> ModelInputs:
+    """Return what a nightly's model stages read of a shard (sent to the run's process)."""
+    if data.model is None:
+        raise ValueError("the shard was loaded without the nightly's model parameters")
+    return data.model
 
 
 def combined_counts(summaries: list[ShardSummary]) -> pl.DataFrame:

@@ -1,0 +1,109 @@
+"""The start both flows share: the replica's wait, every shard read and validated in the
+run's snapshot (one task per shard, on the flow's task runner), the quarantine recorded.
+
+The snapshot is held for as long as the block runs: a shard lost with its worker is read
+again in it, so the flows keep the block open until the last task that reads a shard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flows.runner import StageRunner, Submitter, direct_submit, submitter_of
+from flows.stages.shards import (
+    ShardSummary,
+    combined_counts,
+    load_shard,
+    shard_source,
+    summarize_shard,
+)
+from flows.storage.base import Storage
+from flows.storage.database import Database
+from flows.storage.replica import wait_for_replica
+from flows.tracking import JobTracker, RunResult, log_quarantine, release_free_memory
+
+
+@dataclass(frozen=True)
+class ReadShards:
+    """The shards of a run, read: how to submit tasks on them, their data's futures (kept
+    where each shard ran) and their summaries, the home shard's first."""
+
+    submit: Submitter
+    loaded: list[Any]
+    summaries: list[ShardSummary]
+
+    @property
+    def home(self) -> ShardSummary:
+        """Return the home shard's summary (its catalogue's ids, the settings' warnings)."""
+        return self.summaries[0]
+
+    def gather(self, name: str, fn, *args) -> list[Any]:
+        """Return `fn(shard data, *args)` of every shard, run where the shard's data is."""
+        futures = [self.submit(name, fn, data, *args) for data in self.loaded]
+        return [future.result() for future in futures]
+
+
+@contextlib.contextmanager
+def read_shards(
+    storage: Storage,
+    tracker: JobTracker,
+    result: RunResult,
+    runner: StageRunner,
+    replica: tuple[Database, int] | None,
+    shards: int,
+    load: tuple,
+    percent: float,
+) -> Iterator[ReadShards]:
+    """Yield the run's `shards` shards read (`load`: load_shard's arguments after the shard)
+    once the replica, if any (and its wait in seconds), has replayed the primary's position.
+
+    Stages `replica_wait` and `extract` (its progress: shards read of all) end at `percent`.
+    """
+    if replica is not None:
+        with tracker.stage("replica_wait", percent / 2) as timing:
+            runner("replica_wait", wait_for_replica, storage, *replica, _say(tracker))
+        result.stages.append(timing.row())
+    with shard_source(storage, replica and replica[0], shards) as (source, plan):
+        submit = direct_submit if isinstance(source, Storage) else submitter_of(runner)
+        with tracker.stage("extract", percent) as timing:
+            loaded = [
+                submit("read_shard", load_shard, source, shard, *load, retry=True) for shard in plan
+            ]
+            summaries = _summaries(tracker, submit, loaded, until=percent)
+            timing.rows_out = sum(s.read for s in summaries)
+        result.stages.append(timing.row())
+        storage.release_cache()  # an embedded engine's pages of the rows just read
+        release_free_memory()  # the raw frames each shard read here, now validated
+        yield ReadShards(submit, loaded, summaries)
+
+
+def _say(tracker: JobTracker):
+    """Return a function showing a step inside a stage on the job row and progress line."""
+    return lambda message: tracker.progress(tracker.percent, message)
+
+
+def _summaries(tracker: JobTracker, submit, loaded: list, until: float) -> list[ShardSummary]:
+    """Return each shard's summary as it comes, saying how many shards have been read (the
+    progress moving on to `until` percent)."""
+    futures = [submit("shard_summary", summarize_shard, f) for f in loaded]
+    summaries, start = [], tracker.percent
+    for future in futures:
+        summaries.append(future.result())
+        if len(futures) > 1:
+            done = len(summaries) / len(futures)
+            message = f"shards read: {len(summaries)} of {len(futures)}"
+            tracker.progress(start + (until - start) * done, message)
+    return summaries
+
+
+def record_quarantine(tracker: JobTracker, result: RunResult, summaries) -> None:
+    """Record the shards' quarantine, valid events and settings warnings on the job."""
+    counts = combined_counts(summaries)
+    result.events = tracker.processed = sum(s.events for s in summaries)
+    tracker.quarantined = int(counts["rows"].sum()) if counts.height else 0
+    result.quarantine = log_quarantine(tracker, counts)
+    for warning in summaries[0].warnings:
+        tracker.log("warning", "validate", warning)

@@ -1,0 +1,92 @@
+"""What the nightly's model stages read of a shard, computed where the shard ran.
+
+A shard's validated rows become its users' interactions and temporal-holdout pairs (both
+per user: a user's rows are all in one shard) and its users' follows; the home shard also
+sends the validated catalogue. Concatenated in shard order (contiguous, ascending user
+ranges) they are the frames the one-shard run computes, row for row: the raw play and usage
+events never leave the shard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+
+import polars as pl
+
+from flows.params import NightlyParams
+from flows.stages.evaluation import holdout_pairs
+from flows.stages.extract import Inputs
+from flows.stages.interactions import Interactions, build_interactions, weighting
+from transforms.sizes import frames_size
+
+#: The per-user tables a shard holds of its own users only (the rest are read whole).
+PER_USER = ("plays", "usage", "favorites", "collection_items", "follows")
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """A shard's users' interactions, holdout (train, test) pairs and follows; the home
+    shard's also the validated catalogue (without per-user rows)."""
+
+    interactions: Interactions
+    train: pl.DataFrame
+    test: pl.DataFrame
+    follows: pl.DataFrame
+    catalogue: Inputs | None
+
+    def __sizeof__(self) -> int:
+        return frames_size(self)  # what Dask counts (transforms/sizes.py)
+
+
+def catalogue_of(valid: Inputs) -> Inputs:
+    """Return validated inputs without their per-user rows (schemas kept)."""
+    return valid.replace(**{name: getattr(valid, name).clear() for name in PER_USER})
+
+
+def shard_model_inputs(
+    valid: Inputs, params: NightlyParams, as_of: datetime, home: bool
+) -> ModelInputs:
+    """Return what the model stages read of one shard's validated inputs."""
+    train, test = holdout_pairs(valid, params, as_of)
+    return ModelInputs(
+        build_interactions(valid, as_of, weighting(params)),
+        train,
+        test,
+        valid.follows,
+        catalogue_of(valid) if home else None,
+    )
+
+
+def _stacked(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Return the shards' frames one after the other (an empty shard's types relaxed)."""
+    return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+
+
+@dataclass(frozen=True)
+class CombinedInputs:
+    """The model stages' inputs: the catalogue with every user's follows, the interactions,
+    and the holdout's (train, test) pairs."""
+
+    inputs: Inputs
+    interactions: Interactions
+    train: pl.DataFrame
+    test: pl.DataFrame
+
+
+def combined_model_inputs(parts: list[ModelInputs]) -> CombinedInputs:
+    """Return the shards' model inputs (home first, then by user range) as one run's."""
+    home = parts[0].catalogue
+    if home is None:
+        raise ValueError("the first shard's model inputs must be the home shard's")
+    follows = _stacked([p.follows for p in parts]).sort("id")
+    names = [f.name for f in fields(Interactions)]
+    inter = Interactions(
+        **{name: _stacked([getattr(p.interactions, name) for p in parts]) for name in names}
+    )
+    return CombinedInputs(
+        home.replace(follows=follows),
+        inter,
+        _stacked([p.train for p in parts]),
+        _stacked([p.test for p in parts]),
+    )
