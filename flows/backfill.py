@@ -22,7 +22,7 @@ from prefect.runtime import flow_run
 from flows.nightly import as_flow, checked, run_payload
 from flows.params import REPLICA_WAIT_S, BackfillParams
 from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
-from flows.sharded import ReadShards, read_shards, record_quarantine
+from flows.sharded import ReadShards, ShardRead, read_shards, record_quarantine
 from flows.stages.metrics import EVENT_METRIC_TYPES
 from flows.stages.publish import stamp_metrics
 from flows.stages.shards import shard_partials
@@ -156,7 +156,7 @@ def _stages(
 ) -> None:
     now, dates = utcnow(), params.dates()
     waited = replica and (replica, params.replica_wait)
-    load = (dates[-1], len(dates), now)
+    load = ShardRead(dates[-1], len(dates), now)
     with read_shards(
         storage, tracker, result, runner, waited, params.shards or 1, load, 50
     ) as read:

@@ -23,7 +23,7 @@ from flows.artifacts import publish_artifacts
 from flows.cluster import ADDRESS_ENV, cluster_options, default_shards, task_runner
 from flows.params import NightlyParams, flow_docstring, flow_signature
 from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
-from flows.sharded import ReadShards, read_shards, record_quarantine
+from flows.sharded import ReadShards, ShardRead, read_shards, record_quarantine
 from flows.stages import evaluation, interactions, recommendations, similarity, tuning
 from flows.stages.cache import CacheStep, cache_deadline
 from flows.stages.extract import Inputs, day_end, extract_inputs, extract_replica_inputs
@@ -169,7 +169,7 @@ class NightlyRun:
         """Run every stage; publish atomically unless the quality gate refuses."""
         p = self.params
         replica = self.replica and (self.replica, p.replica_wait)
-        load = (p.run_date, p.window_days, self.as_of, p)
+        load = ShardRead(p.run_date, p.window_days, self.as_of, p)
         shards = p.shards or 1
         with read_shards(
             self.storage, self.tracker, self.result, self.run, replica, shards, load, 10
@@ -178,7 +178,9 @@ class NightlyRun:
             self.ids = read.home.ids
             self._daily_metrics(read)
             with self._timed("interactions", 45) as timing:
-                combined = combined_model_inputs(read.gather("shard_model", shard_model))
+                parts = read.gather("shard_model", shard_model)
+                combined = combined_model_inputs(parts, read.catalogue)
+                del parts
                 timing.rows_in = self.result.events
                 inter = combined.interactions
                 timing.rows_out = inter.records.height + inter.tracks.height

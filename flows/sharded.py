@@ -10,13 +10,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
+from flows.params import NightlyParams
 from flows.runner import StageRunner, Submitter, direct_submit, submitter_of
+from flows.stages.extract import Inputs
 from flows.stages.shards import (
     ShardSummary,
+    catalogue_inputs,
+    catalogue_summary,
     combined_counts,
+    load_catalogue,
     load_shard,
+    references_of,
     shard_source,
     summarize_shard,
 )
@@ -29,21 +36,35 @@ from flows.tracking import JobTracker, RunResult, log_quarantine, release_free_m
 @dataclass(frozen=True)
 class ReadShards:
     """The shards of a run, read: how to submit tasks on them, their data's futures (kept
-    where each shard ran) and their summaries, the home shard's first."""
+    where each shard ran), the catalogue's summary then each shard's, and the validated
+    catalogue when asked for."""
 
     submit: Submitter
+    references: Any  # the future of what the shards read of the catalogue (their lineage)
     loaded: list[Any]
     summaries: list[ShardSummary]
+    catalogue: Inputs | None
 
     @property
     def home(self) -> ShardSummary:
-        """Return the home shard's summary (its catalogue's ids, the settings' warnings)."""
+        """Return the catalogue's summary (its ids, the settings' warnings)."""
         return self.summaries[0]
 
     def gather(self, name: str, fn, *args) -> list[Any]:
         """Return `fn(shard data, *args)` of every shard, run where the shard's data is."""
         futures = [self.submit(name, fn, data, *args) for data in self.loaded]
         return [future.result() for future in futures]
+
+
+@dataclass(frozen=True)
+class ShardRead:
+    """What each shard reads and as of when: the run's window, its reference instant and,
+    in a nightly, its parameters (the shards also compute what its model stages read)."""
+
+    run_date: date
+    window_days: int
+    now: datetime
+    model: NightlyParams | None = None
 
 
 @contextlib.contextmanager
@@ -54,13 +75,14 @@ def read_shards(
     runner: StageRunner,
     replica: tuple[Database, int] | None,
     shards: int,
-    load: tuple,
+    read: ShardRead,
     percent: float,
 ) -> Iterator[ReadShards]:
-    """Yield the run's `shards` shards read (`load`: load_shard's arguments after the shard)
-    once the replica, if any (and its wait in seconds), has replayed the primary's position.
+    """Yield the run's catalogue and `shards` shards read as `read` says, once the replica,
+    if any (and its wait in seconds), has replayed the primary's position.
 
     Stages `replica_wait` and `extract` (its progress: shards read of all) end at `percent`.
+    The validated catalogue comes back to this process only for a nightly (`read.model`).
     """
     if replica is not None:
         with tracker.stage("replica_wait", percent / 2) as timing:
@@ -69,15 +91,24 @@ def read_shards(
     with shard_source(storage, replica and replica[0], shards) as (source, plan):
         submit = direct_submit if isinstance(source, Storage) else submitter_of(runner)
         with tracker.stage("extract", percent) as timing:
+            catalogue = submit("read_catalogue", load_catalogue, source, read.now, retry=True)
+            references = submit("references", references_of, catalogue)
+            window = (read.run_date, read.window_days, read.now, read.model)
             loaded = [
-                submit("read_shard", load_shard, source, shard, *load, retry=True) for shard in plan
+                submit("read_shard", load_shard, source, shard, references, *window, retry=True)
+                for shard in plan
             ]
-            summaries = _summaries(tracker, submit, loaded, until=percent)
+            home = submit("catalogue_summary", catalogue_summary, catalogue).result()
+            summaries = [home, *_summaries(tracker, submit, loaded, until=percent)]
+            valid = (
+                submit("catalogue", catalogue_inputs, catalogue).result() if read.model else None
+            )
+            del catalogue  # on its worker until here: the shards need only its references
             timing.rows_out = sum(s.read for s in summaries)
         result.stages.append(timing.row())
         storage.release_cache()  # an embedded engine's pages of the rows just read
         release_free_memory()  # the raw frames each shard read here, now validated
-        yield ReadShards(submit, loaded, summaries)
+        yield ReadShards(submit, references, loaded, summaries, valid)
 
 
 def _say(tracker: JobTracker):

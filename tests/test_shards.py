@@ -25,7 +25,15 @@ import flows.stages.shards
 from flows.backfill import run_backfill
 from flows.cli import main
 from flows.cluster import ClusterOptions, cluster_options
-from flows.stages.shards import FIRST_ID, LAST_ID, load_shard, plan_shards, summarize_shard
+from flows.stages.shards import (
+    FIRST_ID,
+    LAST_ID,
+    load_catalogue,
+    load_shard,
+    plan_shards,
+    references_of,
+    summarize_shard,
+)
 from flows.storage.backends import open_storage
 from flows.tracking import utcnow
 
@@ -60,6 +68,24 @@ def test_a_sharded_backfill_publishes_the_one_shard_rows(backend, tmp_path, requ
         assert many.events == one.events and many.quarantine == one.quarantine
 
 
+def test_the_catalogue_is_validated_once_whatever_the_shards(tmp_path, request):
+    """A track of an unknown record is quarantined once, not once per shard; its plays, in
+    every shard, each where it is read."""
+    with fresh_database("duckdb", tmp_path, request) as db:
+        generate(db)
+        execute(
+            db,
+            "UPDATE tracks SET record_id = -7 WHERE id = "
+            "(SELECT min(track_id) FROM play_history WHERE played_at >= ?)",
+            (FIRST + timedelta(days=1),),
+        )
+        (_, one), (_, many) = sharded_and_whole(db, 3)
+    counts = {(row["table"], row["reason"]): row["rows"] for row in many.quarantine}
+    assert counts[("tracks", "unknown_record")] == 1
+    assert counts[("play_history", "unknown_track")] > 0
+    assert many.quarantine == one.quarantine
+
+
 def test_every_shard_reads_in_the_runs_snapshot(monkeypatch):
     """A play written while the shards read (after the first one's) is read by none."""
     with fresh_pg() as db:
@@ -69,6 +95,8 @@ def test_every_shard_reads_in_the_runs_snapshot(monkeypatch):
 
         def read_then_write(storage, reads_of):
             frames = real(storage, reads_of)
+            if "plays" not in frames:  # the catalogue's read
+                return frames
             if not reads:  # after the first shard's read: a valid play of the last shard
                 execute(
                     db,
@@ -113,7 +141,9 @@ def test_dask_sizes_a_shards_rows_as_the_frames_they_hold(tmp_path, request):
     with fresh_database("duckdb", tmp_path, request) as db:
         generate(db)
         with open_storage(db) as storage:
-            data = load_shard(storage, plan_shards([])[0], RUN_DATE, 30, utcnow())
+            now = utcnow()
+            references = references_of(load_catalogue(storage, now))
+            data = load_shard(storage, plan_shards([])[0], references, RUN_DATE, 30, now)
     held = sum(getattr(data.metrics, f.name).estimated_size() for f in fields(data.metrics))
     assert held > 100_000
     assert held <= sizeof(data) <= 2 * held

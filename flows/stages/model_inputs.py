@@ -1,10 +1,9 @@
 """What the nightly's model stages read of a shard, computed where the shard ran.
 
 A shard's validated rows become its users' interactions and temporal-holdout pairs (both
-per user: a user's rows are all in one shard) and its users' follows; the home shard also
-sends the validated catalogue. Concatenated in shard order (contiguous, ascending user
-ranges) they are the frames the one-shard run computes, row for row: the raw play and usage
-events never leave the shard.
+per user: a user's rows are all in one shard) and its users' follows. Concatenated in shard
+order (contiguous, ascending user ranges) they are the frames the one-shard run computes,
+row for row: the raw play and usage events never leave the shard.
 """
 
 from __future__ import annotations
@@ -26,14 +25,12 @@ PER_USER = ("plays", "usage", "favorites", "collection_items", "follows")
 
 @dataclass(frozen=True)
 class ModelInputs:
-    """A shard's users' interactions, holdout (train, test) pairs and follows; the home
-    shard's also the validated catalogue (without per-user rows)."""
+    """A shard's users' interactions, holdout (train, test) pairs and follows."""
 
     interactions: Interactions
     train: pl.DataFrame
     test: pl.DataFrame
     follows: pl.DataFrame
-    catalogue: Inputs | None
 
     def __sizeof__(self) -> int:
         return frames_size(self)  # what Dask counts (transforms/sizes.py)
@@ -44,18 +41,11 @@ def catalogue_of(valid: Inputs) -> Inputs:
     return valid.replace(**{name: getattr(valid, name).clear() for name in PER_USER})
 
 
-def shard_model_inputs(
-    valid: Inputs, params: NightlyParams, as_of: datetime, home: bool
-) -> ModelInputs:
+def shard_model_inputs(valid: Inputs, params: NightlyParams, as_of: datetime) -> ModelInputs:
     """Return what the model stages read of one shard's validated inputs."""
     train, test = holdout_pairs(valid, params, as_of)
-    return ModelInputs(
-        build_interactions(valid, as_of, weighting(params)),
-        train,
-        test,
-        valid.follows,
-        catalogue_of(valid) if home else None,
-    )
+    inter = build_interactions(valid, as_of, weighting(params))
+    return ModelInputs(inter, train, test, valid.follows)
 
 
 def _stacked(frames: list[pl.DataFrame]) -> pl.DataFrame:
@@ -74,18 +64,16 @@ class CombinedInputs:
     test: pl.DataFrame
 
 
-def combined_model_inputs(parts: list[ModelInputs]) -> CombinedInputs:
-    """Return the shards' model inputs (home first, then by user range) as one run's."""
-    home = parts[0].catalogue
-    if home is None:
-        raise ValueError("the first shard's model inputs must be the home shard's")
+def combined_model_inputs(parts: list[ModelInputs], catalogue: Inputs) -> CombinedInputs:
+    """Return the shards' model inputs (home first, then by user range) with the validated
+    `catalogue` as one run's."""
     follows = _stacked([p.follows for p in parts]).sort("id")
     names = [f.name for f in fields(Interactions)]
     inter = Interactions(
         **{name: _stacked([getattr(p.interactions, name) for p in parts]) for name in names}
     )
     return CombinedInputs(
-        home.replace(follows=follows),
+        catalogue.replace(follows=follows),
         inter,
         _stacked([p.train for p in parts]),
         _stacked([p.test for p in parts]),

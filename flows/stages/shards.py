@@ -1,8 +1,9 @@
 """Shards by user: a run's per-user work split over contiguous ranges of user ids.
 
-Each shard reads the rows of its users (plays, usage events, favourites, collection items,
-follows) and, whole, the catalogue, the users and the collections (one user's rows name
-others': a page view of a profile or a collection); it validates them and computes partial
+The catalogue, the users and their collections are read and validated once
+(``load_catalogue``); each shard gets their valid ids (``References``: one user's rows name
+others', a page view of a profile or a collection) and reads the rows of its users (plays,
+usage events, favourites, collection items, follows), validates them and computes partial
 results that combine exactly (transforms/daily_metrics.py's partials): users are disjoint
 between shards, so a user's rows are all in one. Rows without a user (anonymous usage
 events, dangling rows that validation will quarantine) go to the home shard, the first.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 import polars as pl
@@ -32,33 +33,32 @@ from flows.stages.extract import (
     window_bounds,
 )
 from flows.stages.metrics import metric_inputs
-from flows.stages.model_inputs import PER_USER, ModelInputs, shard_model_inputs
-from flows.stages.validate import Validation, validate_inputs
+from flows.stages.model_inputs import PER_USER, ModelInputs, catalogue_of, shard_model_inputs
+from flows.stages.validate import Validation, validate_catalogue, validate_user_rows
 from flows.storage.base import Storage
 from flows.storage.database import Database
 from flows.storage.replica import SharedSnapshotStorage
+from transforms import coerce as co
 from transforms.daily_metrics import MetricInputs, MetricPartials, metric_columns, metric_partials
 from transforms.references import catalogue_ids
 from transforms.sizes import frames_size
 
 FIRST_ID, LAST_ID = -(2**63), 2**63 - 1  # bigint's range: the outer shards' open ends
-#: Read whole by every shard, their quarantine counted once (the home shard's): the
-#: catalogue, and the users and collections, which other users' rows name (page views of a
-#: profile or a collection). After validation a shard keeps only its own users (new_users).
-SHARED_TABLES = (
-    "records",
-    "tracks",
-    "stores",
-    "store_inventory",
-    "audio_matches",
-    "users",
-    "user_collections",
-)
 #: Per-user tables read by the shard's range of user ids.
 USER_TABLES = {
     "favorites": "shard/favorites",
     "collection_items": "shard/user_collection_items",
     "follows": "shard/user_follows",
+}
+#: What the shards read of the validated catalogue (by Inputs field): ids, and the columns
+#: their metrics and interactions read; the settings whole (the platform's start date).
+REFERENCE_COLUMNS = {
+    "records": ("id",),
+    "tracks": tuple(co.TRACKS),
+    "stores": ("id",),
+    "inventory": tuple(co.INVENTORY),
+    "users": tuple(co.USERS),
+    "collections": tuple(co.COLLECTIONS),
 }
 
 
@@ -122,10 +122,15 @@ def open_source(source: Storage | ShardSource) -> Iterator[Storage]:
         yield storage
 
 
+def catalogue_reads() -> dict[str, tuple]:
+    """Return the named reads (query, parameters, categorical columns) of the catalogue."""
+    return {name: (query, (), ()) for name, query in QUERIES.items() if name not in PER_USER}
+
+
 def shard_reads(shard: UserShard, window: tuple[datetime, datetime]) -> dict[str, tuple]:
-    """Return the named reads (query, parameters, categorical columns) of one shard."""
+    """Return the named reads (query, parameters, categorical columns) of one shard's users."""
     if shard.whole:
-        tables = {name: (query, (), ()) for name, query in QUERIES.items()}
+        tables = {name: (QUERIES[name], (), ()) for name in USER_TABLES}
         return {
             "usage": ("extract/usage_metrics", window, USAGE_CATEGORICAL),
             "plays": ("extract/play_history", window, PLAY_CATEGORICAL),
@@ -133,42 +138,113 @@ def shard_reads(shard: UserShard, window: tuple[datetime, datetime]) -> dict[str
         }
     span = (shard.first, shard.last, shard.home)
     events = (*window, *span)
-    per_user = {name: (query, span, ()) for name, query in USER_TABLES.items()}
-    shared = {name: (query, (), ()) for name, query in QUERIES.items() if name not in USER_TABLES}
     return {
         "usage": ("shard/usage_metrics", events, USAGE_CATEGORICAL),
         "plays": ("shard/play_history", events, PLAY_CATEGORICAL),
-        **per_user,
-        **shared,
+        **{name: (query, span, ()) for name, query in USER_TABLES.items()},
     }
 
 
 @dataclass(frozen=True)
 class ShardSummary:
-    """What the run records of a shard: its rows read and valid (the tables read whole: the
-    home shard's alone), its valid events, quarantine counts and warnings."""
+    """What the run records of a shard (or of the catalogue): its rows read and valid, its
+    valid events, quarantine counts and warnings, and the catalogue's ids."""
 
     read: int
     valid: int
     events: int
-    counts: pl.DataFrame  # table, reason, rows (the shared tables' only in the home shard's)
+    counts: pl.DataFrame  # table, reason, rows
     warnings: tuple[str, ...]
-    ids: dict[str, pl.Series] | None  # the home shard's: ids an output row may name
+    ids: dict[str, pl.Series] | None  # the catalogue's: ids an output row may name
+
+    def __sizeof__(self) -> int:
+        return frames_size(self)  # what Dask counts (transforms/sizes.py)
+
+
+def _summary(validation: Validation, read: int, catalogue: bool) -> ShardSummary:
+    """Return the summary of a validation of `read` rows (the catalogue's, or a shard's)."""
+    valid = validation.inputs
+    ids = (
+        catalogue_ids(valid.records, valid.tracks, valid.stores, valid.users) if catalogue else None
+    )
+    own = valid.rows() if catalogue else sum(getattr(valid, name).height for name in PER_USER)
+    return ShardSummary(
+        read,
+        own,
+        valid.plays.height + valid.usage.height,
+        validation.counts,
+        validation.warnings,
+        ids,
+    )
+
+
+@dataclass(frozen=True)
+class CatalogueData:
+    """The catalogue, the users and their collections, read once and validated, and what
+    the run records of them."""
+
+    valid: Inputs  # without per-user rows
+    summary: ShardSummary
 
     def __sizeof__(self) -> int:
         return frames_size(self)  # what Dask counts (transforms/sizes.py)
 
 
 @dataclass(frozen=True)
+class References:
+    """What every shard validates its users' rows against: the valid catalogue's ids (and
+    the columns its metrics and interactions read), the users' and the settings."""
+
+    catalogue: Inputs
+
+    def __sizeof__(self) -> int:
+        return frames_size(self)  # what Dask counts (transforms/sizes.py)
+
+
+def load_catalogue(source: Storage | ShardSource, now) -> CatalogueData:
+    """Return the catalogue, the users and their collections, read in the source's snapshot
+    and validated (as of `now`)."""
+    with open_source(source) as storage:
+        frames = read_all(storage, catalogue_reads())
+    empty = {name: pl.DataFrame() for name in PER_USER}
+    inputs = Inputs(**frames, **empty)
+    read = inputs.rows()
+    validation = validate_catalogue(inputs, now)
+    valid = catalogue_of(validation.inputs)
+    return CatalogueData(valid, _summary(replace(validation, inputs=valid), read, True))
+
+
+def references_of(catalogue: CatalogueData) -> References:
+    """Return what the shards read of the validated catalogue (small: sent to every one)."""
+    valid = catalogue.valid
+    slim = {
+        name: getattr(valid, name).select(c for c in columns if c in getattr(valid, name).columns)
+        for name, columns in REFERENCE_COLUMNS.items()
+    }
+    return References(valid.replace(**slim, audio_matches=valid.audio_matches.clear()))
+
+
+def catalogue_inputs(catalogue: CatalogueData) -> Inputs:
+    """Return the validated catalogue (what a nightly's models read of it)."""
+    return catalogue.valid
+
+
+def catalogue_summary(catalogue: CatalogueData) -> ShardSummary:
+    """Return what the run records of the catalogue (small: sent to the run's process)."""
+    return catalogue.summary
+
+
+@dataclass(frozen=True)
 class ShardData:
-    """What a shard keeps where it ran: its summary, the columns its metrics read (not the
-    catalogue every shard reads whole: a copy per shard held on a worker) and, in a nightly
-    run, what its model stages read."""
+    """What a shard keeps where it ran: its summary, the columns its metrics read (a
+    backfill's date slices read them in turn) or, in a nightly run, its partials of the run
+    date and what its model stages read."""
 
     shard: UserShard
     summary: ShardSummary
-    metrics: MetricInputs
+    metrics: MetricInputs | MetricPartials
     model: ModelInputs | None = None
+    run_date: date | None = None  # a nightly's: the one date of its partials
 
     def __sizeof__(self) -> int:
         return frames_size(self)  # what Dask counts (transforms/sizes.py)
@@ -177,49 +253,31 @@ class ShardData:
 def load_shard(
     source: Storage | ShardSource,
     shard: UserShard,
+    references: References,
     run_date: date,
     window_days: int,
     now,
     model: NightlyParams | None = None,
 ) -> ShardData:
-    """Return one shard's rows, read in the source's snapshot and validated (as of `now`);
-    with a nightly run's `model` parameters, also what its model stages read."""
+    """Return one shard's users' rows, read in the source's snapshot and validated (as of
+    `now`) against the catalogue's `references`; with a nightly run's `model` parameters,
+    its partials of the run date and what its model stages read instead of the rows."""
     window = window_bounds(run_date, window_days)
     with open_source(source) as storage:
         frames = read_all(storage, shard_reads(shard, window))
-    read = _rows(frames, shard.home)
-    validation = validate_inputs(Inputs(**frames), now)
+    read = sum(frame.height for frame in frames.values())
+    validation = validate_user_rows(references.catalogue.replace(**frames), now)
     del frames
-    summary = _summary(shard, validation, read)
+    summary = _summary(validation, read, False)
     valid = validation.inputs
-    models = shard_model_inputs(valid, model, now, shard.home) if model else None
-    if not shard.whole:  # every user validated the others' references; its own stay
-        valid = valid.replace(
-            users=valid.users.filter(pl.col("id").is_between(shard.first, shard.last))
-        )
-    return ShardData(shard, summary, metric_columns(metric_inputs(valid)), models)
-
-
-def _rows(frames: dict[str, pl.DataFrame], home: bool) -> int:
-    """Return the rows of a shard's frames (by Inputs field), those read whole if `home`."""
-    return sum(frame.height for name, frame in frames.items() if home or name in PER_USER)
-
-
-def _summary(shard: UserShard, validation: Validation, read: int) -> ShardSummary:
-    """Return a shard's summary (the shared tables' quarantine and ids: the home shard's)."""
-    valid, counts, home = validation.inputs, validation.counts, shard.home
-    if not home:
-        counts = counts.filter(~pl.col("table").is_in(SHARED_TABLES))
-    ids = catalogue_ids(valid.records, valid.tracks, valid.stores, valid.users) if home else None
-    frames = {f.name: getattr(valid, f.name) for f in fields(valid)}
-    return ShardSummary(
-        read,
-        _rows(frames, home),
-        valid.plays.height + valid.usage.height,
-        counts,
-        validation.warnings if home else (),
-        ids,
-    )
+    models = shard_model_inputs(valid, model, now) if model else None
+    if not shard.whole:  # the users' ids validated the others' references; its own stay
+        own = pl.col("id").is_between(shard.first, shard.last)
+        valid = valid.replace(users=valid.users.filter(own))
+    if model:  # one date's partials: a fraction of the window's events
+        partials = metric_partials(metric_inputs(valid), [run_date])
+        return ShardData(shard, summary, partials, models, run_date)
+    return ShardData(shard, summary, metric_columns(metric_inputs(valid)))
 
 
 def summarize_shard(data: ShardData) -> ShardSummary:
@@ -235,13 +293,18 @@ def shard_model(data: ShardData) -> ModelInputs:
 
 
 def combined_counts(summaries: list[ShardSummary]) -> pl.DataFrame:
-    """Return the quarantine counts of every shard, summed by table and reason."""
+    """Return the quarantine counts of the catalogue and every shard, summed by table and
+    reason (sorted by both, as one validation's)."""
     counts = pl.concat([s.counts for s in summaries])
-    return counts.group_by("table", "reason", maintain_order=True).agg(pl.col("rows").sum())
+    return counts.group_by("table", "reason").agg(pl.col("rows").sum()).sort("table", "reason")
 
 
 def shard_partials(data: ShardData, dates: list[date]) -> MetricPartials:
-    """Return one shard's daily-metrics partials of `dates`."""
+    """Return one shard's daily-metrics partials of `dates` (a nightly's: of its run date)."""
+    if isinstance(data.metrics, MetricPartials):
+        if list(dates) != [data.run_date]:
+            raise ValueError(f"a nightly shard holds the partials of {data.run_date} alone")
+        return data.metrics
     return metric_partials(data.metrics, dates)
 
 

@@ -1,8 +1,11 @@
 """The validate stage: bad input rows moved to quarantine, counted by table and reason.
 
-The catalogue is checked first (tracks of unknown records, listings of unknown stores…),
-then everything that refers to it with the catalogue's valid ids: favourites, collections,
-follows, plays and usage events. Every row read is used or quarantined, never both.
+The catalogue is checked first (tracks of unknown records, listings of unknown stores…, and
+the users' collections: other users' rows name them), then the users' own rows against the
+catalogue's valid ids: favourites, collection items, follows, plays and usage events. A
+sharded run validates the catalogue once and each shard's users' rows where the shard is
+read (`validate_catalogue`, `validate_user_rows`). Every row read is used or quarantined,
+never both.
 """
 
 from __future__ import annotations
@@ -89,36 +92,34 @@ def _catalogue(inputs: Inputs) -> dict[str, Validated]:
     }
 
 
-def _social(inputs: Inputs, tracks: pl.DataFrame) -> dict[str, Validated]:
+def _social(inputs: Inputs) -> dict[str, Validated]:
     """Return the users' own tables validated against the users and the valid catalogue."""
-    items = {"record": inputs.records, "track": tracks, "store": inputs.stores}
-    collections = validate_collections(inputs.collections, inputs.users)
+    items = {"record": inputs.records, "track": inputs.tracks, "store": inputs.stores}
     return {
         "favorites": validate_favorites(inputs.favorites, inputs.users, items),
-        "user_collections": collections,
         "user_collection_items": validate_collection_items(
-            inputs.collection_items, collections.valid, inputs.records
+            inputs.collection_items, inputs.collections, inputs.records
         ),
         "user_follows": validate_follows(inputs.follows, inputs.users, inputs.stores),
     }
 
 
-def _events(inputs: Inputs, tracks: pl.DataFrame, collections, now, start) -> dict:
+def _events(inputs: Inputs, now, start) -> dict:
     """Return play_history and usage_metrics validated against the valid catalogue."""
     entities = typed_reference(
         "entity_type",
         "entity_id",
         {
             "record": id_list(inputs.records),
-            "track": id_list(tracks),
+            "track": id_list(inputs.tracks),
             "store": id_list(inputs.stores),
-            "collection": id_list(collections),
+            "collection": id_list(inputs.collections),
             "user": id_list(inputs.users),
         },
     )
     return {
         "play_history": validate_play_history(
-            inputs.plays, inputs.users, tracks, now=now, platform_start=start
+            inputs.plays, inputs.users, inputs.tracks, now=now, platform_start=start
         ),
         "usage_metrics": validate_usage_metrics(
             inputs.usage, inputs.users, now=now, platform_start=start, entities=entities
@@ -140,21 +141,43 @@ FIELDS = {
 }
 
 
-def validate_inputs(inputs: Inputs, now: datetime) -> Validation:
-    """Return the inputs with every bad row moved to quarantine (counted by table, reason)."""
-    start, warning = platform_start(inputs, now)
-    records, cut = bounded_records(inputs.records)
-    inputs = inputs.replace(records=records)
-    checked = _catalogue(inputs)
-    tracks = checked["tracks"].valid
-    checked |= _social(inputs, tracks)
-    collections = checked["user_collections"].valid
-    checked |= _events(inputs, tracks, collections, now, start)
+def _validation(inputs: Inputs, checked: dict[str, Validated], warnings=()) -> Validation:
+    """Return `inputs` with the checked tables' valid rows, and their quarantine."""
     return Validation(
         inputs=inputs.replace(**{FIELDS[t]: v.valid for t, v in checked.items()}),
         counts=quarantine_counts(**checked),
         quarantined={table: v.quarantined for table, v in checked.items()},
-        warnings=tuple(w for w in (warning, _cut_warning(cut)) if w),
+        warnings=tuple(w for w in warnings if w),
+    )
+
+
+def validate_catalogue(inputs: Inputs, now: datetime) -> Validation:
+    """Return the catalogue, the users and their collections validated (the users' own rows
+    are left as they are); its warnings are the settings' and the records' cut texts."""
+    _, warning = platform_start(inputs, now)
+    records, cut = bounded_records(inputs.records)
+    inputs = inputs.replace(records=records)
+    checked = _catalogue(inputs)
+    checked["user_collections"] = validate_collections(inputs.collections, inputs.users)
+    return _validation(inputs, checked, (warning, _cut_warning(cut)))
+
+
+def validate_user_rows(inputs: Inputs, now: datetime) -> Validation:
+    """Return the users' own rows (favourites, collection items, follows, plays, usage)
+    validated against the rest of `inputs`: a catalogue already validated."""
+    start, _ = platform_start(inputs, now)
+    return _validation(inputs, _social(inputs) | _events(inputs, now, start))
+
+
+def validate_inputs(inputs: Inputs, now: datetime) -> Validation:
+    """Return the inputs with every bad row moved to quarantine (counted by table, reason)."""
+    catalogue = validate_catalogue(inputs, now)
+    users = validate_user_rows(catalogue.inputs, now)
+    return Validation(
+        inputs=users.inputs,
+        counts=pl.concat([catalogue.counts, users.counts]).sort("table", "reason"),
+        quarantined=catalogue.quarantined | users.quarantined,
+        warnings=catalogue.warnings,
     )
 
 
