@@ -14,6 +14,7 @@ PREFECT_API_URL in its workers' environment).
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 
@@ -80,9 +81,18 @@ def cluster_workers(options: ClusterOptions) -> int:
         raise ValueError(f"{options.describe()}: {exc}; nothing was run") from None
 
 
-def default_shards(options: ClusterOptions, shards: int | None) -> int:
-    """Return the shards of a run: as given, else one per worker (one without a cluster)."""
-    return shards if shards else cluster_workers(options)
+#: Users per shard by default: at L a shard of 6,250 users peaked at 1.0–1.2 GiB on a
+#: worker holding four (bench/README.md), within a 2 GiB worker's limit.
+USERS_PER_SHARD = 8_000
+
+
+def default_shards(options: ClusterOptions, shards: int | None, users: int) -> int:
+    """Return the shards of a run: as given, else (on a cluster) the fewest multiple of the
+    workers with at most USERS_PER_SHARD of the `users` each; one without a cluster."""
+    if shards or not options.distributed:
+        return shards or 1
+    workers = cluster_workers(options)
+    return workers * max(1, math.ceil(users / (USERS_PER_SHARD * workers)))
 
 
 def scheduler_failure(exc: BaseException, options: ClusterOptions) -> str | None:

@@ -40,7 +40,7 @@ from flows.stages.publish import (
     stamp_recommendations,
     stamp_similarity,
 )
-from flows.stages.shards import ShardSummary, shard_model, shard_partials
+from flows.stages.shards import ShardSummary, shard_model, shard_partials, user_count
 from flows.stages.validate import Validation
 from flows.storage.backends import open_storage
 from flows.storage.base import Replacement, Storage
@@ -487,7 +487,7 @@ def nightly_dask(
     *, database: str | None = None, replica: str | None = None, **parameters
 ) -> dict | State:
     """Run the nightly (a subflow) with its shard tasks on the Dask scheduler the worker's
-    environment names (ROTATION_DASK_ADDRESS); one shard per scheduler worker by default."""
+    environment names (ROTATION_DASK_ADDRESS); shards by default as `--cluster` chooses them."""
     options = cluster_options(None, None, None)
     if not options.address:
         raise ValueError(
@@ -495,7 +495,8 @@ def nightly_dask(
             "scheduler it names (tcp://HOST:8786), in the Prefect worker's environment"
         )
     params = NightlyParams(**parameters)
-    params = replace(params, shards=default_shards(options, params.shards))
+    users = user_count(resolve_database(database)) if params.shards is None else 0
+    params = replace(params, shards=default_shards(options, params.shards, users))
     on_dask = nightly.with_options(task_runner=task_runner(options))
     return on_dask(database=database, replica=replica, **asdict(params))
 
@@ -504,5 +505,5 @@ nightly_dask = as_flow(
     nightly_dask,
     "nightly-dask",
     "Run every stage for one date, the shards on the Dask scheduler at $ROTATION_DASK_ADDRESS "
-    "(default shards: one per worker there).",
+    "(default shards: a multiple of its workers, at most 8,000 users each).",
 )

@@ -71,7 +71,7 @@ def shards_knob() -> Any:
     return knob(
         None,
         "user shards read and aggregated apart, then combined (default: 1; with --workers or "
-        "--cluster, one per worker)",
+        "--cluster, a multiple of the workers with at most 8,000 users each)",
         low=1,
     )
 

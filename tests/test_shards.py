@@ -24,7 +24,7 @@ from pipeline_fixtures import (
 import flows.stages.shards
 from flows.backfill import run_backfill
 from flows.cli import main
-from flows.cluster import ClusterOptions, cluster_options
+from flows.cluster import ClusterOptions, cluster_options, default_shards
 from flows.stages.shards import (
     FIRST_ID,
     LAST_ID,
@@ -183,6 +183,15 @@ def test_cluster_options_refuse_what_means_nothing():
         ClusterOptions(address="tcp://s:8786")
     )
     assert not cluster_options(None, None, None, env={}).distributed
+
+
+def test_the_default_shards_follow_the_users_and_the_workers():
+    four, two = ClusterOptions(workers=4), ClusterOptions(workers=2)
+    assert default_shards(four, None, 100_000) == 16  # 6,250 users each: L on 4 workers
+    assert default_shards(two, None, 100_000) == 14  # a multiple of the workers
+    assert default_shards(two, None, 120) == 2  # one per worker at least
+    assert default_shards(four, 3, 100_000) == 3  # as given
+    assert default_shards(ClusterOptions(), None, 100_000) == 1  # this process: one
 
 
 def test_the_progress_line_counts_the_shards_read(tmp_path, request, capsys):

@@ -23,6 +23,7 @@ from flows.cluster import (
 )
 from flows.nightly import nightly as nightly_flow
 from flows.params import BackfillParams, NightlyParams, TuneParams
+from flows.stages.shards import user_count
 from flows.storage.cache.target import for_this_process as cache_for_this_process
 from flows.storage.secrets import for_this_process
 from flows.tune import tune as tune_flow
@@ -56,7 +57,8 @@ def _placed(args, params, flow: str) -> tuple[ClusterOptions, Any]:
     options = cluster_options(args.cluster, args.workers, args.worker_memory)
     refuse_embedded(options, args.db.is_postgres)
     if options.distributed:
-        params = dataclasses.replace(params, shards=default_shards(options, params.shards))
+        users = user_count(args.db) if params.shards is None else 0
+        params = dataclasses.replace(params, shards=default_shards(options, params.shards, users))
         announce(f"{flow}: {params.shards} shard(s) on {options.describe()}")
     return options, params
 

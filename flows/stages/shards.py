@@ -35,6 +35,7 @@ from flows.stages.extract import (
 from flows.stages.metrics import metric_inputs
 from flows.stages.model_inputs import PER_USER, ModelInputs, catalogue_of, shard_model_inputs
 from flows.stages.validate import Validation, validate_catalogue, validate_user_rows
+from flows.storage.backends import open_storage
 from flows.storage.base import Storage
 from flows.storage.database import Database
 from flows.storage.replica import SharedSnapshotStorage
@@ -97,6 +98,12 @@ def shard_plan(storage: Storage, shards: int) -> list[UserShard]:
         return plan_shards([])
     rows = storage.execute("shard/user_bounds", (shards,))
     return plan_shards([int(row[0]) for row in rows])
+
+
+def user_count(db: Database) -> int:
+    """Return the users of a database (the default number of shards follows it)."""
+    with open_storage(db) as storage:
+        return int(storage.execute("shard/user_count")[0][0])
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,2 @@
+-- The users a run shards (the default number of shards follows it).
+SELECT count(*) FROM users
