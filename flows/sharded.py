@@ -1,5 +1,6 @@
-"""The start both flows share: the replica's wait, every shard read and validated in the
-run's snapshot (one task per shard, on the flow's task runner), the quarantine recorded.
+"""The start both flows share: the replica's wait, the catalogue read and validated once and
+every shard's users' rows against it, in the run's snapshot (one task each, on the flow's
+task runner), the quarantine recorded.
 
 The snapshot is held for as long as the block runs: a shard lost with its worker is read
 again in it, so the flows keep the block open until the last task that reads a shard.
@@ -14,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from flows.params import NightlyParams
-from flows.runner import StageRunner, Submitter, direct_submit, submitter_of
+from flows.runner import Done, StageRunner, Submitter, direct_submit, submitter_of
 from flows.stages.extract import Inputs
 from flows.stages.shards import (
     ShardSummary,
@@ -35,9 +36,9 @@ from flows.tracking import JobTracker, RunResult, log_quarantine, release_free_m
 
 @dataclass(frozen=True)
 class ReadShards:
-    """The shards of a run, read: how to submit tasks on them, their data's futures (kept
-    where each shard ran), the catalogue's summary then each shard's, and the validated
-    catalogue when asked for."""
+    """The shards of a run, read: how to submit tasks on them, their data's futures (a
+    backfill's kept where each shard ran; a nightly's fetched here as each was read), the
+    catalogue's summary then each shard's, and the validated catalogue (a nightly's)."""
 
     submit: Submitter
     references: Any  # the future of what the shards read of the catalogue (their lineage)
@@ -99,10 +100,14 @@ def read_shards(
                 for shard in plan
             ]
             home = submit("catalogue_summary", catalogue_summary, catalogue).result()
-            summaries = [home, *_summaries(tracker, submit, loaded, until=percent)]
-            valid = (
-                submit("catalogue", catalogue_inputs, catalogue).result() if read.model else None
-            )
+            valid = None
+            if read.model:  # a nightly's models run here: each shard is fetched once read
+                valid = submit("catalogue", catalogue_inputs, catalogue).result()
+                loaded = [Done(data) for data in _fetched(tracker, loaded, until=percent)]
+                summaries, submit = [home, *(d.value.summary for d in loaded)], direct_submit
+            else:  # a backfill's date slices read its shards in turn where they are
+                fetched = [submit("shard_summary", summarize_shard, f) for f in loaded]
+                summaries = [home, *_fetched(tracker, fetched, until=percent)]
             del catalogue  # on its worker until here: the shards need only its references
             timing.rows_out = sum(s.read for s in summaries)
         result.stages.append(timing.row())
@@ -116,18 +121,18 @@ def _say(tracker: JobTracker):
     return lambda message: tracker.progress(tracker.percent, message)
 
 
-def _summaries(tracker: JobTracker, submit, loaded: list, until: float) -> list[ShardSummary]:
-    """Return each shard's summary as it comes, saying how many shards have been read (the
-    progress moving on to `until` percent)."""
-    futures = [submit("shard_summary", summarize_shard, f) for f in loaded]
-    summaries, start = [], tracker.percent
-    for future in futures:
-        summaries.append(future.result())
-        if len(futures) > 1:
-            done = len(summaries) / len(futures)
-            message = f"shards read: {len(summaries)} of {len(futures)}"
-            tracker.progress(start + (until - start) * done, message)
-    return summaries
+def _fetched(tracker: JobTracker, futures: list, until: float) -> list:
+    """Return each shard's future's result in order, each future let go once fetched (its
+    worker may free what it held), saying how many shards have been read (the progress
+    moving on to `until` percent)."""
+    results, start, total = [], tracker.percent, len(futures)
+    for index in range(total):
+        results.append(futures[index].result())
+        futures[index] = None
+        if total > 1:
+            message = f"shards read: {index + 1} of {total}"
+            tracker.progress(start + (until - start) * (index + 1) / total, message)
+    return results
 
 
 def record_quarantine(tracker: JobTracker, result: RunResult, summaries) -> None:

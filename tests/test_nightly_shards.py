@@ -79,7 +79,7 @@ def test_a_local_dask_cluster_publishes_the_one_shard_nightly(prefect_harness, m
 
         names = flow_run_task_names(state.state_details.flow_run_id)
         assert sum(name.startswith("read_shard") for name in names) == 4
-        assert sum(name.startswith("shard_model") for name in names) == 4
+        assert sum(name.startswith("read_catalogue") for name in names) == 1
 
 
 def test_the_nightlys_progress_line_counts_the_shards_read(tmp_path, request, capsys):

@@ -19,7 +19,7 @@ from flows.stages.extract import Inputs
 from flows.stages.interactions import Interactions, build_interactions, weighting
 from transforms.sizes import frames_size
 
-#: The per-user tables a shard holds of its own users only (the rest are read whole).
+#: The per-user tables a shard holds of its own users only (the rest: the catalogue's).
 PER_USER = ("plays", "usage", "favorites", "collection_items", "follows")
 
 
