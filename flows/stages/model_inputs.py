@@ -17,7 +17,6 @@ from flows.params import NightlyParams
 from flows.stages.evaluation import holdout_pairs
 from flows.stages.extract import Inputs
 from flows.stages.interactions import Interactions, build_interactions, weighting
-from transforms.sizes import frames_size
 
 #: The per-user tables a shard holds of its own users only (the rest: the catalogue's).
 PER_USER = ("plays", "usage", "favorites", "collection_items", "follows")
@@ -31,14 +30,6 @@ class ModelInputs:
     train: pl.DataFrame
     test: pl.DataFrame
     follows: pl.DataFrame
-
-    def __sizeof__(self) -> int:
-        return frames_size(self)  # what Dask counts (transforms/sizes.py)
-
-
-def catalogue_of(valid: Inputs) -> Inputs:
-    """Return validated inputs without their per-user rows (schemas kept)."""
-    return valid.replace(**{name: getattr(valid, name).clear() for name in PER_USER})
 
 
 def shard_model_inputs(valid: Inputs, params: NightlyParams, as_of: datetime) -> ModelInputs:

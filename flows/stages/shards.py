@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import polars as pl
@@ -33,7 +33,7 @@ from flows.stages.extract import (
     window_bounds,
 )
 from flows.stages.metrics import metric_inputs
-from flows.stages.model_inputs import PER_USER, ModelInputs, catalogue_of, shard_model_inputs
+from flows.stages.model_inputs import PER_USER, ModelInputs, shard_model_inputs
 from flows.stages.validate import Validation, validate_catalogue, validate_user_rows
 from flows.storage.backends import open_storage
 from flows.storage.base import Storage
@@ -216,9 +216,8 @@ def load_catalogue(source: Storage | ShardSource, now) -> CatalogueData:
     empty = {name: pl.DataFrame() for name in PER_USER}
     inputs = Inputs(**frames, **empty)
     read = inputs.rows()
-    validation = validate_catalogue(inputs, now)
-    valid = catalogue_of(validation.inputs)
-    return CatalogueData(valid, _summary(replace(validation, inputs=valid), read, True))
+    validation = validate_catalogue(inputs, now)  # its per-user frames stay empty
+    return CatalogueData(validation.inputs, _summary(validation, read, True))
 
 
 def references_of(catalogue: CatalogueData) -> References:
