@@ -1,14 +1,18 @@
-"""Scale profiles S / M / L, generated once into PostgreSQL and reused while unchanged.
+"""Scale profiles S / M / L / XL, generated once into PostgreSQL and reused while unchanged.
 
 Ratios (the generator's defaults, in proportion to users): favourites ≈ 3–5 per user,
 collections ≈ 0.6 per user with ≈ 6 items each, follows ≈ 0.8 per user, inventory ≈ 1.5
 listings per record over stores ≈ records / 100 (see transforms/synthetic/frames.py's docstring).
 A profile's database is named rotation_bench_<profile>; a `bench_profile` row in `settings`
 records the profile, generator version and seed, so a second call reuses it.
+
+    .venv/bin/python bench/profiles.py list          # the profiles' databases and sizes
+    .venv/bin/python bench/profiles.py drop L XL     # give their disk back (L ≈ 13 GB)
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import hashlib
 import importlib.util
@@ -49,6 +53,7 @@ PROFILES = {
     "S": Profile("S", 10_000, 50_000, 1_000_000, 2_000_000),
     "M": Profile("M", 30_000, 150_000, 3_000_000, 6_000_000),
     "L": Profile("L", 100_000, 500_000, 10_000_000, 20_000_000),
+    "XL": Profile("XL", 200_000, 1_000_000, 20_000_000, 40_000_000),  # ≈ 26 GB: drop it after
 }
 
 
@@ -195,3 +200,53 @@ def machine() -> dict:
         "memory_gib": round(pages / 2**30, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def _database_name(profile: Profile, admin_url: str) -> str:
+    return profile_database(profile, admin_url).url.rsplit("/", 1)[1]
+
+
+def database_sizes(admin_url: str = ADMIN_URL) -> dict[str, int]:
+    """Return the bytes on disk of each profile's database that exists, by profile name."""
+    names = {_database_name(p, admin_url): p.name for p in PROFILES.values()}
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname, pg_database_size(datname) FROM pg_database WHERE datname = ANY(%s)",
+            (list(names),),
+        ).fetchall()
+    return {names[name]: int(size) for name, size in rows}
+
+
+def drop_profiles(names: list[str], admin_url: str = ADMIN_URL) -> list[str]:
+    """Drop the databases of the named profiles (those that exist); return the names dropped."""
+    existing = database_sizes(admin_url)
+    dropped = [name for name in names if name in existing]
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for name in dropped:
+            database = _database_name(PROFILES[name], admin_url)  # trusted: ours
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    return dropped
+
+
+def main() -> None:
+    """List the profiles' databases with their sizes, or drop some."""
+    parser = argparse.ArgumentParser(description="the benchmark profiles' databases")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="each generated profile and its size on disk")
+    drop = commands.add_parser("drop", help="drop the named profiles' databases")
+    drop.add_argument("profiles", nargs="+", choices=sorted(PROFILES))
+    args = parser.parse_args()
+    if args.command == "drop":
+        dropped = drop_profiles(args.profiles)
+        print(f"dropped: {', '.join(dropped) or 'none (not generated)'}")
+        return
+    sizes = database_sizes()
+    for name in PROFILES:
+        if name in sizes:
+            print(f"{name}: {sizes[name] / 1e9:.1f} GB")
+    if not sizes:
+        print("no profile generated")
+
+
+if __name__ == "__main__":
+    main()

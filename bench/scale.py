@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -112,6 +113,54 @@ def sharded_process(
     }
 
 
+class WorkerSampler:
+    """Sample every worker's memory on the scheduler each `interval` seconds, in a thread:
+    per worker name, its peak resident memory seen, the bytes Dask held of task results
+    (managed) at that moment, and how many times it was restarted (a new address)."""
+
+    def __init__(self, client: Client, interval: float = 0.5) -> None:
+        self.client, self.interval = client, interval
+        self.workers: dict[str, dict] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> WorkerSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            with contextlib.suppress(Exception):  # a worker restarting between two samples
+                self.sample(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def sample(self, workers: dict) -> None:
+        """Fold one scheduler view of the workers into the peaks."""
+        for address, info in workers.items():
+            metrics = info.get("metrics", {})
+            seen = self.workers.setdefault(
+                str(info["name"]), {"rss": 0, "managed_at_peak": 0, "addresses": set()}
+            )
+            seen["addresses"].add(address)
+            if metrics.get("memory", 0) > seen["rss"]:
+                seen["rss"] = metrics["memory"]
+                seen["managed_at_peak"] = metrics.get("managed_bytes", 0)
+
+    def report(self) -> dict:
+        """Return, per worker name, its sampled peak, the managed bytes then and restarts."""
+        return {
+            name: {
+                "sampled_peak_rss_bytes": seen["rss"],
+                "managed_bytes_at_peak": seen["managed_at_peak"],
+                "restarts": len(seen["addresses"]) - 1,
+            }
+            for name, seen in sorted(self.workers.items())
+        }
+
+
 def _worker_peak() -> int:
     """Return this worker process's peak RSS in bytes (run on each worker).
 
@@ -198,8 +247,10 @@ def run(
         with cluster, Client(cluster) as client:
             args = (db.url, flow, days, shards, cluster.scheduler_address, api_url)
             sharded = (sharded_process, *args)
-            report["sharded"] = measured(db.url, flow, lambda: in_fresh_process(*sharded))
+            with WorkerSampler(client) as sampler:
+                report["sharded"] = measured(db.url, flow, lambda: in_fresh_process(*sharded))
             peaks = client.run(_worker_peak)
+            report["sharded"]["workers_sampled"] = sampler.report()
             report["sharded"]["worker_peak_rss_bytes"] = sorted(peaks.values())
     one, many = report["one_shard"], report["sharded"]
     report["wall_ratio"] = many["wall_seconds"] / one["wall_seconds"]
@@ -228,12 +279,14 @@ def main() -> None:
     report = run(args.profile, args.days, args.workers, shards, args.worker_memory, flow=args.flow)
     one, many, gib = report["one_shard"], report["sharded"], 2**30
     workers = [round(p / gib, 2) for p in many["worker_peak_rss_bytes"]]
+    restarts = sum(w["restarts"] for w in many["workers_sampled"].values())
     what = "nightly with a window of" if args.flow == "nightly" else "backfill of"
     print(
         f"{what} {args.days} dates at {args.profile}: one shard {one['wall_seconds']:.1f} s, "
         f"peak {one['peak_rss_bytes'] / gib:.2f} GiB; {shards} shards on {args.workers} "
         f"workers {many['wall_seconds']:.1f} s (x {report['wall_ratio']:.2f}), flow peak "
-        f"{many['peak_rss_bytes'] / gib:.2f} GiB, worker peaks {workers} GiB; rows read over "
+        f"{many['peak_rss_bytes'] / gib:.2f} GiB, worker peaks {workers} GiB, worker "
+        f"restarts {restarts}; rows read over "
         f"the window's {report['rows_read_over_window']}; same rows: {report['same_rows']}"
     )
     emit_report(report, args.json)

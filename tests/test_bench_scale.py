@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from bench.scale import PUBLISHED, run
+from bench.scale import PUBLISHED, WorkerSampler, run
 
 
 @pytest.mark.postgres
@@ -22,3 +24,41 @@ def test_the_sharded_flow_on_a_local_cluster_reports_the_same_rows(pg_database, 
     for table, rows in many["rows_read"].items():  # each shard reads its own rows only
         assert report["window_rows"][table] <= rows <= 1.05 * report["window_rows"][table]
     assert report["wall_ratio"] > 0
+    sampled = many["workers_sampled"]
+    assert len(sampled) == 2 and all(w["sampled_peak_rss_bytes"] > 0 for w in sampled.values())
+    assert all(w["restarts"] == 0 for w in sampled.values())
+
+
+def test_the_worker_sampler_keeps_each_workers_peak_and_counts_its_restarts():
+    sampler = WorkerSampler(client=None)
+    worker = {"name": 0, "metrics": {"memory": 100, "managed_bytes": 10}}
+    sampler.sample({"tcp://a:1": worker})
+    sampler.sample({"tcp://a:1": worker | {"metrics": {"memory": 300, "managed_bytes": 30}}})
+    sampler.sample({"tcp://b:2": worker | {"metrics": {"memory": 200, "managed_bytes": 20}}})
+    sampler.sample({"tcp://c:3": {"name": 1, "metrics": {"memory": 50}}})
+    assert sampler.report() == {
+        "0": {"sampled_peak_rss_bytes": 300, "managed_bytes_at_peak": 30, "restarts": 1},
+        "1": {"sampled_peak_rss_bytes": 50, "managed_bytes_at_peak": 0, "restarts": 0},
+    }
+
+
+@pytest.mark.postgres
+def test_a_profiles_database_is_listed_with_its_size_and_dropped(postgres_server, monkeypatch):
+    import psycopg
+
+    from bench import profiles
+
+    name = f"T{uuid.uuid4().hex[:8]}"
+    absent = f"{name}ABSENT"
+    for each in (name, absent):
+        monkeypatch.setitem(profiles.PROFILES, each, profiles.Profile(each, 1, 1, 1, 1))
+    database = f"rotation_bench_{name.lower()}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    try:
+        assert profiles.database_sizes(postgres_server)[name] > 0
+        assert profiles.drop_profiles([name, absent], postgres_server) == [name]
+        assert name not in profiles.database_sizes(postgres_server)
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

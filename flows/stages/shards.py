@@ -39,6 +39,7 @@ from flows.storage.backends import open_storage
 from flows.storage.base import Storage
 from flows.storage.database import Database
 from flows.storage.replica import SharedSnapshotStorage
+from flows.tracking import release_free_memory
 from transforms import coerce as co
 from transforms.daily_metrics import MetricInputs, MetricPartials, metric_columns, metric_partials
 from transforms.references import catalogue_ids
@@ -217,6 +218,8 @@ def load_catalogue(source: Storage | ShardSource, now) -> CatalogueData:
     inputs = Inputs(**frames, **empty)
     read = inputs.rows()
     validation = validate_catalogue(inputs, now)  # its per-user frames stay empty
+    del frames, inputs
+    release_free_memory()  # the read's batches: a worker would carry them to its next task
     return CatalogueData(validation.inputs, _summary(validation, read, True))
 
 
@@ -282,8 +285,12 @@ def load_shard(
         valid = valid.replace(users=valid.users.filter(own))
     if model:  # one date's partials: a fraction of the window's events
         partials = metric_partials(metric_inputs(valid), [run_date])
-        return ShardData(shard, summary, partials, models, run_date)
-    return ShardData(shard, summary, metric_columns(metric_inputs(valid)))
+        data = ShardData(shard, summary, partials, models, run_date)
+    else:
+        data = ShardData(shard, summary, metric_columns(metric_inputs(valid)))
+    del validation, valid
+    release_free_memory()  # the shard's read and validation: freed, not handed back
+    return data
 
 
 def summarize_shard(data: ShardData) -> ShardSummary:
@@ -311,7 +318,9 @@ def shard_partials(data: ShardData, dates: list[date]) -> MetricPartials:
         if list(dates) != [data.run_date]:
             raise ValueError(f"a nightly shard holds the partials of {data.run_date} alone")
         return data.metrics
-    return metric_partials(data.metrics, dates)
+    partials = metric_partials(data.metrics, dates)
+    release_free_memory()  # the slice's dated copies, freed on a worker holding its shards
+    return partials
 
 
 @contextlib.contextmanager
