@@ -24,11 +24,11 @@ from flows.cluster import ADDRESS_ENV, cluster_options, default_shards, task_run
 from flows.params import NightlyParams, flow_docstring, flow_signature
 from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
 from flows.sharded import ReadShards, ShardRead, read_shards, record_quarantine
-from flows.stages import evaluation, interactions, recommendations, similarity, tuning
+from flows.stages import evaluation, recommendations, similarity, tuning
 from flows.stages.cache import CacheStep, cache_deadline
 from flows.stages.extract import Inputs, day_end, extract_inputs, extract_replica_inputs
 from flows.stages.metrics import EVENT_METRIC_TYPES, MODEL_QUALITY, quality_rows
-from flows.stages.model_inputs import combined_model_inputs
+from flows.stages.model_inputs import FitInputs, combined_fit_inputs
 from flows.stages.publish import (
     Candidate,
     LastPublished,
@@ -40,7 +40,14 @@ from flows.stages.publish import (
     stamp_recommendations,
     stamp_similarity,
 )
-from flows.stages.shards import ShardSummary, shard_model, shard_partials, user_count
+from flows.stages.recommendations import ItemSide
+from flows.stages.shards import (
+    ShardSummary,
+    shard_fit_inputs,
+    shard_partials,
+    shard_recommendations,
+    user_count,
+)
 from flows.stages.validate import Validation
 from flows.storage.backends import open_storage
 from flows.storage.base import Replacement, Storage
@@ -177,54 +184,39 @@ class NightlyRun:
             self._validated(read.summaries)
             self.ids = read.home.ids
             self._daily_metrics(read)
-            with self._timed("interactions", 45) as timing:
-                parts = read.gather("shard_model", shard_model)
-                combined = combined_model_inputs(parts, read.catalogue)
-                del parts
-                timing.rows_in = self.result.events
-                inter = combined.interactions
-                timing.rows_out = inter.records.height + inter.tracks.height
-        del read  # every shard's rows (here, or on the workers that hold them)
-        valid = combined.inputs  # the catalogue and follows: what the models read of them
-        model_params = self._model_params(inter)
-        quality = self._stage(
-            "evaluation",
-            50,
-            evaluation.holdout_quality,
-            combined.train,
-            combined.test,
-            valid.records,
-            10,
-            evaluation.MAX_HOLDOUT_USERS,
-            model_params,
-        )
-        self.result.quality = quality
-        del combined  # the holdout's pairs
-        release_free_memory()
-        sim = self._stage(
-            "similarity",
-            60,
-            similarity.compute_similarity,
-            valid,
-            inter,
-            p,
-            model_params,
-            rows_out=lambda s: s.rows.height,
-        )
-        recs = self._stage(
-            "recommendations",
-            75,
-            recommendations.compute_recommendations,
-            valid,
-            inter,
-            sim,
-            p,
-            rows_out=len,
-        )
-        popular = recommendations.popularity_rows(valid, inter)
-        neighbours = sim.rows
-        del sim, inter, valid  # the fitted model, matrices and catalogue: not needed to publish
-        release_free_memory()
+            fit, valid = self._fit_inputs(read), read.catalogue
+            model_params = self._model_params(fit)
+            quality = self._stage(
+                "evaluation",
+                50,
+                evaluation.holdout_quality,
+                fit.train,
+                fit.test,
+                valid.records,
+                10,
+                evaluation.MAX_HOLDOUT_USERS,
+                model_params,
+            )
+            self.result.quality = quality
+            fit = fit.without_holdout()
+            release_free_memory()
+            sim = self._stage(
+                "similarity",
+                60,
+                similarity.compute_similarity,
+                valid,
+                fit,
+                p,
+                model_params,
+                rows_out=lambda s: s.rows.height,
+            )
+            side = recommendations.item_side(valid, fit, sim)
+            popular = recommendations.popularity_rows(valid, fit)
+            neighbours = sim.rows
+            del sim, fit, valid  # the fitted model (the shards get its item side), the pairs
+            recs = self._recommendations(read, side)
+            del side
+        release_free_memory()  # every shard's rows (here, or on the workers that held them)
         outputs = self._stage(
             "references",
             90,
@@ -272,6 +264,32 @@ class NightlyRun:
             release_free_memory()
         self.result.stages.append(timing.row())
 
+    def _fit_inputs(self, read: ReadShards) -> FitInputs:
+        """Gather what the item models are fitted on from the shards (the interactions
+        stage: each shard computed its users' pairs where it was read)."""
+        with self._timed("interactions", 45) as timing:
+            fit = combined_fit_inputs(read.gather("fit_inputs", shard_fit_inputs))
+            timing.rows_in = self.result.events
+            timing.rows_out = fit.records.height + fit.tracks.height
+        return fit
+
+    def _recommendations(self, read: ReadShards, side: ItemSide) -> pl.DataFrame:
+        """Score and list every shard's users where the shard is, with the item side sent
+        once to each worker; return their rows, in user order."""
+        with self._timed("recommendations", 75) as timing:
+            shared = read.share("item_side", side)
+            parts = read.gather(
+                "recommendations",
+                shard_recommendations,
+                shared,
+                self.params,
+                until=75,
+                what="shards scored",
+            )
+            recs = pl.concat(parts) if len(parts) > 1 else parts[0]
+            timing.rows_out = recs.height
+        return recs
+
     def _validated(self, summaries: list[ShardSummary]) -> None:
         """Record what the shards' validation quarantined (it ran where each shard was read)."""
         with self._timed("validate", 20) as timing:
@@ -300,7 +318,7 @@ class NightlyRun:
         )
         self.result.rows["daily_metrics"] = metrics.height
 
-    def _model_params(self, inter: interactions.Interactions) -> dict | None:
+    def _model_params(self, inter: FitInputs) -> dict | None:
         """Return the record model's parameters for this run: the tune flow's latest, unless
         none is recorded or the data drifted from it (then None: the defaults)."""
         latest = self.storage.read("tuning/latest")

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from flows.params import NightlyParams
-from flows.runner import Done, StageRunner, Submitter, direct_submit, submitter_of
+from flows.runner import StageRunner, Submitter, direct_submit, submitter_of
 from flows.stages.extract import Inputs
 from flows.stages.shards import (
     ShardSummary,
@@ -36,25 +36,36 @@ from flows.tracking import JobTracker, RunResult, log_quarantine, release_free_m
 
 @dataclass(frozen=True)
 class ReadShards:
-    """The shards of a run, read: how to submit tasks on them, their data's futures (a
-    backfill's kept where each shard ran; a nightly's fetched here as each was read), the
-    catalogue's summary then each shard's, and the validated catalogue (a nightly's)."""
+    """The shards of a run, read: how to submit tasks on them, their data's futures (kept
+    where each shard ran), the catalogue's summary then each shard's, and the validated
+    catalogue (a nightly's)."""
 
     submit: Submitter
     references: Any  # the future of what the shards read of the catalogue (their lineage)
     loaded: list[Any]
     summaries: list[ShardSummary]
     catalogue: Inputs | None
+    tracker: JobTracker
 
     @property
     def home(self) -> ShardSummary:
         """Return the catalogue's summary (its ids, the settings' warnings)."""
         return self.summaries[0]
 
-    def gather(self, name: str, fn, *args) -> list[Any]:
-        """Return `fn(shard data, *args)` of every shard, run where the shard's data is."""
+    def gather(
+        self, name: str, fn, *args, until: float | None = None, what: str = "shards done"
+    ) -> list[Any]:
+        """Return `fn(shard data, *args)` of every shard, run where the shard's data is;
+        with `until`, the stage's progress moves on to it as shards are done (`what`: i of K)."""
         futures = [self.submit(name, fn, data, *args) for data in self.loaded]
-        return [future.result() for future in futures]
+        if until is None:
+            return [future.result() for future in futures]
+        return _fetched(self.tracker, futures, until, what)
+
+    def share(self, name: str, value: Any) -> Any:
+        """Return a future of `value` for the shards' tasks: sent once to the worker running
+        the task `name`, fetched from there once by each worker that needs it."""
+        return self.submit(name, _shared, value)
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,8 @@ def read_shards(
     if any (and its wait in seconds), has replayed the primary's position.
 
     Stages `replica_wait` and `extract` (its progress: shards read of all) end at `percent`.
-    The validated catalogue comes back to this process only for a nightly (`read.model`).
+    Each shard's data stays where it was read; the validated catalogue comes back to this
+    process only for a nightly (`read.model`).
     """
     if replica is not None:
         with tracker.stage("replica_wait", percent / 2) as timing:
@@ -101,19 +113,16 @@ def read_shards(
             ]
             home = submit("catalogue_summary", catalogue_summary, catalogue).result()
             valid = None
-            if read.model:  # a nightly's models run here: each shard is fetched once read
+            if read.model:  # a nightly's item models are fitted here, on the catalogue
                 valid = submit("catalogue", catalogue_inputs, catalogue).result()
-                loaded = [Done(data) for data in _fetched(tracker, loaded, until=percent)]
-                summaries, submit = [home, *(d.value.summary for d in loaded)], direct_submit
-            else:  # a backfill's date slices read its shards in turn where they are
-                fetched = [submit("shard_summary", summarize_shard, f) for f in loaded]
-                summaries = [home, *_fetched(tracker, fetched, until=percent)]
+            fetched = [submit("shard_summary", summarize_shard, f) for f in loaded]
+            summaries = [home, *_fetched(tracker, fetched, percent, "shards read")]
             del catalogue  # on its worker until here: the shards need only its references
             timing.rows_out = sum(s.read for s in summaries)
         result.stages.append(timing.row())
         storage.release_cache()  # an embedded engine's pages of the rows just read
         release_free_memory()  # the raw frames each shard read here, now validated
-        yield ReadShards(submit, references, loaded, summaries, valid)
+        yield ReadShards(submit, references, loaded, summaries, valid, tracker)
 
 
 def _say(tracker: JobTracker):
@@ -121,16 +130,21 @@ def _say(tracker: JobTracker):
     return lambda message: tracker.progress(tracker.percent, message)
 
 
-def _fetched(tracker: JobTracker, futures: list, until: float) -> list:
-    """Return each shard's future's result in order, each future let go once fetched (its
-    worker may free what it held), saying how many shards have been read (the progress
-    moving on to `until` percent)."""
+def _shared(value: Any) -> Any:
+    """Return `value` (a task whose result the shards' tasks share)."""
+    return value
+
+
+def _fetched(tracker: JobTracker, futures: list, until: float, what: str) -> list:
+    """Return each future's result in order, each future let go once fetched (its worker
+    may free what it held), saying how many are done (`what`: i of K), the progress moving
+    on to `until` percent."""
     results, start, total = [], tracker.percent, len(futures)
     for index in range(total):
         results.append(futures[index].result())
         futures[index] = None
         if total > 1:
-            message = f"shards read: {index + 1} of {total}"
+            message = f"{what}: {index + 1} of {total}"
             tracker.progress(start + (until - start) * (index + 1) / total, message)
     return results
 

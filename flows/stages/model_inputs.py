@@ -1,9 +1,11 @@
 """What the nightly's model stages read of a shard, computed where the shard ran.
 
 A shard's validated rows become its users' interactions and temporal-holdout pairs (both
-per user: a user's rows are all in one shard) and its users' follows. Concatenated in shard
-order (contiguous, ascending user ranges) they are the frames the one-shard run computes,
-row for row: the raw play and usage events never leave the shard.
+per user: a user's rows are all in one shard) and its users' follows, kept where the shard
+ran. The run gathers what the item models are fitted on (``FitInputs``): concatenated in
+shard order (contiguous, ascending user ranges) they are the frames the one-shard run
+computes, row for row. The raw play and usage events never leave the shard, and its users'
+histories and follows stay there for the lists scored where it is.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from flows.params import NightlyParams
 from flows.stages.evaluation import holdout_pairs
 from flows.stages.extract import Inputs
 from flows.stages.interactions import Interactions, build_interactions, weighting
+from transforms.sizes import frames_size
 
 #: The per-user tables a shard holds of its own users only (the rest: the catalogue's).
 PER_USER = ("plays", "usage", "favorites", "collection_items", "follows")
@@ -45,27 +48,31 @@ def _stacked(frames: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 @dataclass(frozen=True)
-class CombinedInputs:
-    """The model stages' inputs: the catalogue with every user's follows, the interactions,
-    and the holdout's (train, test) pairs."""
+class FitInputs:
+    """What the item models' fit and the holdout read of every user: the positive
+    user×record and user×track pairs, and the holdout's (train, test) pairs."""
 
-    inputs: Inputs
-    interactions: Interactions
+    records: pl.DataFrame
+    tracks: pl.DataFrame
     train: pl.DataFrame
     test: pl.DataFrame
 
+    def __sizeof__(self) -> int:
+        return frames_size(self)  # what Dask counts (transforms/sizes.py)
 
-def combined_model_inputs(parts: list[ModelInputs], catalogue: Inputs) -> CombinedInputs:
-    """Return the shards' model inputs (home first, then by user range) with the validated
-    `catalogue` as one run's."""
-    follows = _stacked([p.follows for p in parts]).sort("id")
-    names = [f.name for f in fields(Interactions)]
-    inter = Interactions(
-        **{name: _stacked([getattr(p.interactions, name) for p in parts]) for name in names}
-    )
-    return CombinedInputs(
-        catalogue.replace(follows=follows),
-        inter,
-        _stacked([p.train for p in parts]),
-        _stacked([p.test for p in parts]),
-    )
+    def without_holdout(self) -> FitInputs:
+        """Return the pairs without the holdout's (once the evaluation has scored them)."""
+        return FitInputs(self.records, self.tracks, self.train.clear(), self.test.clear())
+
+
+def fit_inputs(model: ModelInputs) -> FitInputs:
+    """Return what the fit and the holdout read of a shard's model inputs."""
+    inter = model.interactions
+    return FitInputs(inter.records, inter.tracks, model.train, model.test)
+
+
+def combined_fit_inputs(parts: list[FitInputs]) -> FitInputs:
+    """Return the shards' fit inputs (home first, then by user range) as one run's: the
+    frames the one-shard run computes, row for row."""
+    names = [f.name for f in fields(FitInputs)]
+    return FitInputs(**{name: _stacked([getattr(p, name) for p in parts]) for name in names})

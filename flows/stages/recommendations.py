@@ -3,13 +3,18 @@ popularity list, as recommendation_data rows. Plain functions over frames (no I/
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
 import polars as pl
 
 from flows.params import NightlyParams
 from flows.stages.extract import Inputs
-from flows.stages.interactions import Interactions
-from flows.stages.similarity import FittedModel, Similarity, neighbor_frame
+from flows.stages.interactions import Interactions, to_matrix
+from flows.stages.model_inputs import FitInputs
+from flows.stages.similarity import Similarity, neighbor_frame
 from models.kernels.parallel import run_beside
+from models.recommender import RotationRecommender
 from transforms.columns import PLAYABLE_MATCH_STATUSES
 from transforms.content_features import store_stock
 from transforms.recommend.explain import explain
@@ -17,18 +22,73 @@ from transforms.recommend.fallback import fallback_lists, record_popularity
 from transforms.recommend.lists import assemble_recommendations, record_lists, track_list
 from transforms.recommend.preferences import genre_affinity, preference_lists
 from transforms.recommend.stores import store_list
+from transforms.sizes import arrays_size, frames_size
 
 CANDIDATE_FACTOR = 4  # candidates asked of the model per list slot (room for exclusions, caps)
 TRACKS_PER_RECORD = 3  # tracks considered per recommended record
+#: The catalogue's frames the lists do not read (each shard brings its users' follows).
+UNREAD_BY_LISTS = (
+    "plays",
+    "usage",
+    "users",
+    "favorites",
+    "collections",
+    "collection_items",
+    "follows",
+    "settings",
+)
 
 
-def model_candidates(fitted: FittedModel, users: pl.DataFrame, n: int) -> pl.DataFrame:
-    """Return (user_id, item_id, score, rank): the fitted recommender's top-n unseen items.
+@dataclass(frozen=True)
+class ItemSide:
+    """What every shard's lists read beyond its own users' rows: the catalogue, the record
+    model fitted on every user (its item ids and item-side parts: no user's row), its
+    collaborative record neighbours, and the record popularity and track listeners counted
+    over every user. Sent once to each worker that scores a shard."""
+
+    inputs: Inputs  # the catalogue; each shard brings its users' follows
+    item_ids: np.ndarray  # the model's columns: the records any user has a positive pair with
+    model: RotationRecommender | None
+    record_neighbors: pl.DataFrame  # source_id, target_id, score (collaborative)
+    popularity: pl.DataFrame  # record_popularity over every user
+    listeners: pl.DataFrame  # item_id (track), listeners: users with a positive pair
+
+    def __sizeof__(self) -> int:  # what Dask counts (transforms/sizes.py)
+        return frames_size(self) + arrays_size(self.model) + self.item_ids.nbytes
+
+
+def track_listeners(track_pairs: pl.DataFrame) -> pl.DataFrame:
+    """Return (item_id, listeners): each track's users with a positive interaction."""
+    return (
+        track_pairs.filter(pl.col("weight") > 0)
+        .group_by("item_id")
+        .agg(pl.col("user_id").n_unique().alias("listeners"))
+    )
+
+
+def item_side(inputs: Inputs, fit: FitInputs, sim: Similarity) -> ItemSide:
+    """Return what the shards' lists share, from the run's catalogue, every user's
+    interactions and the similarity stage's fitted model."""
+    unread = {name: getattr(inputs, name).clear() for name in UNREAD_BY_LISTS}
+    return ItemSide(
+        inputs.replace(**unread),
+        sim.records.matrix.item_ids,
+        sim.records.model,
+        sim.record_neighbors,
+        record_popularity(fit.records),
+        track_listeners(fit.tracks),
+    )
+
+
+def model_candidates(side: ItemSide, pairs: pl.DataFrame, users: pl.DataFrame, n: int):
+    """Return (user_id, item_id, score, rank): the fitted recommender's top-n unseen items
+    for `users`, scored on their rows of the positive user×record `pairs`.
 
     Rank 1..n follows the model's order (score descending, ties by the lower item_id); one
-    row per (user_id, item_id) for distinct `users`.
+    row per (user_id, item_id) for distinct `users`. A user's row holds his pairs alone,
+    in the model's columns: his scores are the same whichever users are scored with him.
     """
-    matrix, model = fitted.matrix, fitted.model
+    matrix, model = to_matrix(pairs, all_items=side.item_ids), side.model
     rows = matrix.user_index(users["user_id"].to_numpy())
     rows = rows[rows >= 0]
     if rows.size == 0 or model is None:
@@ -43,24 +103,20 @@ def model_candidates(fitted: FittedModel, users: pl.DataFrame, n: int) -> pl.Dat
 
 def track_candidates(
     record_candidates: pl.DataFrame,
-    track_pairs: pl.DataFrame,
+    listeners: pl.DataFrame,
     inputs: Inputs,
     n: int,
     per_record: int = TRACKS_PER_RECORD,
 ) -> pl.DataFrame:
     """Return (user_id, item_id = track, score): the best playable tracks of recommended records.
 
-    A track scores its record's score × (1 + share) / 2, share = its listeners over the most
-    listened track of the record, so a record's known highlight leads. Bounded: the 2n
+    A track scores its record's score × (1 + share) / 2, share = its listeners (as from
+    track_listeners) over the most listened track of the record, so a record's known
+    highlight leads. Bounded: the 2n
     best-ranked record candidates per user (`rank`, as from model_candidates) × `per_record`
     tracks each (never users × all tracks). One row per (user_id, track) when the record
     candidates hold one per (user_id, record): a track id is on one record.
     """
-    listeners = (
-        track_pairs.filter(pl.col("weight") > 0)
-        .group_by("item_id")
-        .agg(pl.col("user_id").n_unique().alias("listeners"))
-    )
     playable = (
         inputs.audio_matches.filter(pl.col("match_status").is_in(PLAYABLE_MATCH_STATUSES))
         .select(pl.col("track_id").alias("item_id"))
@@ -85,7 +141,7 @@ def track_candidates(
 
 
 def popularity_rows(
-    inputs: Inputs, inter: Interactions, overall: int = 200, per_genre: int = 100
+    inputs: Inputs, inter: FitInputs, overall: int = 200, per_genre: int = 100
 ) -> pl.DataFrame:
     """Return record_popularity rows: the most popular records overall and within each genre.
 
@@ -127,11 +183,11 @@ def split_users(records: pl.DataFrame, min_history: int) -> tuple[pl.DataFrame, 
 
 
 def model_lists(
-    inputs: Inputs, inter: Interactions, sim: Similarity, users: pl.DataFrame, params: NightlyParams
+    side: ItemSide, inter: Interactions, users: pl.DataFrame, params: NightlyParams
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return the model's (record lists with their explanations, track list) for `users`."""
-    n, cap = params.top_n, params.max_per_artist
-    candidates = model_candidates(sim.records, users, n * CANDIDATE_FACTOR)
+    n, cap, inputs = params.top_n, params.max_per_artist, side.inputs
+    candidates = model_candidates(side, inter.records, users, n * CANDIDATE_FACTOR)
     records = record_lists(
         candidates,
         inter.history,
@@ -142,9 +198,9 @@ def model_lists(
         max_per_artist=cap,
         distinct_pairs=True,  # model_candidates: one row per (user, record)
     )
-    records = explain(records, inter.records, sim.record_neighbors, inputs.records)
+    records = explain(records, inter.records, side.record_neighbors, inputs.records)
     tracks = track_list(
-        track_candidates(candidates, inter.tracks, inputs, n),
+        track_candidates(candidates, side.listeners, inputs, n),
         inter.track_history,
         inputs.tracks,
         inputs.audio_matches,
@@ -157,30 +213,31 @@ def model_lists(
 
 
 def compute_recommendations(
-    inputs: Inputs, inter: Interactions, sim: Similarity, params: NightlyParams
+    side: ItemSide, inter: Interactions, follows: pl.DataFrame, params: NightlyParams
 ) -> pl.DataFrame:
-    """Return every recommendation_data row (lists and preferences) of the active users.
+    """Return every recommendation_data row (lists and preferences) of the active users of
+    `inter` (every user, or one shard's: a user's rows depend on his own and on `side`).
 
     The store, fallback and preference lists are built beside the model's lists
     (``run_beside``: mostly polars work that keeps the cores only partly busy).
     """
-    n, cap = params.top_n, params.max_per_artist
+    n, cap, inputs = params.top_n, params.max_per_artist, side.inputs
     modelled, cold = split_users(inter.records, params.min_history)
     (records, tracks), (stores, fallback, preferences) = run_beside(
-        lambda: model_lists(inputs, inter, sim, modelled, params),
+        lambda: model_lists(side, inter, modelled, params),
         lambda: store_list(
             genre_affinity(inter.records, inputs.records),
             inputs.inventory,
             inputs.stores,
             inputs.records,
-            inputs.follows,
+            follows,
             top_n=min(n, 10),
         ),
         lambda: fallback_lists(
             cold,
             inter.records,
             inputs.records,
-            record_popularity(inter.records),
+            side.popularity,
             inter.history,
             min_history=params.min_history,
             top_n=n,

@@ -24,6 +24,7 @@ from datetime import date, datetime
 import polars as pl
 
 from flows.params import NightlyParams
+from flows.stages import recommendations
 from flows.stages.extract import (
     PLAY_CATEGORICAL,
     QUERIES,
@@ -33,7 +34,13 @@ from flows.stages.extract import (
     window_bounds,
 )
 from flows.stages.metrics import metric_inputs
-from flows.stages.model_inputs import PER_USER, ModelInputs, shard_model_inputs
+from flows.stages.model_inputs import (
+    PER_USER,
+    FitInputs,
+    ModelInputs,
+    fit_inputs,
+    shard_model_inputs,
+)
 from flows.stages.validate import Validation, validate_catalogue, validate_user_rows
 from flows.storage.backends import open_storage
 from flows.storage.base import Storage
@@ -298,11 +305,27 @@ def summarize_shard(data: ShardData) -> ShardSummary:
     return data.summary
 
 
-def shard_model(data: ShardData) -> ModelInputs:
-    """Return what a nightly's model stages read of a shard (sent to the run's process)."""
+def _model_inputs(data: ShardData) -> ModelInputs:
     if data.model is None:
         raise ValueError("the shard was loaded without the nightly's model parameters")
     return data.model
+
+
+def shard_fit_inputs(data: ShardData) -> FitInputs:
+    """Return what the item models' fit and the holdout read of a nightly's shard (sent to
+    the run's process)."""
+    return fit_inputs(_model_inputs(data))
+
+
+def shard_recommendations(
+    data: ShardData, side: recommendations.ItemSide, params: NightlyParams
+) -> pl.DataFrame:
+    """Return the recommendation_data rows of a nightly's shard's users, scored where the
+    shard is with the item side the run fitted (`side`, sent once to each worker)."""
+    model = _model_inputs(data)
+    rows = recommendations.compute_recommendations(side, model.interactions, model.follows, params)
+    release_free_memory()  # the scoring's blocks, freed on a worker holding its shards
+    return rows
 
 
 def combined_counts(summaries: list[ShardSummary]) -> pl.DataFrame:

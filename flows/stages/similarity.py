@@ -9,7 +9,8 @@ import polars as pl
 
 from flows.params import NightlyParams
 from flows.stages.extract import Inputs
-from flows.stages.interactions import Interactions, genre_matrix, to_matrix
+from flows.stages.interactions import genre_matrix, to_matrix
+from flows.stages.model_inputs import FitInputs
 from models.content import ContentSimilarity
 from models.kernels.parallel import run_beside
 from models.matrix import InteractionMatrix
@@ -154,14 +155,14 @@ def store_neighbors(inputs: Inputs, k: int) -> pl.DataFrame:
 
 
 def _fitted_and_collaborative(
-    inputs: Inputs, inter: Interactions, k: int, model_params: dict | None
+    inputs: Inputs, inter: FitInputs, k: int, model_params: dict | None
 ) -> tuple[FittedModel, pl.DataFrame]:
     fitted = fit_record_model(inter.records, inputs.records, model_params)
     return fitted, record_collaborative(fitted, k)
 
 
 def compute_similarity(
-    inputs: Inputs, inter: Interactions, params: NightlyParams, model_params: dict | None = None
+    inputs: Inputs, inter: FitInputs, params: NightlyParams, model_params: dict | None = None
 ) -> Similarity:
     """Return every content_similarity row: collaborative, content and hybrid; stores too.
 
