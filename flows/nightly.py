@@ -3,8 +3,10 @@ similarity → recommendations → publish → retention, for one date, on eithe
 
 The extract is by shards of users (flows/sharded.py; one by default): each shard validates
 its rows and computes its daily-metrics partials, its users' interactions and holdout pairs
-where it ran, so the raw play and usage events never reach the model stages, which run here
-on the shards' interactions combined."""
+where it ran, so the raw play and usage events never reach the model stages. The item
+models are fitted here on the pairs the shards send (the holdout's too); each shard's users
+are then scored and listed where the shard is, with the item side sent once to each worker
+(flows/stages/recommendations.py's ItemSide), and their rows published here at once."""
 
 from __future__ import annotations
 
@@ -184,38 +186,7 @@ class NightlyRun:
             self._validated(read.summaries)
             self.ids = read.home.ids
             self._daily_metrics(read)
-            fit, valid = self._fit_inputs(read), read.catalogue
-            model_params = self._model_params(fit)
-            quality = self._stage(
-                "evaluation",
-                50,
-                evaluation.holdout_quality,
-                fit.train,
-                fit.test,
-                valid.records,
-                10,
-                evaluation.MAX_HOLDOUT_USERS,
-                model_params,
-            )
-            self.result.quality = quality
-            fit = fit.without_holdout()
-            release_free_memory()
-            sim = self._stage(
-                "similarity",
-                60,
-                similarity.compute_similarity,
-                valid,
-                fit,
-                p,
-                model_params,
-                rows_out=lambda s: s.rows.height,
-            )
-            side = recommendations.item_side(valid, fit, sim)
-            popular = recommendations.popularity_rows(valid, fit)
-            neighbours = sim.rows
-            del sim, fit, valid  # the fitted model (the shards get its item side), the pairs
-            recs = self._recommendations(read, side)
-            del side
+            quality, neighbours, recs, popular = self._models(read)
         release_free_memory()  # every shard's rows (here, or on the workers that held them)
         outputs = self._stage(
             "references",
@@ -263,6 +234,41 @@ class NightlyRun:
             yield timing
             release_free_memory()
         self.result.stages.append(timing.row())
+
+    def _models(self, read: ReadShards) -> tuple[dict, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+        """Fit and evaluate the item models on the shards' pairs, score every shard's users
+        where it is; return (holdout quality, neighbours, lists, popularity rows)."""
+        p, valid = self.params, read.catalogue
+        fit = self._fit_inputs(read)
+        model_params = self._model_params(fit)
+        quality = self._stage(
+            "evaluation",
+            50,
+            evaluation.holdout_quality,
+            fit.train,
+            fit.test,
+            valid.records,
+            10,
+            evaluation.MAX_HOLDOUT_USERS,
+            model_params,
+        )
+        self.result.quality = quality
+        fit = fit.without_holdout()
+        sim = self._stage(
+            "similarity",
+            60,
+            similarity.compute_similarity,
+            valid,
+            fit,
+            p,
+            model_params,
+            rows_out=lambda s: s.rows.height,
+        )
+        side = recommendations.item_side(valid, fit, sim)
+        popular = recommendations.popularity_rows(valid, fit)
+        neighbours = sim.rows
+        del sim, fit  # the fitted model (the shards get its item side) and the pairs
+        return quality, neighbours, self._recommendations(read, side), popular
 
     def _fit_inputs(self, read: ReadShards) -> FitInputs:
         """Gather what the item models are fitted on from the shards (the interactions

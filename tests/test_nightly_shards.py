@@ -3,7 +3,10 @@ local Dask cluster, K shards publish the one-shard run's rows, item for item."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
+from dask.sizeof import sizeof
 from distributed import LocalCluster
 from pipeline_fixtures import (
     BACKENDS,
@@ -22,7 +25,21 @@ from pipeline_fixtures import (
 from flows.cli import main
 from flows.cluster import ADDRESS_ENV
 from flows.nightly import nightly, nightly_dask, run_nightly
+from flows.stages.model_inputs import combined_fit_inputs
+from flows.stages.recommendations import UNREAD_BY_LISTS, item_side
+from flows.stages.shards import (
+    catalogue_inputs,
+    load_catalogue,
+    load_shard,
+    plan_shards,
+    references_of,
+    shard_fit_inputs,
+)
+from flows.stages.similarity import compute_similarity
+from flows.storage.backends import open_storage
 from flows.storage.database import ENV_VAR
+from flows.tracking import utcnow
+from transforms.sizes import arrays_size, frames_size
 
 pytest_plugins = ["prefect_fixtures"]
 
@@ -82,7 +99,7 @@ def test_a_local_dask_cluster_publishes_the_one_shard_nightly(prefect_harness, m
         assert sum(name.startswith("read_catalogue") for name in names) == 1
 
 
-def test_the_nightlys_progress_line_counts_the_shards_read(tmp_path, request, capsys):
+def test_the_nightlys_progress_line_counts_the_shards_read_and_scored(tmp_path, request, capsys):
     with fresh_database("duckdb", tmp_path, request) as db:
         generate(db)
         code = main(
@@ -91,6 +108,7 @@ def test_the_nightlys_progress_line_counts_the_shards_read(tmp_path, request, ca
         err = capsys.readouterr().err
         assert code == 0
         assert [f"shards read: {n} of 3" in err for n in (1, 2, 3)] == [True] * 3
+        assert [f"shards scored: {n} of 3" in err for n in (1, 2, 3)] == [True] * 3
 
 
 @pytest.mark.prefect_server
@@ -122,3 +140,36 @@ def test_the_nightly_dask_flow_without_a_scheduler_address_is_one_line(
     monkeypatch.delenv(ADDRESS_ENV, raising=False)
     with pytest.raises(ValueError, match=f"^{ADDRESS_ENV} is not set: the nightly-dask"):
         nightly_dask(run_date=RUN_DATE)
+
+
+def test_the_item_side_sent_to_the_workers_holds_no_users_row(tmp_path, request):
+    """What each worker gets to score its shards: the catalogue without per-user tables and
+    the fitted model's item-side arrays (none as long as the users), sized for Dask whole."""
+    with fresh_database("duckdb", tmp_path, request) as db:
+        generate(db)
+        with open_storage(db) as storage:
+            now, run = utcnow(), params().resolved()
+            catalogue = load_catalogue(storage, now)
+            shard = plan_shards([])[0]
+            data = load_shard(storage, shard, references_of(catalogue), RUN_DATE, 30, now, run)
+    valid = catalogue_inputs(catalogue)
+    fit = combined_fit_inputs([shard_fit_inputs(data)])
+    sim = compute_similarity(valid, fit, run)
+    side = item_side(valid, fit, sim)
+    users = sim.records.matrix.shape[0]
+    assert users > 0 and side.inputs.records.height == valid.records.height
+    assert all(getattr(side.inputs, name).is_empty() for name in UNREAD_BY_LISTS)
+    shapes = [array.shape for array in _arrays(side.model)]
+    assert shapes and all(users not in shape for shape in shapes), (users, shapes)
+    model_bytes = arrays_size(side.model)
+    assert model_bytes >= side.model.weights_.nbytes + side.model.item_factors_.nbytes
+    assert sizeof(side) >= frames_size(side.inputs) + model_bytes
+
+
+def _arrays(obj, depth: int = 0) -> list:
+    """Return the numpy arrays and sparse matrices among `obj`'s attributes (and theirs)."""
+    if isinstance(obj, np.ndarray) or sp.issparse(obj):
+        return [obj]
+    if depth > 2 or not hasattr(obj, "__dict__"):
+        return []
+    return [a for value in vars(obj).values() for a in _arrays(value, depth + 1)]

@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import fields
 from datetime import timedelta
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 from dask.sizeof import sizeof
 from pipeline_fixtures import (
     BACKENDS,
@@ -36,6 +38,7 @@ from flows.stages.shards import (
 )
 from flows.storage.backends import open_storage
 from flows.tracking import utcnow
+from transforms.sizes import arrays_size
 
 pytest_plugins = ["prefect_fixtures"]
 
@@ -202,3 +205,16 @@ def test_the_progress_line_counts_the_shards_read(tmp_path, request, capsys):
         err = capsys.readouterr().err
         assert code == 0
         assert [f"shards read: {n} of 3" in err for n in (1, 2, 3)] == [True] * 3
+
+
+def test_arrays_size_counts_a_models_arrays_and_its_parts_once():
+    class Part:
+        def __init__(self, shared):
+            self.shared, self.sparse = shared, sp.csr_matrix(np.eye(10, dtype=np.float32))
+
+    shared = np.zeros(1000)
+    model = Part(shared)
+    model.knn_ = Part(shared)  # the same array twice: counted once
+    sparse = model.sparse.data.nbytes + model.sparse.indices.nbytes + model.sparse.indptr.nbytes
+    assert arrays_size(model) == shared.nbytes + 2 * sparse
+    assert arrays_size(None) == 0 and arrays_size(3) == 0
