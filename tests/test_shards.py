@@ -3,6 +3,8 @@ on a local Dask cluster, publishes the rows of the one-shard run, read in one sn
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import fields
 from datetime import timedelta
 
@@ -218,3 +220,21 @@ def test_arrays_size_counts_a_models_arrays_and_its_parts_once():
     sparse = model.sparse.data.nbytes + model.sparse.indices.nbytes + model.sparse.indptr.nbytes
     assert arrays_size(model) == shared.nbytes + 2 * sparse
     assert arrays_size(None) == 0 and arrays_size(3) == 0
+
+
+def test_a_fresh_process_sizes_polars_frames_and_prefect_states_by_their_rows():
+    """What a Dask worker counts as managed memory: the installed package's dask.sizeof
+    entry point, loaded with Dask in any process (a worker imports none of ours first)."""
+    script = (
+        "import polars as pl\n"
+        "from dask.sizeof import sizeof\n"
+        "from prefect.results import ResultRecord, ResultRecordMetadata\n"
+        "from prefect.serializers import PickleSerializer\n"
+        "from prefect.states import Completed\n"
+        "frame = pl.DataFrame({'a': range(1_000_000)})\n"
+        "meta = ResultRecordMetadata(storage_key=None, serializer=PickleSerializer())\n"
+        "record = ResultRecord(metadata=meta, result=frame)\n"
+        "print(sizeof(frame), sizeof(Completed(data=frame)), sizeof(Completed(data=record)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["8000000"] * 3

@@ -102,10 +102,16 @@ def _dated(frame: pl.DataFrame, kinds: dict, time_column: str, days: pl.DataFram
     return cast.join(days, on=DATE, how="semi")
 
 
+#: The event columns the metrics read: not the ids, creation times, completion percentage
+#: or usage sessions (a backfill's shards keep the window's events: these are most of it).
+_UNREAD = ("id", "created_at", "completion_percentage")
+_PLAYS_READ = {c: kind for c, kind in co.PLAY_HISTORY.items() if c not in _UNREAD}
+_USAGE_READ = {c: kind for c, kind in co.USAGE_METRICS.items() if c not in (*_UNREAD, "session_id")}
+
 #: The columns each input's metrics read (the `_prepare` casts), by MetricInputs field.
 _COLUMNS = {
-    "plays": co.PLAY_HISTORY,
-    "usage": co.USAGE_METRICS,
+    "plays": _PLAYS_READ,
+    "usage": _USAGE_READ,
     "users": co.USERS,
     "favorites": co.FAVORITES,
     "collection_items": co.COLLECTION_ITEMS,
@@ -131,8 +137,8 @@ def _prepare(inputs: MetricInputs, days: pl.DataFrame) -> _Dated:
     co.require_columns(inputs.inventory, _INVENTORY_USED, "store_inventory")
     tracks = co.coerce(inputs.tracks.select(list(co.TRACKS)), co.TRACKS)
     return _Dated(
-        plays=_dated(inputs.plays, co.PLAY_HISTORY, "played_at", days, "play_history"),
-        usage=_dated(inputs.usage, co.USAGE_METRICS, "occurred_at", days, "usage_metrics"),
+        plays=_dated(inputs.plays, _PLAYS_READ, "played_at", days, "play_history"),
+        usage=_dated(inputs.usage, _USAGE_READ, "occurred_at", days, "usage_metrics"),
         users=_dated(inputs.users, co.USERS, "created_at", days, "users"),
         favorites=_dated(inputs.favorites, co.FAVORITES, "created_at", days, "favorites"),
         collection_items=_dated(
