@@ -80,7 +80,9 @@ def item_side(inputs: Inputs, fit: FitInputs, sim: Similarity) -> ItemSide:
     )
 
 
-def model_candidates(side: ItemSide, pairs: pl.DataFrame, users: pl.DataFrame, n: int):
+def model_candidates(
+    side: ItemSide, pairs: pl.DataFrame, users: pl.DataFrame, n: int
+) -> pl.DataFrame:
     """Return (user_id, item_id, score, rank): the fitted recommender's top-n unseen items
     for `users`, scored on their rows of the positive user×record `pairs`.
 
