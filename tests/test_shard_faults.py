@@ -1,8 +1,9 @@
-"""Faults of a sharded backfill on Dask (#29): a worker killed in the middle of a shard's read,
-and the scheduler gone in the middle of a run.
+"""Faults of a sharded run on Dask (#29): a worker killed in the middle of a backfill's shard
+read or while a nightly's shards wait on the workers for the item models, and the scheduler
+gone in the middle of a run.
 
-Each test stops the shards at a known point: it holds an ACCESS EXCLUSIVE lock on one of the
-tables every shard reads, waits until the workers' reads wait for it, strikes, then lets go.
+Each test stops the run at a known point: it holds an ACCESS EXCLUSIVE lock on a table the
+run reads there, waits until the read waits for it, strikes, then lets go.
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ from pipeline_fixtures import (
     RUN_DATE,
     fresh_pg,
     generate,
+    on_a_local_cluster,
     one_shard_rows_and_a_cluster_backfill,
+    params,
     query,
     table,
 )
+from test_nightly_shards import assert_same_rows, published
 
 from flows.backfill import run_backfill
 from flows.cli import main
+from flows.nightly import nightly, run_nightly
 
 pytest_plugins = ["prefect_fixtures"]
 pytestmark = [pytest.mark.postgres, pytest.mark.prefect_server]
@@ -116,6 +121,64 @@ def test_a_worker_killed_mid_read_is_replaced_and_the_run_publishes_once(
         assert out["value"].is_completed()
         assert table(db, "daily_metrics", without=RUN_COLUMNS).equals(whole)
         jobs = query(db, "SELECT job_status::text AS s FROM jobs WHERE job_type = 'backfill'")
+        assert jobs["s"].to_list() == ["completed", "completed"]
+
+
+def worker_processes() -> list[psutil.Process]:
+    """Return this process's Dask worker processes (a local cluster's nannies spawn them)."""
+    children = psutil.Process().children()
+    return [p for p in children if any("spawn_main" in part for part in p.cmdline())]
+
+
+def plays_read(db) -> int:
+    """Return the play rows the server has counted as read in `db` (every partition)."""
+    sql = (
+        "SELECT COALESCE(SUM(seq_tup_read + idx_tup_fetch), 0) AS n FROM pg_stat_user_tables "
+        "WHERE relname LIKE 'play_history%'"
+    )
+    return int(query(db, sql)["n"][0])
+
+
+def read_more_than(db, rows: int) -> int:
+    """Return the play rows read in `db` once over `rows` (the readers' counts reach the
+    server as their sessions end), or the count after WAIT_S."""
+    deadline = time.monotonic() + WAIT_S
+    while (seen := plays_read(db)) <= rows and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return seen
+
+
+def test_a_worker_killed_while_a_nightlys_shards_wait_is_replaced_and_they_are_read_again(
+    prefect_harness, monkeypatch
+):
+    with fresh_pg() as db:
+        generate(db)
+        before = plays_read(db)
+        run_nightly(db, params())
+        window = read_more_than(db, before) - before  # one shard: the window's rows, once
+        whole = published(db)
+        flow = on_a_local_cluster(nightly, db, prefect_harness, monkeypatch)
+        # the run's own read of the tuned parameters, once the shards' fit pairs are gathered
+        with locked(db, "model_tuning") as release:
+            thread, out = in_thread(
+                lambda: flow(run_date=RUN_DATE, shards=4, force_publish=True, return_state=True)
+            )
+            waiting_ports(db, 1)
+            job = query(db, "SELECT progress_percent AS p FROM jobs ORDER BY started_at DESC")
+            assert job["p"][0] == 45  # the interactions stage done: every shard read and held
+            workers = worker_processes()
+            assert len(workers) == 2
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait(timeout=30)
+            release()
+        thread.join(timeout=300)
+        assert "error" not in out, out.get("error")
+        assert out["value"].is_completed()
+        assert_same_rows(whole, published(db))
+        # undisturbed, 4 shards read the window 1.005 times here; a lost shard is about 1/4
+        again = before + window + int(1.1 * window)
+        assert read_more_than(db, again) > again
+        jobs = query(db, "SELECT job_status::text AS s FROM jobs WHERE job_type = 'nightly'")
         assert jobs["s"].to_list() == ["completed", "completed"]
 
 
