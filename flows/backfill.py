@@ -5,32 +5,33 @@ in one transaction: a 90-day backfill at profile L is ≈ 34M rows, which as one
 one DELETE + COPY took 7.8 GB of memory and over 9 minutes (bench/README.md). Slices are
 computed in date order; up to the storage's ``publishers`` are published at once, each on
 a connection of its own (the server spends a slice's publish in index upkeep, on one core),
-while the next slice is computed. Every date's rows are replaced atomically; a failed run
-leaves the dates of the slices that were published replaced (a job log line each).
+while the next slice is computed. On a cluster a slice is computed from the shards'
+partials and published where they are: the run's process holds futures, not rows. Every
+date's rows are replaced atomically; a failed run leaves the dates of the slices that were
+published replaced (a job log line each).
 """
 
 from __future__ import annotations
 
 import contextvars
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
+from functools import partial
+from typing import Any
 
 from prefect.runtime import flow_run
 
-from flows.nightly import as_flow, checked, run_payload
+from flows.nightly import as_flow, log_dropped, run_payload
 from flows.params import REPLICA_WAIT_S, BackfillParams
 from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
 from flows.sharded import ReadShards, ShardRead, read_shards, record_quarantine
-from flows.stages.metrics import EVENT_METRIC_TYPES
-from flows.stages.publish import stamp_metrics
+from flows.stages.metrics import metrics_slice, publish_metrics_slice
 from flows.stages.shards import shard_partials
 from flows.storage.backends import open_storage
 from flows.storage.database import Database
 from flows.storage.secrets import resolve_database, resolve_replica
 from flows.tracking import JobTracker, RunResult, tracked_run, utcnow
-from transforms.daily_metrics import combine_partials, metrics_from_partials
 
 
 def run_backfill(
@@ -79,69 +80,83 @@ def _run_now(fn, *args, **kwargs) -> Future:
     return future
 
 
-def _submit_publish(pool, storage, runner, frame, chunk: list[date]) -> Future:
-    """Publish one slice's stamped rows (on a pool thread, in this context); return its future.
+def _metrics_of(read: ReadShards, chunk: list[date], ids, run_id: str, now) -> Any:
+    """Return the future of a slice's stamped metrics, computed from the shards' partials
+    where they are (`ids`: the catalogue's, shared with the task)."""
+    partials = read.each("metric_partials", shard_partials, chunk)
+    return read.submit("daily_metrics", metrics_slice, chunk, ids, run_id, now, *partials)
 
-    A storage with one publisher publishes here and now: its connection is not shared
-    between threads.
+
+def _submit_publish(pool, storage, runner, read: ReadShards, metrics, chunk) -> Future:
+    """Start publishing one slice (on a pool thread, in this context); return its future.
+
+    On the run's own storage the slice is published from here; a storage with one publisher
+    publishes at once (its connection is not shared between threads). On a cluster the
+    slice is published where it was computed, on a connection of the task's own, and the
+    pool's thread waits for it: the slice's rows never come to this process.
     """
+    if read.local:
+        call = partial(
+            runner, "publish", publish_metrics_slice, storage, metrics.result(), chunk, retry=True
+        )
+    else:
+
+        def call():
+            target = storage.db  # the primary: a replica is never written
+            task = read.submit("publish", publish_metrics_slice, target, metrics, chunk, retry=True)
+            return task.result()
+
     context = contextvars.copy_context()  # the Prefect flow run, so the task is linked to it
     submit = pool.submit if storage.publishers > 1 else _run_now
-    return submit(
-        context.run,
-        runner,
-        "publish",
-        storage.replace_daily_metrics,
-        frame,
-        chunk,
-        EVENT_METRIC_TYPES,
-        retry=True,
-    )
+    return submit(context.run, call)
 
 
 def _publish_slices(
-    storage, tracker, runner, metrics_of: Callable, dates: list[date], now, check: Callable
+    storage, tracker, result, runner, read: ReadShards, dates: list[date], now
 ) -> int:
     """Compute each slice's metrics in date order, publish them concurrently; return the rows.
 
     At most ``storage.publishers`` slices are being published while the next one is
-    computed (memory: that many slices' frames plus one). Fewer dates than publishers ×
-    SLICE_DATES are cut into smaller slices, so that every publisher has one.
+    computed (memory: that many slices' frames plus one, on the run's storage here, on a
+    cluster where the shards are). Fewer dates than publishers × SLICE_DATES are cut into
+    smaller slices, so that every publisher has one.
     """
     size = slice_size(len(dates), storage.publishers)
+    ids = read.share("catalogue_ids", read.home.ids)  # the ids an output row may name
     rows = 0
     pending: deque[tuple[list[date], Future]] = deque()
 
     def finish_oldest() -> None:
         nonlocal rows
         chunk, future = pending.popleft()
-        rows += _published(tracker, chunk, future)
+        rows += _published(tracker, result, chunk, future)
         share = (dates.index(chunk[-1]) + 1) / len(dates)
         tracker.progress(50 + 50 * share, f"daily metrics published to {chunk[-1]}")
 
     with ThreadPoolExecutor(storage.publishers, thread_name_prefix="backfill") as pool:
         try:
             for chunk in date_slices(dates, size):
-                metrics = metrics_of(chunk)
-                frame = stamp_metrics(check(metrics), tracker.run_id, now)
-                del metrics
+                metrics = _metrics_of(read, chunk, ids, tracker.run_id, now)
                 while len(pending) >= storage.publishers:
                     finish_oldest()
-                pending.append((chunk, _submit_publish(pool, storage, runner, frame, chunk)))
-                del frame
+                publish = _submit_publish(pool, storage, runner, read, metrics, chunk)
+                pending.append((chunk, publish))
+                del metrics
             while pending:
                 finish_oldest()
         except BaseException:
             for chunk, future in pending:  # published while another slice failed: say so
                 if future.exception() is None:
-                    _published(tracker, chunk, future)
+                    _published(tracker, result, chunk, future)
             raise
     return rows
 
 
-def _published(tracker: JobTracker, chunk: list[date], future: Future) -> int:
-    """Return the rows of a slice's finished publish (raising its error), logging its dates."""
-    rows = future.result()
+def _published(tracker: JobTracker, result: RunResult, chunk: list[date], future: Future) -> int:
+    """Return the rows of a slice's finished publish (raising its error), logging its dates
+    and counting the rows it left out for naming ids absent from the catalogue."""
+    rows, dropped = future.result()
+    log_dropped(tracker, result, dropped)
     tracker.log("info", "publish", f"daily metrics of {chunk[0]} to {chunk[-1]}: {rows} rows")
     return rows
 
@@ -162,24 +177,9 @@ def _stages(
     ) as read:
         record_quarantine(tracker, result, read.summaries)
         with tracker.stage("daily_metrics", 100) as timing:
-            timing.rows_out = _publish_metrics(storage, tracker, runner, read, result, dates, now)
+            timing.rows_out = _publish_slices(storage, tracker, result, runner, read, dates, now)
         result.stages.append(timing.row())
     result.rows["daily_metrics"] = timing.rows_out
-
-
-def _publish_metrics(storage, tracker, runner, read: ReadShards, result, dates, now) -> int:
-    """Compute each date slice's metrics from the shards' partials and publish it; return
-    the rows (the home shard's catalogue checks the ids they name)."""
-    ids = read.home.ids
-
-    def check(metrics):  # rows naming an id absent from the catalogue: dropped, counted
-        return checked(tracker, result, {"daily_metrics": metrics}, ids)["daily_metrics"]
-
-    def metrics_of(chunk: list[date]):
-        parts = read.gather("metric_partials", shard_partials, chunk)
-        return metrics_from_partials(combine_partials(parts), chunk)
-
-    return _publish_slices(storage, tracker, runner, metrics_of, dates, now, check)
 
 
 def backfill(*, database: str | None = None, replica: str | None = None, **parameters) -> dict:

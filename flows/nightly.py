@@ -29,7 +29,12 @@ from flows.sharded import ReadShards, ShardRead, read_shards, record_quarantine
 from flows.stages import evaluation, recommendations, similarity, tuning
 from flows.stages.cache import CacheStep, cache_deadline
 from flows.stages.extract import Inputs, day_end, extract_inputs, extract_replica_inputs
-from flows.stages.metrics import EVENT_METRIC_TYPES, MODEL_QUALITY, quality_rows
+from flows.stages.metrics import (
+    MODEL_QUALITY,
+    metrics_slice,
+    publish_metrics_slice,
+    quality_rows,
+)
 from flows.stages.model_inputs import FitInputs, combined_fit_inputs
 from flows.stages.publish import (
     Candidate,
@@ -68,7 +73,6 @@ from flows.tracking import (
     utcnow,
 )
 from models.recommender import MODEL_VERSION
-from transforms.daily_metrics import combine_partials, metrics_from_partials
 from transforms.interactions import PLAY_COLUMNS_USED, USAGE_COLUMNS_USED
 
 KEPT = "the published lists are kept (--force-publish overrides)"
@@ -84,15 +88,20 @@ def valid_inputs(tracker: JobTracker, result: RunResult, validation: Validation)
     return validation.inputs
 
 
+def log_dropped(tracker: JobTracker, result: RunResult, dropped: dict[str, int]) -> None:
+    """Log and count the output rows left out for naming ids absent from the catalogue."""
+    for table, rows in dropped.items():
+        message = f"dropped {rows} {table} rows naming ids absent from the catalogue"
+        tracker.log("warning", "references", message, details={"table": table, "rows": rows})
+        result.dangling[table] = result.dangling.get(table, 0) + rows
+
+
 def checked(
     tracker: JobTracker, result: RunResult, frames: dict[str, pl.DataFrame], ids: dict
 ) -> dict[str, pl.DataFrame]:
     """Return the output frames without dangling rows; a dropped row is logged and counted."""
     kept, dropped = drop_dangling(frames, ids)
-    for table, rows in dropped.items():
-        message = f"dropped {rows} {table} rows naming ids absent from the catalogue"
-        tracker.log("warning", "references", message, details={"table": table, "rows": rows})
-    result.dangling |= dropped
+    log_dropped(tracker, result, dropped)
     return kept
 
 
@@ -305,24 +314,26 @@ class NightlyRun:
 
     def _daily_metrics(self, read: ReadShards) -> None:
         """Compute the run date's event metrics from the shards' partials and publish them."""
-        day = [self.params.run_date]
+        day, run_id = [self.params.run_date], self.tracker.run_id
         with self._timed("daily_metrics", 30) as timing:
-            partials = combine_partials(read.gather("metric_partials", shard_partials, day))
-            metrics = metrics_from_partials(partials, day)
-            del partials
-            timing.rows_in, timing.rows_out = self.result.events, metrics.height
-        metrics = self._checked({"daily_metrics": metrics})["daily_metrics"]
-        self._stage(
+            partials = read.each("metric_partials", shard_partials, day)
+            task = read.submit(
+                "daily_metrics", metrics_slice, day, self.ids, run_id, self.now, *partials
+            )
+            metrics = task.result()
+            timing.rows_in, timing.rows_out = self.result.events, metrics.frame.height
+        rows, dropped = self._stage(
             "publish_metrics",
             35,
-            self.storage.replace_daily_metrics,
-            stamp_metrics(metrics, self.tracker.run_id, self.now),
+            publish_metrics_slice,
+            self.storage,
+            metrics,
             day,
-            EVENT_METRIC_TYPES,
             retry=True,
-            rows_in=metrics.height,
+            rows_in=metrics.frame.height,
         )
-        self.result.rows["daily_metrics"] = metrics.height
+        log_dropped(self.tracker, self.result, dropped)
+        self.result.rows["daily_metrics"] = rows
 
     def _model_params(self, inter: FitInputs) -> dict | None:
         """Return the record model's parameters for this run: the tune flow's latest, unless

@@ -52,12 +52,21 @@ class ReadShards:
         """Return the catalogue's summary (its ids, the settings' warnings)."""
         return self.summaries[0]
 
+    @property
+    def local(self) -> bool:
+        """Return True when the shards' tasks run here, at once (on the run's own storage)."""
+        return self.submit is direct_submit
+
+    def each(self, name: str, fn, *args) -> list[Any]:
+        """Return the futures of `fn(shard data, *args)` of every shard, run where its data is."""
+        return [self.submit(name, fn, data, *args) for data in self.loaded]
+
     def gather(
         self, name: str, fn, *args, until: float | None = None, what: str = "shards done"
     ) -> list[Any]:
         """Return `fn(shard data, *args)` of every shard, run where the shard's data is;
         with `until`, the stage's progress moves on to it as shards are done (`what`: i of K)."""
-        futures = [self.submit(name, fn, data, *args) for data in self.loaded]
+        futures = self.each(name, fn, *args)
         if until is None:
             return [future.result() for future in futures]
         return _fetched(self.tracker, futures, until, what)

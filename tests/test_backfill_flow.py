@@ -21,6 +21,7 @@ from pipeline_fixtures import (
 )
 
 import flows.backfill
+import flows.stages.metrics
 from flows.backfill import backfill, date_slices, run_backfill, slice_size
 from flows.nightly import run_nightly
 from flows.storage.backends import open_storage
@@ -120,6 +121,23 @@ def test_a_failed_slice_leaves_the_slices_published_logged(generated, monkeypatc
     assert set(held.to_list()) == published
     assert set(DATES[0:2]) <= published and not published & set(DATES[2:4])
     assert latest_job(generated, "backfill")["job_status"] == "failed"
+
+
+def test_every_slices_rows_naming_an_unknown_id_are_dropped_and_counted(generated, monkeypatch):
+    monkeypatch.setattr(flows.backfill, "SLICE_DATES", 2)  # 3 slices
+    real = flows.stages.metrics.metrics_from_partials
+
+    def naming_an_unknown_track(partials, dates):
+        metrics = real(partials, dates)
+        stray = metrics.head(1).with_columns(entity_type=pl.lit("track"), entity_id=pl.lit("-7"))
+        return pl.concat([metrics, stray])
+
+    monkeypatch.setattr(flows.stages.metrics, "metrics_from_partials", naming_an_unknown_track)
+    result = run_backfill(generated, FIRST, RUN_DATE)
+    assert result.dangling == {"daily_metrics": 3}  # one a slice, added up
+    stray = query(generated, "SELECT COUNT(*) AS n FROM daily_metrics WHERE entity_id = '-7'")
+    assert stray["n"][0] == 0
+    assert result.rows["daily_metrics"] == _metrics(generated).height
 
 
 def test_backfill_equals_the_nightly_daily_metrics(generated):

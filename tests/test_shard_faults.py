@@ -1,6 +1,6 @@
 """Faults of a sharded run on Dask (#29): a worker killed in the middle of a backfill's shard
-read or while a nightly's shards wait on the workers for the item models, and the scheduler
-gone in the middle of a run.
+read, the workers killed while a nightly's shards wait on them for the item models, and the
+scheduler gone in the middle of a run.
 
 Each test stops the run at a known point: it holds an ACCESS EXCLUSIVE lock on a table the
 run reads there, waits until the read waits for it, strikes, then lets go.
@@ -148,7 +148,7 @@ def read_more_than(db, rows: int) -> int:
     return seen
 
 
-def test_a_worker_killed_while_a_nightlys_shards_wait_is_replaced_and_they_are_read_again(
+def test_workers_killed_while_a_nightlys_shards_wait_are_replaced_and_the_shards_read_again(
     prefect_harness, monkeypatch
 ):
     with fresh_pg() as db:
@@ -168,15 +168,16 @@ def test_a_worker_killed_while_a_nightlys_shards_wait_is_replaced_and_they_are_r
             assert job["p"][0] == 45  # the interactions stage done: every shard read and held
             workers = worker_processes()
             assert len(workers) == 2
-            workers[0].send_signal(signal.SIGKILL)
-            workers[0].wait(timeout=30)
+            for worker in workers:  # every shard held is lost (one worker may hold them all)
+                worker.send_signal(signal.SIGKILL)
+                worker.wait(timeout=30)
             release()
         thread.join(timeout=300)
         assert "error" not in out, out.get("error")
         assert out["value"].is_completed()
         assert_same_rows(whole, published(db))
-        # undisturbed, 4 shards read the window 1.005 times here; a lost shard is about 1/4
-        again = before + window + int(1.1 * window)
+        # undisturbed, 4 shards read the window 1.005 times here; lost, they read it again
+        again = before + window + int(1.5 * window)
         assert read_more_than(db, again) > again
         jobs = query(db, "SELECT job_status::text AS s FROM jobs WHERE job_type = 'nightly'")
         assert jobs["s"].to_list() == ["completed", "completed"]
