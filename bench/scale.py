@@ -33,7 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
-from distributed import Client, LocalCluster
+from dask.utils import key_split
+from distributed import Client, LocalCluster, get_task_stream
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask import DaskTaskRunner
@@ -116,11 +117,13 @@ def sharded_process(
 class WorkerSampler:
     """Sample every worker's memory on the scheduler each `interval` seconds, in a thread:
     per worker name, its peak resident memory seen, the bytes Dask held of task results
-    (managed) at that moment, and how many times it was restarted (a new address)."""
+    (managed) at that moment, how many times it was restarted (a new address) and whether
+    it was lost (absent from the last sample: a restart that never came back)."""
 
     def __init__(self, client: Client, interval: float = 0.5) -> None:
         self.client, self.interval = client, interval
         self.workers: dict[str, dict] = {}
+        self.present: set[str] = set()  # the workers of the last sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -139,6 +142,7 @@ class WorkerSampler:
 
     def sample(self, workers: dict) -> None:
         """Fold one scheduler view of the workers into the peaks."""
+        self.present = {str(info["name"]) for info in workers.values()}
         for address, info in workers.items():
             metrics = info.get("metrics", {})
             seen = self.workers.setdefault(
@@ -149,6 +153,10 @@ class WorkerSampler:
                 seen["rss"] = metrics["memory"]
                 seen["managed_at_peak"] = metrics.get("managed_bytes", 0)
 
+    def names(self) -> dict[str, str]:
+        """Return each address a worker had (one per start) and its name."""
+        return {a: name for name, seen in self.workers.items() for a in seen["addresses"]}
+
     def report(self) -> dict:
         """Return, per worker name, its sampled peak, the managed bytes then and restarts."""
         return {
@@ -156,6 +164,7 @@ class WorkerSampler:
                 "sampled_peak_rss_bytes": seen["rss"],
                 "managed_bytes_at_peak": seen["managed_at_peak"],
                 "restarts": len(seen["addresses"]) - 1,
+                "lost": name not in self.present,  # gone, not back by the last sample
             }
             for name, seen in sorted(self.workers.items())
         }
@@ -177,16 +186,40 @@ def _worker_peak() -> int:
 PUBLISHED = {"backfill": ("daily_metrics",), "nightly": tuple(OUTPUTS)}
 
 
+def stage_peaks(url: str, flow: str) -> dict[str, dict]:
+    """Return the last `flow` job's stages: per stage its seconds and the run process's peak
+    RSS at its end (MiB; the peak so far, so the stage that raised it shows)."""
+    sql = "SELECT result FROM jobs WHERE job_type = %s ORDER BY started_at DESC LIMIT 1"
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(sql, (flow,)).fetchone()
+    stages = (row[0] or {}).get("stages", []) if row else []
+    return {s["stage"]: {"seconds": s["seconds"], "peak_rss_mb": s["peak_rss_mb"]} for s in stages}
+
+
 def measured(url: str, flow: str, run) -> dict:
-    """Return `run()`'s figures with the event rows read during it and the output checksums."""
+    """Return `run()`'s figures with the event rows read during it, its job's stages and the
+    output checksums."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("TRUNCATE daily_metrics")  # both runs start from a fresh table
     before = event_reads(url)
     figures = run()
     after = event_reads(url)
     figures["rows_read"] = {t: after[t] - before[t] for t in EVENTS}
+    figures["stages"] = stage_peaks(url, flow)
     figures["checksums"] = {table: table_checksum(url, table) for table in PUBLISHED[flow]}
     return figures
+
+
+def tasks_by_worker(stream: list[dict], names: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Return, per worker name, how many tasks of each name it ran (a task stream's records;
+    `names`: worker address to name), so the worker that ran the catalogue's task shows."""
+    counts: dict[str, dict[str, int]] = {}
+    for record in stream:
+        worker = names.get(record["worker"], record["worker"])
+        task = key_split(record["key"])
+        counts.setdefault(str(worker), {}).setdefault(task, 0)
+        counts[str(worker)][task] += 1
+    return {worker: dict(sorted(tasks.items())) for worker, tasks in sorted(counts.items())}
 
 
 #: A table's rows and the md5 of its groups' md5s (bench/checksums.py's text, a group of the
@@ -247,10 +280,14 @@ def run(
         with cluster, Client(cluster) as client:
             args = (db.url, flow, days, shards, cluster.scheduler_address, api_url)
             sharded = (sharded_process, *args)
-            with WorkerSampler(client) as sampler:
+            with WorkerSampler(client) as sampler, get_task_stream(client) as stream:
                 report["sharded"] = measured(db.url, flow, lambda: in_fresh_process(*sharded))
             peaks = client.run(_worker_peak)
             report["sharded"]["workers_sampled"] = sampler.report()
+            names = {
+                a: w["name"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items()
+            }
+            report["sharded"]["tasks_by_worker"] = tasks_by_worker(stream.data, names)
             report["sharded"]["worker_peak_rss_bytes"] = sorted(peaks.values())
     one, many = report["one_shard"], report["sharded"]
     report["wall_ratio"] = many["wall_seconds"] / one["wall_seconds"]
@@ -280,13 +317,14 @@ def main() -> None:
     one, many, gib = report["one_shard"], report["sharded"], 2**30
     workers = [round(p / gib, 2) for p in many["worker_peak_rss_bytes"]]
     restarts = sum(w["restarts"] for w in many["workers_sampled"].values())
+    lost = sum(w["lost"] for w in many["workers_sampled"].values())
     what = "nightly with a window of" if args.flow == "nightly" else "backfill of"
     print(
         f"{what} {args.days} dates at {args.profile}: one shard {one['wall_seconds']:.1f} s, "
         f"peak {one['peak_rss_bytes'] / gib:.2f} GiB; {shards} shards on {args.workers} "
         f"workers {many['wall_seconds']:.1f} s (x {report['wall_ratio']:.2f}), flow peak "
         f"{many['peak_rss_bytes'] / gib:.2f} GiB, worker peaks {workers} GiB, worker "
-        f"restarts {restarts}; rows read over "
+        f"restarts {restarts}, workers lost {lost}; rows read over "
         f"the window's {report['rows_read_over_window']}; same rows: {report['same_rows']}"
     )
     emit_report(report, args.json)

@@ -26,7 +26,13 @@ def test_the_sharded_flow_on_a_local_cluster_reports_the_same_rows(pg_database, 
     assert report["wall_ratio"] > 0
     sampled = many["workers_sampled"]
     assert len(sampled) == 2 and all(w["sampled_peak_rss_bytes"] > 0 for w in sampled.values())
-    assert all(w["restarts"] == 0 for w in sampled.values())
+    assert all(w["restarts"] == 0 and not w["lost"] for w in sampled.values())
+    ran = many["tasks_by_worker"]  # by function: every shard read and the catalogue, once
+    assert set(ran) <= set(sampled)
+    assert sum(tasks.get("load_shard", 0) for tasks in ran.values()) == 3
+    assert sum(tasks.get("load_catalogue", 0) for tasks in ran.values()) == 1
+    for figures in (one, many):  # the run process's peak after each stage, as its job says
+        assert figures["stages"]["extract"]["peak_rss_mb"] > 0
 
 
 def test_the_worker_sampler_keeps_each_workers_peak_and_counts_its_restarts():
@@ -36,9 +42,20 @@ def test_the_worker_sampler_keeps_each_workers_peak_and_counts_its_restarts():
     sampler.sample({"tcp://a:1": worker | {"metrics": {"memory": 300, "managed_bytes": 30}}})
     sampler.sample({"tcp://b:2": worker | {"metrics": {"memory": 200, "managed_bytes": 20}}})
     sampler.sample({"tcp://c:3": {"name": 1, "metrics": {"memory": 50}}})
+    assert sampler.names() == {"tcp://a:1": "0", "tcp://b:2": "0", "tcp://c:3": "1"}
     assert sampler.report() == {
-        "0": {"sampled_peak_rss_bytes": 300, "managed_bytes_at_peak": 30, "restarts": 1},
-        "1": {"sampled_peak_rss_bytes": 50, "managed_bytes_at_peak": 0, "restarts": 0},
+        "0": {
+            "sampled_peak_rss_bytes": 300,
+            "managed_bytes_at_peak": 30,
+            "restarts": 1,
+            "lost": True,
+        },
+        "1": {
+            "sampled_peak_rss_bytes": 50,
+            "managed_bytes_at_peak": 0,
+            "restarts": 0,
+            "lost": False,
+        },
     }
 
 

@@ -14,6 +14,7 @@ from flows.stages.publish import drop_dangling, stamp_metrics
 from flows.storage.backends import open_storage
 from flows.storage.base import Storage
 from flows.storage.database import Database
+from flows.tracking import release_free_memory
 from transforms.columns import METRIC_TYPES, MODEL_QUALITY_METRICS
 from transforms.daily_metrics import (
     MetricInputs,
@@ -60,7 +61,10 @@ def metrics_slice(
     an id absent from the catalogue's `ids`, stamped with the run's columns."""
     metrics = metrics_from_partials(combine_partials(list(partials)), dates)
     kept, dropped = drop_dangling({"daily_metrics": metrics}, ids)
-    return MetricsSlice(stamp_metrics(kept["daily_metrics"], run_id, now), dropped)
+    del metrics  # each step's copy let go before the next: a worker holds its shards beside
+    stamped = stamp_metrics(kept.pop("daily_metrics"), run_id, now)
+    release_free_memory()  # the combination's blocks, freed on a worker holding its shards
+    return MetricsSlice(stamped, dropped)
 
 
 def publish_metrics_slice(
@@ -74,6 +78,7 @@ def publish_metrics_slice(
     else:
         with open_storage(target) as storage:
             rows = storage.replace_daily_metrics(metrics.frame, dates, EVENT_METRIC_TYPES)
+        release_free_memory()  # the load's buffers, freed on the worker that published
     return rows, metrics.dropped
 
 
