@@ -65,3 +65,13 @@ def test_the_input_frame_is_not_changed():
 def test_only_the_last_load_to_finish_is_the_last():
     loads = LoadsInFlight(3)
     assert [loads.finish_one() for _ in range(3)] == [False, False, True]
+
+
+def test_run_columns_stamped_as_literals_are_constants():
+    stamped = pl.DataFrame({"item_id": [1, 2, 3]}).with_columns(
+        pl.lit("run-1").alias("run_id"), pl.lit(WHEN).alias("created_at")
+    )
+    assert constant_columns(stamped) == {
+        "run_id": "run-1",
+        "created_at": "2026-11-25T03:04:05.678901+00:00",
+    }

@@ -51,13 +51,16 @@ def constant_columns(frame: pl.DataFrame) -> dict[str, str]:
     constants: dict[str, str] = {}
     if frame.height < 2:
         return constants
-    for name in frame.columns:
-        column = frame.get_column(name)
-        if column.dtype.is_float() or column.null_count() or column.dtype.is_nested():
+    for name, dtype in frame.schema.items():
+        if dtype.is_float() or dtype.is_nested():
             continue
-        first = column[0]
-        literal = _literal(first, column.dtype)
-        if literal is not None and (column == first).all():
+        # an expression, not get_column: a stamped run column is a scalar column, and
+        # taking it as a Series would write out its value once per row (0.57 GiB at L)
+        column = pl.col(name)
+        same = (column == column.first()).all() & (column.null_count() == 0)
+        first, constant = frame.select(column.first().alias("first"), same.alias("same")).row(0)
+        literal = _literal(first, dtype) if constant else None
+        if literal is not None:
             constants[name] = literal
     if len(constants) == frame.width:
         del constants[frame.columns[0]]
