@@ -284,10 +284,8 @@ def run(
                 report["sharded"] = measured(db.url, flow, lambda: in_fresh_process(*sharded))
             peaks = client.run(_worker_peak)
             report["sharded"]["workers_sampled"] = sampler.report()
-            names = {
-                a: w["name"] for a, w in client.scheduler_info(n_workers=-1)["workers"].items()
-            }
-            report["sharded"]["tasks_by_worker"] = tasks_by_worker(stream.data, names)
+            ran = tasks_by_worker(stream.data, sampler.names())  # a restarted one's too
+            report["sharded"]["tasks_by_worker"] = ran
             report["sharded"]["worker_peak_rss_bytes"] = sorted(peaks.values())
     one, many = report["one_shard"], report["sharded"]
     report["wall_ratio"] = many["wall_seconds"] / one["wall_seconds"]
