@@ -83,6 +83,21 @@ def process_of(port: int) -> psutil.Process:
     raise AssertionError(f"no process holds local port {port}")
 
 
+def kill(process: psutil.Process) -> None:
+    """SIGKILL `process` and wait until it is gone."""
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+def assert_run_completed_after_the_first(db, thread: threading.Thread, out: dict, job_type: str):
+    """Assert the run on `thread` completed, and so did both jobs of `job_type` in `db`."""
+    thread.join(timeout=300)
+    assert "error" not in out, out.get("error")
+    assert out["value"].is_completed()
+    sql = "SELECT job_status::text AS s FROM jobs WHERE job_type = %s"
+    assert query(db, sql, (job_type,))["s"].to_list() == ["completed", "completed"]
+
+
 def in_thread(fn, *args) -> tuple[threading.Thread, dict]:
     """Start fn(*args) on a thread; return it and the dict its result or error lands in."""
     out: dict = {}
@@ -113,15 +128,10 @@ def test_a_worker_killed_mid_read_is_replaced_and_the_run_publishes_once(
             ports = waiting_ports(db, 2)  # each worker (one thread) inside a shard's read
             victim = process_of(ports[0])
             assert victim.pid != os.getpid()  # a worker process, not the flow's
-            victim.send_signal(signal.SIGKILL)
-            victim.wait(timeout=30)
+            kill(victim)
             release()
-        thread.join(timeout=300)
-        assert "error" not in out, out.get("error")
-        assert out["value"].is_completed()
+        assert_run_completed_after_the_first(db, thread, out, "backfill")
         assert table(db, "daily_metrics", without=RUN_COLUMNS).equals(whole)
-        jobs = query(db, "SELECT job_status::text AS s FROM jobs WHERE job_type = 'backfill'")
-        assert jobs["s"].to_list() == ["completed", "completed"]
 
 
 def worker_processes() -> list[psutil.Process]:
@@ -169,18 +179,13 @@ def test_workers_killed_while_a_nightlys_shards_wait_are_replaced_and_the_shards
             workers = worker_processes()
             assert len(workers) == 2
             for worker in workers:  # every shard held is lost (one worker may hold them all)
-                worker.send_signal(signal.SIGKILL)
-                worker.wait(timeout=30)
+                kill(worker)
             release()
-        thread.join(timeout=300)
-        assert "error" not in out, out.get("error")
-        assert out["value"].is_completed()
+        assert_run_completed_after_the_first(db, thread, out, "nightly")
         assert_same_rows(whole, published(db))
         # undisturbed, 4 shards read the window 1.005 times here; lost, they read it again
         again = before + window + int(1.5 * window)
         assert read_more_than(db, again) > again
-        jobs = query(db, "SELECT job_status::text AS s FROM jobs WHERE job_type = 'nightly'")
-        assert jobs["s"].to_list() == ["completed", "completed"]
 
 
 def free_port() -> int:
