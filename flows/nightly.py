@@ -285,7 +285,7 @@ class NightlyRun:
         with self._timed("interactions", 45) as timing:
             fit = combined_fit_inputs(read.gather("fit_inputs", shard_fit_inputs))
             timing.rows_in = self.result.events
-            timing.rows_out = fit.records.height + fit.tracks.height
+            timing.rows_out = fit.records.matrix.nnz + fit.tracks.matrix.nnz
         return fit
 
     def _recommendations(self, read: ReadShards, side: ItemSide) -> pl.DataFrame:

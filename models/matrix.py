@@ -61,3 +61,24 @@ class InteractionMatrix:
     def item_index(self, ids) -> np.ndarray:
         """Return the column index of each item ID, -1 where absent."""
         return _index_of(self.item_ids, ids)
+
+    @classmethod
+    def stacked(cls, parts: list[InteractionMatrix]) -> InteractionMatrix:
+        """Return the matrix whose rows are `parts`' in order (users disjoint and ascending
+        from one part to the next), over the union of their items: the matrix `from_arrays`
+        makes of all their triples, entry for entry."""
+        if len(parts) == 1:
+            return parts[0]
+        users = np.concatenate([part.user_ids for part in parts])
+        if users.size > 1 and not np.all(users[1:] > users[:-1]):
+            raise ValueError("the parts' users must be disjoint and in ascending order")
+        items = np.unique(np.concatenate([part.item_ids for part in parts]))
+        blocks = []
+        for part in parts:
+            columns = np.searchsorted(items, part.item_ids).astype(part.matrix.indices.dtype)
+            m = part.matrix  # a monotone map of its columns: each row's indices stay sorted
+            shape = (m.shape[0], items.size)
+            blocks.append(sp.csr_matrix((m.data, columns[m.indices], m.indptr), shape=shape))
+        csr = sp.vstack(blocks, format="csr", dtype=np.float32)
+        csr.has_sorted_indices = True
+        return cls(csr, users, items)

@@ -9,6 +9,7 @@ import pytest
 
 from flows.nightly import run_nightly
 from flows.params import TuneParams
+from flows.stages.interactions import to_matrix
 from flows.stages.tuning import choose_params, drift, fingerprint, tuned_version
 from flows.tune import run_tune
 from models.recommender import MODEL_VERSION, RotationRecommender
@@ -76,7 +77,7 @@ def test_the_fingerprint_counts_positive_pairs():
     records = pl.DataFrame(
         {"user_id": [1, 1, 2, 3], "item_id": [5, 6, 5, 7], "weight": [1, 2, 1, 0]}
     )
-    assert fingerprint(records) == {"users": 2, "items": 2, "interactions": 3, "density": 0.75}
+    assert fingerprint(to_matrix(records)) == {"users": 2, "items": 2, "interactions": 3, "density": 0.75}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

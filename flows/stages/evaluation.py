@@ -74,6 +74,14 @@ def holdout_matrices(
     its own past train's) or is left out (``"drop"``).
     """
     matrix = to_matrix(train)
+    return matrix, matrix_of_test_pairs(matrix, test, unknown_items=unknown_items)
+
+
+def matrix_of_test_pairs(
+    matrix: InteractionMatrix, test: pl.DataFrame, *, unknown_items: str = "miss"
+) -> sp.csr_matrix:
+    """Return the 0/1 matrix of the (user_id, item_id) `test` pairs in the rows of the train
+    `matrix`, its unknown items as ``holdout_matrices`` says."""
     users = matrix.user_index(test["user_id"].to_numpy())
     items = matrix.item_index(test["item_id"].to_numpy())
     n_cols = matrix.shape[1]
@@ -85,11 +93,10 @@ def holdout_matrices(
     elif unknown_items != "drop":
         raise ValueError(f"unknown_items must be 'miss' or 'drop', not {unknown_items!r}")
     keep = (users >= 0) & (items >= 0)
-    csr = sp.csr_matrix(
+    return sp.csr_matrix(
         (np.ones(int(keep.sum()), np.float32), (users[keep], items[keep])),
         shape=(matrix.shape[0], n_cols),
     )
-    return matrix, csr
 
 
 def sample_users(rows: np.ndarray, user_ids: np.ndarray, cap: int, seed: int = 0) -> np.ndarray:
@@ -120,6 +127,22 @@ def model_quality(
     the figures of the same inputs are the same, byte for byte.
     """
     matrix, test_csr = holdout_matrices(train, test, unknown_items=unknown_items)
+    return matrix_quality(
+        matrix, test_csr, items, k, n_items=n_items, max_users=max_users, model=model
+    )
+
+
+def matrix_quality(
+    matrix: InteractionMatrix,
+    test_csr: sp.csr_matrix,
+    items: pl.DataFrame | None,
+    k: int = 10,
+    *,
+    n_items: int | None = None,
+    max_users: int | None = None,
+    model=None,
+) -> dict:
+    """Return ``model_quality``'s figures of a train matrix and its test matrix."""
     every = np.flatnonzero(np.diff(test_csr.indptr) > 0)
     if every.size == 0:
         return {"users": 0}
@@ -176,7 +199,7 @@ def holdout_pairs(
 
 
 def holdout_quality(
-    train: pl.DataFrame,
+    train: InteractionMatrix,
     test: pl.DataFrame,
     records: pl.DataFrame,
     k: int = 10,
@@ -185,7 +208,8 @@ def holdout_quality(
 ) -> dict:
     """Return precision/recall/nDCG@k and coverage of the model on the holdout's pairs.
 
-    `train`, `test`: ``holdout_pairs``' (computed per shard, then stacked); `records`: the
+    `train`: the matrix of ``holdout_pairs``' train pairs, `test`: its test pairs (each
+    computed per shard, then stacked); `records`: the
     catalogue's (their genres); `model_params`: the RotationRecommender parameters of the run
     (default: its defaults).
 
@@ -194,12 +218,11 @@ def holdout_quality(
     out), over up to `max_users` users (seeded sample); `holdout_users` is how many there
     were.
     """
-    figures = model_quality(
+    figures = matrix_quality(
         train,
-        test,
+        matrix_of_test_pairs(train, test, unknown_items="drop"),
         records,
         k,
-        unknown_items="drop",
         max_users=max_users,
         model=RotationRecommender(**(model_params or {})),
     )

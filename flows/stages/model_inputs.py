@@ -6,11 +6,15 @@ ran. The run gathers what the item models are fitted on (``FitInputs``): concate
 shard order (contiguous, ascending user ranges) they are the frames the one-shard run
 computes, row for row. The raw play and usage events never leave the shard, and its users'
 histories and follows stay there for the lists scored where it is.
+
+What a shard sends is coded where it ran: its users' positive pairs as sparse matrices
+(8 bytes a pair, where the frames took 36), the holdout's test pairs as ids, and its record
+popularity as a partial sum per record.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import polars as pl
@@ -18,8 +22,10 @@ import polars as pl
 from flows.params import NightlyParams
 from flows.stages.evaluation import holdout_pairs
 from flows.stages.extract import Inputs
-from flows.stages.interactions import Interactions, build_interactions, weighting
-from transforms.sizes import frames_size
+from flows.stages.interactions import Interactions, build_interactions, to_matrix, weighting
+from models.matrix import InteractionMatrix
+from transforms.recommend.fallback import combined_popularity, record_popularity
+from transforms.sizes import arrays_size, frames_size
 
 #: The per-user tables a shard holds of its own users only (the rest: the catalogue's).
 PER_USER = ("plays", "usage", "favorites", "collection_items", "follows")
@@ -42,37 +48,48 @@ def shard_model_inputs(valid: Inputs, params: NightlyParams, as_of: datetime) ->
     return ModelInputs(inter, train, test, valid.follows)
 
 
-def _stacked(frames: list[pl.DataFrame]) -> pl.DataFrame:
-    """Return the shards' frames one after the other (an empty shard's types relaxed)."""
-    return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
-
-
 @dataclass(frozen=True)
 class FitInputs:
     """What the item models' fit and the holdout read of every user: the positive
-    user×record and user×track pairs, and the holdout's (train, test) pairs."""
+    user×record and user×track matrices, the holdout's train matrix and test pairs, and the
+    records' popularity (``record_popularity``'s frame)."""
 
-    records: pl.DataFrame
-    tracks: pl.DataFrame
-    train: pl.DataFrame
-    test: pl.DataFrame
+    records: InteractionMatrix
+    tracks: InteractionMatrix
+    train: InteractionMatrix
+    test: pl.DataFrame  # user_id, item_id: the records first liked in the holdout's days
+    popularity: pl.DataFrame
 
     def __sizeof__(self) -> int:
-        return frames_size(self)  # what Dask counts (transforms/sizes.py)
+        return frames_size(self) + arrays_size(self)  # what Dask counts (transforms/sizes.py)
 
     def without_holdout(self) -> FitInputs:
-        """Return the pairs without the holdout's (once the evaluation has scored them)."""
-        return FitInputs(self.records, self.tracks, self.train.clear(), self.test.clear())
+        """Return the inputs without the holdout's (once the evaluation has scored them)."""
+        none = InteractionMatrix.from_arrays([], [])
+        return replace(self, train=none, test=self.test.clear())
 
 
 def fit_inputs(model: ModelInputs) -> FitInputs:
-    """Return what the fit and the holdout read of a shard's model inputs."""
+    """Return what the fit and the holdout read of a shard's model inputs, coded."""
     inter = model.interactions
-    return FitInputs(inter.records, inter.tracks, model.train, model.test)
+    return FitInputs(
+        to_matrix(inter.records),
+        to_matrix(inter.tracks),
+        to_matrix(model.train),
+        model.test.select("user_id", "item_id"),
+        record_popularity(inter.records),
+    )
 
 
 def combined_fit_inputs(parts: list[FitInputs]) -> FitInputs:
     """Return the shards' fit inputs (home first, then by user range) as one run's: the
-    frames the one-shard run computes, row for row."""
-    names = [f.name for f in fields(FitInputs)]
-    return FitInputs(**{name: _stacked([getattr(p, name) for p in parts]) for name in names})
+    matrices and pairs the one-shard run computes, entry for entry."""
+    if len(parts) == 1:
+        return parts[0]
+    return FitInputs(
+        InteractionMatrix.stacked([p.records for p in parts]),
+        InteractionMatrix.stacked([p.tracks for p in parts]),
+        InteractionMatrix.stacked([p.train for p in parts]),
+        pl.concat([p.test for p in parts], how="vertical_relaxed"),
+        combined_popularity([p.popularity for p in parts]),
+    )

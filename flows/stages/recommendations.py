@@ -14,11 +14,12 @@ from flows.stages.interactions import Interactions, to_matrix
 from flows.stages.model_inputs import FitInputs
 from flows.stages.similarity import Similarity, neighbor_frame
 from models.kernels.parallel import run_beside
+from models.matrix import InteractionMatrix
 from models.recommender import RotationRecommender
 from transforms.columns import PLAYABLE_MATCH_STATUSES
 from transforms.content_features import store_stock
 from transforms.recommend.explain import explain
-from transforms.recommend.fallback import fallback_lists, record_popularity
+from transforms.recommend.fallback import fallback_lists
 from transforms.recommend.lists import assemble_recommendations, record_lists, track_list
 from transforms.recommend.preferences import genre_affinity, preference_lists
 from transforms.recommend.stores import store_list
@@ -57,12 +58,13 @@ class ItemSide:
         return frames_size(self) + arrays_size(self.model) + self.item_ids.nbytes
 
 
-def track_listeners(track_pairs: pl.DataFrame) -> pl.DataFrame:
-    """Return (item_id, listeners): each track's users with a positive interaction."""
-    return (
-        track_pairs.filter(pl.col("weight") > 0)
-        .group_by("item_id")
-        .agg(pl.col("user_id").n_unique().alias("listeners"))
+def track_listeners(tracks: InteractionMatrix) -> pl.DataFrame:
+    """Return (item_id, listeners): each track's users with a positive interaction (the
+    positive user×track matrix's entries in its column)."""
+    listeners = np.bincount(tracks.matrix.indices, minlength=tracks.shape[1])
+    return pl.DataFrame(
+        {"item_id": tracks.item_ids, "listeners": listeners},
+        schema={"item_id": pl.Int64, "listeners": pl.UInt32},
     )
 
 
@@ -75,7 +77,7 @@ def item_side(inputs: Inputs, fit: FitInputs, sim: Similarity) -> ItemSide:
         sim.records.matrix.item_ids,
         sim.records.model,
         sim.record_neighbors,
-        record_popularity(fit.records),
+        fit.popularity,
         track_listeners(fit.tracks),
     )
 
@@ -151,7 +153,7 @@ def popularity_rows(
     the window, then summed weight); `plays` holds that user count. The API's cold-start
     fallback reads these few hundred rows instead of aggregating daily_metrics per call.
     """
-    ranked = record_popularity(inter.records).with_row_index("position")
+    ranked = inter.popularity.with_row_index("position")
     genres = inputs.records.select(pl.col("id").alias("item_id"), "genres")
     ranked = ranked.join(genres, on="item_id", how="left")
     by_genre = (

@@ -102,11 +102,10 @@ def collaborative_neighbors(matrix: InteractionMatrix, k: int) -> pl.DataFrame:
 
 
 def fit_record_model(
-    pairs: pl.DataFrame, records: pl.DataFrame, model_params: dict | None = None
+    matrix: InteractionMatrix, records: pl.DataFrame, model_params: dict | None = None
 ) -> FittedModel:
     """Return the RotationRecommender (with `model_params`, default its defaults) fitted on
-    the positive user×record pairs and genres."""
-    matrix = to_matrix(pairs)
+    the user×record matrix of positive pairs and the records' genres."""
     if matrix.matrix.nnz == 0:
         return FittedModel(matrix, None)
     model = RotationRecommender(**(model_params or {}))
@@ -177,7 +176,7 @@ def compute_similarity(
     (fitted, record_collab), (record_content, track_collab, store_collab) = run_beside(
         lambda: _fitted_and_collaborative(inputs, inter, k, model_params),
         lambda: content_neighbors(inputs.records, k),
-        lambda: collaborative_neighbors(to_matrix(inter.tracks), k),
+        lambda: collaborative_neighbors(inter.tracks, k),
         lambda: store_neighbors(inputs, k),
     )
     rows = pl.concat(

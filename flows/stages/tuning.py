@@ -22,18 +22,17 @@ import polars as pl
 from flows.params import TUNED_DRIFT, NightlyParams, TuneParams
 from flows.stages.evaluation import holdout_matrices, holdout_pairs
 from flows.stages.extract import Inputs
-from flows.stages.interactions import build_record_interactions, genre_matrix, weighting
+from flows.stages.interactions import build_record_interactions, genre_matrix, to_matrix, weighting
+from models.matrix import InteractionMatrix
 from models.recommender import MODEL_VERSION, RotationRecommender
 from models.tuning import normalised, tune
 
 FINGERPRINT = ("users", "items", "interactions", "density")
 
 
-def fingerprint(records: pl.DataFrame) -> dict:
-    """Return users, items, interactions and density of the positive user × record pairs."""
-    positive = records.filter(pl.col("weight") > 0)
-    users, items = positive["user_id"].n_unique(), positive["item_id"].n_unique()
-    pairs = positive.height  # one row per (user, record): record_interactions aggregates
+def fingerprint(records: InteractionMatrix) -> dict:
+    """Return users, items, interactions and density of the positive user × record matrix."""
+    (users, items), pairs = records.shape, records.matrix.nnz
     density = pairs / (users * items) if users and items else 0.0
     return {"users": users, "items": items, "interactions": pairs, "density": density}
 
@@ -91,7 +90,7 @@ def holdout_split(inputs: Inputs, params: TuneParams, now: datetime) -> TuningSp
         run_date=params.run_date, window_days=params.window_days, holdout_days=params.holdout_days
     )
     train, test = holdout_pairs(inputs, nightly, now)
-    current = fingerprint(build_record_interactions(inputs, now, weighting(nightly)))
+    current = fingerprint(to_matrix(build_record_interactions(inputs, now, weighting(nightly))))
     matrix, test_csr = holdout_matrices(train, test, unknown_items="drop")
     splits = [(matrix.matrix, test_csr)] if matrix.matrix.nnz and test_csr.nnz else []
     genres = genre_matrix(inputs.records, matrix) if splits else None

@@ -51,6 +51,19 @@ def record_popularity(interactions: pl.DataFrame) -> pl.DataFrame:
     counts = positive.group_by("item_id").agg(
         pl.col("user_id").n_unique().cast(pl.Int64).alias("users"), pl.col("weight").sum()
     )
+    return _most_popular_first(counts)
+
+
+def combined_popularity(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Return the record popularity of users split in disjoint groups from each group's
+    (``record_popularity``'s frames): distinct users add up, as do weights."""
+    if len(parts) == 1:
+        return parts[0]
+    counts = pl.concat(parts).group_by("item_id").agg(pl.col("users").sum(), pl.col("weight").sum())
+    return _most_popular_first(counts)
+
+
+def _most_popular_first(counts: pl.DataFrame) -> pl.DataFrame:
     return counts.sort(["users", "weight", "item_id"], descending=[True, True, False])
 
 
