@@ -4,17 +4,21 @@ similarity → recommendations → publish → retention, for one date, on eithe
 The extract is by shards of users (flows/sharded.py; one by default): each shard validates
 its rows and computes its daily-metrics partials, its users' interactions and holdout pairs
 where it ran, so the raw play and usage events never reach the model stages. The item
-models are fitted here on the pairs the shards send (the holdout's too); each shard's users
-are then scored and listed where the shard is, with the item side sent once to each worker
-(flows/stages/recommendations.py's ItemSide), and their rows published here at once."""
+models are fitted here on the pairs the shards send, coded (the holdout's too); each
+shard's users are then scored and listed where the shard is, with the item side sent once
+to each worker (flows/stages/recommendations.py's ItemSide), and checked there; the cache
+and the publish fetch them one shard at a time (flows/stages/shard_lists.py), in one
+transaction."""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import inspect
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 import polars as pl
 from prefect import flow
@@ -44,20 +48,20 @@ from flows.stages.publish import (
     skip_reason,
     stamp_metrics,
     stamp_popularity,
-    stamp_recommendations,
     stamp_similarity,
 )
 from flows.stages.recommendations import ItemSide
-from flows.stages.shards import (
-    ShardSummary,
-    shard_fit_inputs,
-    shard_partials,
-    shard_recommendations,
-    user_count,
+from flows.stages.shard_lists import (
+    TABLE,
+    ListsSummary,
+    lists_summary,
+    shard_lists,
+    stamped_lists,
 )
+from flows.stages.shards import ShardSummary, shard_fit_inputs, shard_partials, user_count
 from flows.stages.validate import Validation
 from flows.storage.backends import open_storage
-from flows.storage.base import Replacement, Storage
+from flows.storage.base import FrameParts, Replacement, Storage
 from flows.storage.cache.target import CacheTarget, check_cache_backend, resolve_cache
 from flows.storage.database import Database
 from flows.storage.partitions import ensure_partitions
@@ -144,6 +148,41 @@ def read_inputs(
     )
 
 
+@dataclass(frozen=True)
+class ShardedLists:
+    """The shards' lists, each kept where its shard was scored, and their summaries."""
+
+    read: ReadShards
+    futures: list[Any]
+    summaries: list[ListsSummary]
+
+    @property
+    def rows(self) -> int:
+        """Return the rows of every shard's lists."""
+        return sum(s.rows for s in self.summaries)
+
+    @property
+    def users(self) -> int:
+        """Return the users with a list (shards hold disjoint users)."""
+        return sum(s.users for s in self.summaries)
+
+    def stamped(self, *stamp: Any) -> FrameParts:
+        """Return the lists as parts, each shard's stamped (``stamped_lists``' `stamp`
+        arguments) where it is and fetched when the publish or the cache reads it."""
+
+        # the publish fetches from its own threads: they submit in the flow's context
+        context = contextvars.copy_context()
+
+        def submit(index: int) -> pl.DataFrame:
+            task = self.read.submit("fetch_lists", stamped_lists, self.futures[index], *stamp)
+            return task.result()  # the future let go: its rows held by the caller alone
+
+        def fetch(index: int) -> pl.DataFrame:
+            return context.copy().run(submit, index)
+
+        return FrameParts(tuple(s.rows for s in self.summaries), fetch)
+
+
 class NightlyRun:
     """One nightly run: its stages in order, each timed, logged and tracked on the job row."""
 
@@ -191,30 +230,25 @@ class NightlyRun:
         shards = p.shards or 1
         with read_shards(
             self.storage, self.tracker, self.result, self.run, replica, shards, load, 10
-        ) as read:
+        ) as read:  # open until the publish has fetched the lists: a lost shard is read again
             self._validated(read.summaries)
             self.ids = read.home.ids
             self._daily_metrics(read)
-            quality, neighbours, recs, popular = self._models(read)
+            quality, neighbours, lists, popular = self._models(read)
+            release_free_memory()  # every shard's rows read here, if they were
+            outputs = self._stage(
+                "references",
+                90,
+                self._checked,
+                {"content_similarity": neighbours, "record_popularity": popular},
+                rows_in=neighbours.height + popular.height,
+            )
+            del neighbours, popular
+            self._publish(
+                outputs["content_similarity"], lists, quality, outputs["record_popularity"]
+            )
+            del lists
         release_free_memory()  # every shard's rows (here, or on the workers that held them)
-        outputs = self._stage(
-            "references",
-            90,
-            self._checked,
-            {
-                "content_similarity": neighbours,
-                "recommendation_data": recs,
-                "record_popularity": popular,
-            },
-            rows_in=neighbours.height + recs.height + popular.height,
-        )
-        del neighbours, recs, popular
-        self._publish(
-            outputs["content_similarity"],
-            outputs["recommendation_data"],
-            quality,
-            outputs["record_popularity"],
-        )
         self._stage(
             "partitions",
             97,
@@ -244,9 +278,9 @@ class NightlyRun:
             release_free_memory()
         self.result.stages.append(timing.row())
 
-    def _models(self, read: ReadShards) -> tuple[dict, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    def _models(self, read: ReadShards) -> tuple[dict, pl.DataFrame, ShardedLists, pl.DataFrame]:
         """Fit and evaluate the item models on the shards' pairs, score every shard's users
-        where it is; return (holdout quality, neighbours, lists, popularity rows)."""
+        where it is; return (holdout quality, neighbours, the shards' lists, popularity)."""
         p, valid = self.params, read.catalogue
         fit = self._fit_inputs(read)
         model_params = self._model_params(fit)
@@ -288,22 +322,19 @@ class NightlyRun:
             timing.rows_out = fit.records.matrix.nnz + fit.tracks.matrix.nnz
         return fit
 
-    def _recommendations(self, read: ReadShards, side: ItemSide) -> pl.DataFrame:
-        """Score and list every shard's users where the shard is, with the item side sent
-        once to each worker; return their rows, in user order."""
+    def _recommendations(self, read: ReadShards, side: ItemSide) -> ShardedLists:
+        """Score, list and check every shard's users where the shard is, with the item side
+        sent once to each worker; return the lists, kept there, and their summaries."""
         with self._timed("recommendations", 75) as timing:
             shared = read.share("item_side", side)
-            parts = read.gather(
-                "recommendations",
-                shard_recommendations,
-                shared,
-                self.params,
-                until=75,
-                what="shards scored",
-            )
-            recs = pl.concat(parts) if len(parts) > 1 else parts[0]
-            timing.rows_out = recs.height
-        return recs
+            ids = read.share("catalogue_ids", self.ids)
+            lists = read.each("recommendations", shard_lists, shared, self.params, ids)
+            summaries = [read.submit("lists_summary", lists_summary, f) for f in lists]
+            lists = ShardedLists(read, lists, read.fetch(summaries, 75, "shards scored"))
+            timing.rows_out = lists.rows
+        dropped = sum(s.dropped for s in lists.summaries)
+        log_dropped(self.tracker, self.result, {TABLE: dropped} if dropped else {})
+        return lists
 
     def _validated(self, summaries: list[ShardSummary]) -> None:
         """Record what the shards' validation quarantined (it ran where each shard was read)."""
@@ -349,11 +380,11 @@ class NightlyRun:
         return checked(self.tracker, self.result, frames, self.ids)
 
     def _publish(
-        self, neighbours: pl.DataFrame, recs: pl.DataFrame, quality: dict, popular: pl.DataFrame
+        self, neighbours: pl.DataFrame, recs: ShardedLists, quality: dict, popular: pl.DataFrame
     ) -> None:
         p, run_id = self.params, self.tracker.run_id
         last = LastPublished.from_frame(self.storage.read("publish/last_published_run"))
-        run = Candidate(self.result.events, recs["user_id"].n_unique(), quality)
+        run = Candidate(self.result.events, recs.users, quality)
         self.result.users_served = run.users_served
         skip = skip_reason(run, last)
         refusal = skip or gate(quality, last and last.reference_ndcg_at_10, p.quality_gate_drop)
@@ -382,10 +413,7 @@ class NightlyRun:
                     "content_similarity",
                     stamp_similarity(neighbours, run_id, self.now, version, expires),
                 ),
-                Replacement.whole(
-                    "recommendation_data",
-                    stamp_recommendations(recs, run_id, self.now, version, expires),
-                ),
+                Replacement.whole(TABLE, recs.stamped(run_id, self.now, version, expires)),
                 Replacement.whole("record_popularity", stamp_popularity(popular, run_id, self.now)),
             ]
         cache = self._warm(replacements[1:], expires) if lists and self.cache else None

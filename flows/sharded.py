@@ -69,6 +69,11 @@ class ReadShards:
         futures = self.each(name, fn, *args)
         if until is None:
             return [future.result() for future in futures]
+        return self.fetch(futures, until, what)
+
+    def fetch(self, futures: list[Any], until: float, what: str) -> list[Any]:
+        """Return each future's result in order, the stage's progress moving on to `until`
+        as they come (`what`: i of K); each future is let go once fetched."""
         return _fetched(self.tracker, futures, until, what)
 
     def share(self, name: str, value: Any) -> Any:

@@ -17,6 +17,7 @@ from transforms.cache_codec import (
     decode_preferences,
     decode_recommendations,
     decode_similar,
+    merged_meta,
     popularity_fallback,
     popularity_value,
     recommendation_values,
@@ -173,3 +174,12 @@ def test_a_cache_needs_a_postgres_database(tmp_path):
     with pytest.raises(CacheUrlError, match="needs a PostgreSQL database"):
         check_cache_backend(parse_cache_url("redis://127.0.0.1:6379/0"), duck)
     check_cache_backend(None, duck)  # no cache: nothing asked
+
+
+def test_the_meta_of_rows_in_parts_is_the_whole_frames():
+    frame = recommendation_rows()
+    parts = [frame.slice(0, 2), frame.slice(2, 0), frame.slice(2)]
+    assert merged_meta([run_meta(part) for part in parts]) == run_meta(frame)
+    other = frame.slice(2).with_columns(pl.lit("v2").alias("model_version"))
+    with pytest.raises(ValueError, match="more than one model_version"):
+        merged_meta([run_meta(frame.slice(0, 2)), run_meta(other)])

@@ -16,7 +16,7 @@ import pytest
 
 import flows.storage.postgres as pg_storage
 import flows.storage.swap_build as swap_build
-from flows.storage.base import Replacement
+from flows.storage.base import FrameParts, Replacement
 from flows.storage.database import Database, parse_database
 from flows.storage.errors import StorageError
 from flows.storage.postgres import PostgresStorage
@@ -631,3 +631,34 @@ def _live_security(db: Database) -> list[tuple]:
     """Return the security (RLS flags, policies) of each swapped table, as first migrated."""
     with _admin(db) as conn:
         return conn.execute(POLICIES, (list(SWAPPED),)).fetchall()
+
+
+def test_rows_in_parts_are_published_as_the_whole_frame(as_pipeline):
+    """A table's rows in parts (a sharded run's lists, fetched one shard at a time) make the
+    table the whole frame makes: the same rows in the same order, the ids one block. Each
+    part's constant columns are its own: a part whose item type varies sends that column,
+    one of a single row sends every column."""
+    admin, pipeline = as_pipeline
+    whole = _recommendations(400, "a").with_columns(
+        pl.when(pl.col("user_id") > 30)
+        .then(pl.lit("track"))
+        .otherwise("item_type")
+        .alias("item_type")
+    )
+    parts = [whole.slice(0, 150), whole.slice(150, 1), whole.slice(151, 0), whole.slice(151)]
+    fetched: list[int] = []
+
+    def fetch(index: int) -> pl.DataFrame:
+        fetched.append(index)
+        return parts[index]
+
+    rows = FrameParts(tuple(p.height for p in parts), fetch)
+    before = _catalogue(admin)
+    with PostgresStorage(pipeline) as storage:
+        written = storage.publish([Replacement.whole("recommendation_data", rows)])
+    assert written == {"recommendation_data": 400} and fetched == [0, 1, 2, 3]
+    assert _rows(admin, "recommendation_data", whole.columns) == list(whole.iter_rows())
+    with _admin(admin) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM recommendation_data ORDER BY id")]
+    assert ids == list(range(1, 401))
+    assert _catalogue(admin) == before  # the table's own defaults back, none of a part's

@@ -77,7 +77,8 @@ def test_the_fingerprint_counts_positive_pairs():
     records = pl.DataFrame(
         {"user_id": [1, 1, 2, 3], "item_id": [5, 6, 5, 7], "weight": [1, 2, 1, 0]}
     )
-    assert fingerprint(to_matrix(records)) == {"users": 2, "items": 2, "interactions": 3, "density": 0.75}
+    want = {"users": 2, "items": 2, "interactions": 3, "density": 0.75}
+    assert fingerprint(to_matrix(records)) == want
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -149,6 +149,20 @@ def run_meta(recommendations: pl.DataFrame) -> dict:
     }
 
 
+def merged_meta(metas: list[dict]) -> dict:
+    """Return the ``run_meta`` of a run's rows in parts, from each part's (a part without
+    rows says nothing of the shared columns).
+
+    ValueError when the parts' model_version or expires_at differ, as ``run_meta``.
+    """
+    shared = {(m["model_version"], m["expires_at"]) for m in metas if m["model_version"]}
+    if len(shared) > 1:
+        raise ValueError("a run's rows hold more than one model_version or expires_at")
+    version, expires = shared.pop() if shared else (None, None)
+    lists = sorted({name for meta in metas for name in meta["preference_lists"]})
+    return {"model_version": version, "expires_at": expires, "preference_lists": lists}
+
+
 def decode_recommendations(value: bytes | str, list_name: str, meta: dict, limit: int) -> list:
     """Return get_recommendations rows (dicts) of a cached list, the first `limit` of them."""
     item_type = LIST_ITEM_TYPES.get(list_name)

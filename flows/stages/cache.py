@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from flows.storage.base import FrameParts
 from flows.storage.cache.keys import run_tag
 from flows.storage.cache.target import CacheTarget
 from flows.storage.cache.writer import CacheError, CacheWriter
@@ -50,7 +51,10 @@ class CacheStep:
                 self.writer.drop(tag)
 
     def warm(
-        self, recommendations: pl.DataFrame, neighbours: pl.DataFrame, popular: pl.DataFrame
+        self,
+        recommendations: pl.DataFrame | FrameParts,
+        neighbours: pl.DataFrame,
+        popular: pl.DataFrame,
     ) -> dict[str, int]:
         """Write the run's lists under its tag; on failure record the warning, unpoint."""
         try:

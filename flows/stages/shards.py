@@ -24,7 +24,6 @@ from datetime import date, datetime
 import polars as pl
 
 from flows.params import NightlyParams
-from flows.stages import recommendations
 from flows.stages.extract import (
     PLAY_CATEGORICAL,
     QUERIES,
@@ -305,7 +304,8 @@ def summarize_shard(data: ShardData) -> ShardSummary:
     return data.summary
 
 
-def _model_inputs(data: ShardData) -> ModelInputs:
+def model_inputs_of(data: ShardData) -> ModelInputs:
+    """Return what a nightly's shard holds for the model stages (a backfill's holds none)."""
     if data.model is None:
         raise ValueError("the shard was loaded without the nightly's model parameters")
     return data.model
@@ -314,18 +314,7 @@ def _model_inputs(data: ShardData) -> ModelInputs:
 def shard_fit_inputs(data: ShardData) -> FitInputs:
     """Return what the item models' fit and the holdout read of a nightly's shard (sent to
     the run's process)."""
-    return fit_inputs(_model_inputs(data))
-
-
-def shard_recommendations(
-    data: ShardData, side: recommendations.ItemSide, params: NightlyParams
-) -> pl.DataFrame:
-    """Return the recommendation_data rows of a nightly's shard's users, scored where the
-    shard is with the item side the run fitted (`side`, sent once to each worker)."""
-    model = _model_inputs(data)
-    rows = recommendations.compute_recommendations(side, model.interactions, model.follows, params)
-    release_free_memory()  # the scoring's blocks, freed on a worker holding its shards
-    return rows
+    return fit_inputs(model_inputs_of(data))
 
 
 def combined_counts(summaries: list[ShardSummary]) -> pl.DataFrame:

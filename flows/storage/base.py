@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -57,8 +57,32 @@ def frame_from_batches(batches, categorical: Sequence[str] = ()) -> pl.DataFrame
 
 
 @dataclass(frozen=True)
+class FrameParts:
+    """A table's rows in parts, fetched one at a time and in order (`fetch(i)`: part i), so
+    that no more than one part is ever held here: a sharded run's lists, each shard's where
+    it was computed. `heights`: each part's rows."""
+
+    heights: tuple[int, ...]
+    fetch: Callable[[int], pl.DataFrame]
+
+    @property
+    def height(self) -> int:
+        """Return the rows of every part."""
+        return sum(self.heights)
+
+    def __iter__(self) -> Iterator[pl.DataFrame]:
+        return (self.fetch(index) for index in range(len(self.heights)))
+
+
+def frame_parts(rows: pl.DataFrame | FrameParts) -> Iterable[pl.DataFrame]:
+    """Return the frames of `rows` in order: a frame alone, or each part fetched in turn."""
+    return [rows] if isinstance(rows, pl.DataFrame) else rows
+
+
+@dataclass(frozen=True)
 class Replacement:
-    """Rows to delete (a trusted statement and its parameters) and the frame that replaces them.
+    """Rows to delete (a trusted statement and its parameters) and the frame (or the frame's
+    parts, fetched in turn) that replaces them.
 
     `every_row` marks a replacement of the whole table: a backend may then build a new table
     and swap it in rather than DELETE (PostgresStorage does for the big published tables).
@@ -69,12 +93,12 @@ class Replacement:
     table: str
     delete_sql: str
     params: tuple
-    frame: pl.DataFrame
+    frame: pl.DataFrame | FrameParts
     every_row: bool = False
     days: tuple[int, ...] = ()
 
     @classmethod
-    def whole(cls, table: str, frame: pl.DataFrame) -> Replacement:
+    def whole(cls, table: str, frame: pl.DataFrame | FrameParts) -> Replacement:
         """Return a replacement of every row of `table`."""
         return cls(table, f"DELETE FROM {table}", (), frame, every_row=True)
 

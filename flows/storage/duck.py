@@ -15,6 +15,7 @@ from flows.storage.base import (
     Storage,
     StorageError,
     frame_from_batches,
+    frame_parts,
     load_query,
 )
 from flows.storage.database import Database
@@ -140,7 +141,8 @@ class DuckStorage(Storage):
             try:
                 for rep in replacements:
                     conn.execute(rep.delete_sql, list(rep.params))
-                    written[rep.table] = bulk.copy_frame(conn, rep.table, rep.frame)
+                    parts = frame_parts(rep.frame)
+                    written[rep.table] = sum(bulk.copy_frame(conn, rep.table, f) for f in parts)
                 if job_id is not None:
                     conn.execute(sql_text("duckdb", "publish_committed.sql"), [job_id])
                 conn.execute("COMMIT")

@@ -13,7 +13,13 @@ import polars as pl
 import psycopg
 
 from flows.storage import bulk
-from flows.storage.base import Replacement, Storage, frame_from_batches, load_query
+from flows.storage.base import (
+    Replacement,
+    Storage,
+    frame_from_batches,
+    frame_parts,
+    load_query,
+)
 from flows.storage.database import Database
 from flows.storage.errors import StorageError, storage_error
 from flows.storage.literals import inline
@@ -50,7 +56,8 @@ def _apply(
     for rep in replacements:
         if rep.table not in swapped:
             conn.execute(rep.delete_sql, rep.params or None)
-            written[rep.table] = bulk.copy_frame(conn, rep.table, rep.frame)
+            parts = frame_parts(rep.frame)
+            written[rep.table] = sum(bulk.copy_frame(conn, rep.table, f) for f in parts)
     if job_id is not None:
         conn.execute(load_query("tracking/publish_committed"), (job_id,))
     if swapped:  # last: its ACCESS EXCLUSIVE locks are held until COMMIT

@@ -25,7 +25,7 @@ from typing import Any
 import polars as pl
 
 from flows.storage import bulk
-from flows.storage.base import load_query
+from flows.storage.base import FrameParts, frame_parts, load_query
 
 
 def _literal(value: Any, dtype: pl.DataType) -> str | None:
@@ -89,22 +89,35 @@ def with_ids(frame: pl.DataFrame, reserved: list[tuple[str, int, int]]) -> pl.Da
     )
 
 
-def _load_next(conn: Any, table: str, frame: pl.DataFrame) -> int:
-    """Create <table>_next and COPY the frame into it in one committed transaction."""
+def _copy_part(conn: Any, table: str, target: str, frame: pl.DataFrame, defaults: bool) -> bool:
+    """COPY one frame into <table>_next (`target`), its constant columns as the table's
+    defaults meanwhile (`defaults`: some were set for the part before); return True when
+    some are set now."""
     constants = constant_columns(frame)
     sent = frame.drop(list(constants))
+    if constants or defaults:
+        conn.execute(load_query("publish/defaults"), (table, json.dumps(constants)))
+    reserved = conn.execute(
+        load_query("publish/reserve_ids"), (table, sent.height, sent.columns)
+    ).fetchall()
+    bulk.copy_frame(conn, target, with_ids(sent, reserved), freeze=True)
+    return bool(constants)
+
+
+def _load_next(conn: Any, table: str, rows: pl.DataFrame | FrameParts) -> int:
+    """Create <table>_next and COPY the rows into it (a frame, or each part fetched in turn,
+    with its own constant columns) in one committed transaction; return the rows."""
+    copied, defaults = 0, False
     with conn.transaction():
         (target,) = conn.execute(load_query("publish/prepare"), (table,)).fetchone()
-        if constants:
-            conn.execute(load_query("publish/defaults"), (table, json.dumps(constants)))
-        reserved = conn.execute(
-            load_query("publish/reserve_ids"), (table, sent.height, sent.columns)
-        ).fetchall()
-        bulk.copy_frame(conn, target, with_ids(sent, reserved), freeze=True)
-        if constants:
+        for frame in frame_parts(rows):
+            defaults = _copy_part(conn, table, target, frame, defaults)
+            copied += frame.height
+            del frame  # one part held at a time
+        if defaults:
             conn.execute(load_query("publish/defaults"), (table, "{}"))
         conn.execute(load_query("publish/secure"), (table,))  # before anyone can see it
-    return frame.height
+    return copied
 
 
 #: The publish's index builds run without parallel workers: the builds of a table loaded
@@ -138,7 +151,7 @@ def _build_indexes_at_once(connect: Callable[[], Any], conn: Any, table: str) ->
 
 
 def build_next(
-    connect: Callable[[], Any], table: str, frame: pl.DataFrame, loads: LoadsInFlight
+    connect: Callable[[], Any], table: str, frame: pl.DataFrame | FrameParts, loads: LoadsInFlight
 ) -> int:
     """Load, index and analyse <table>_next, committed; return its rows.
 
@@ -159,7 +172,9 @@ def build_next(
         conn.close()
 
 
-def build_all_next(connect: Callable[[], Any], frames: dict[str, pl.DataFrame]) -> dict:
+def build_all_next(
+    connect: Callable[[], Any], frames: dict[str, pl.DataFrame | FrameParts]
+) -> dict:
     """Build every <table>_next at once, one thread and connection each; return rows per table.
 
     The first error is raised after every build has stopped.

@@ -17,10 +17,12 @@ from functools import partial
 import polars as pl
 import redis
 
+from flows.storage.base import FrameParts, frame_parts
 from flows.storage.cache import keys
 from flows.storage.cache.target import CacheTarget
 from flows.storage.database import redact
 from transforms.cache_codec import (
+    merged_meta,
     popularity_value,
     recommendation_values,
     run_meta,
@@ -124,12 +126,14 @@ class CacheWriter:
     def warm(
         self,
         run_id: str,
-        recommendations: pl.DataFrame,
+        recommendations: pl.DataFrame | FrameParts,
         neighbours: pl.DataFrame,
         popular: pl.DataFrame,
         deadline: datetime,
     ) -> dict[str, int]:
-        """Write a run's lists under its tag, each key expiring at `deadline`; return counts."""
+        """Write a run's lists under its tag, each key expiring at `deadline`; return counts.
+
+        `recommendations` may come in parts (each shard's), fetched one at a time."""
         tag, at_ms = keys.run_tag(run_id), int(deadline.timestamp() * 1000)
         written = {"keys": 0, "value_bytes": 0}
         pipe = self.client.pipeline(transaction=False)
@@ -158,18 +162,22 @@ class CacheWriter:
             if len(chunk_keys) >= CHUNK_KEYS:
                 flush()
 
-        for part in group_slices(recommendations, ["user_id"], SLICE_ROWS):
-            values = recommendation_values(part)
-            user = partial(keys.user_key, self.prefix, tag)
-            for key, mapping in _hashes(values, user, "list_name"):
-                put(key, mapping)
+        metas = []
+        for frame in frame_parts(recommendations):
+            for part in group_slices(frame, ["user_id"], SLICE_ROWS):
+                values = recommendation_values(part)
+                user = partial(keys.user_key, self.prefix, tag)
+                for key, mapping in _hashes(values, user, "list_name"):
+                    put(key, mapping)
+            metas.append(run_meta(frame))
+            del frame  # one part held at a time
         for part in group_slices(neighbours, ["source_type", "source_id"], SLICE_ROWS):
             values = similarity_values(part)
             item = partial(keys.item_key, self.prefix, tag)
             for key, mapping in _hashes(values, item, "similarity_type"):
                 put(key, mapping)
         put(keys.popular_key(self.prefix, tag), value=popularity_value(popular))
-        meta = {"run_id": run_id, **run_meta(recommendations)}
+        meta = {"run_id": run_id, **merged_meta(metas)}
         put(keys.meta_key(self.prefix, tag), value=json.dumps(meta))
         flush()
         if len(pipe):
