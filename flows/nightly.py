@@ -80,6 +80,9 @@ from models.recommender import MODEL_VERSION
 from transforms.interactions import PLAY_COLUMNS_USED, USAGE_COLUMNS_USED
 
 KEPT = "the published lists are kept (--force-publish overrides)"
+SIMILARITY, POPULARITY = "content_similarity", "record_popularity"
+#: A table's rows in parts, in the table's order (each part as its own frame).
+Parts = tuple[pl.DataFrame, ...]
 
 
 def valid_inputs(tracker: JobTracker, result: RunResult, validation: Validation) -> Inputs:
@@ -236,18 +239,16 @@ class NightlyRun:
             self._daily_metrics(read)
             quality, neighbours, lists, popular = self._models(read)
             release_free_memory()  # every shard's rows read here, if they were
-            outputs = self._stage(
+            neighbours, popular = self._stage(
                 "references",
                 90,
                 self._checked,
-                {"content_similarity": neighbours, "record_popularity": popular},
-                rows_in=neighbours.height + popular.height,
+                neighbours,
+                popular,
+                rows_in=sum(part.height for part in neighbours) + popular.height,
             )
-            del neighbours, popular
-            self._publish(
-                outputs["content_similarity"], lists, quality, outputs["record_popularity"]
-            )
-            del lists
+            self._publish(neighbours, lists, quality, popular)
+            del neighbours, lists, popular
         release_free_memory()  # every shard's rows (here, or on the workers that held them)
         self._stage(
             "partitions",
@@ -278,7 +279,7 @@ class NightlyRun:
             release_free_memory()
         self.result.stages.append(timing.row())
 
-    def _models(self, read: ReadShards) -> tuple[dict, pl.DataFrame, ShardedLists, pl.DataFrame]:
+    def _models(self, read: ReadShards) -> tuple[dict, Parts, ShardedLists, pl.DataFrame]:
         """Fit and evaluate the item models on the shards' pairs, score every shard's users
         where it is; return (holdout quality, neighbours, the shards' lists, popularity)."""
         p, valid = self.params, read.catalogue
@@ -305,11 +306,11 @@ class NightlyRun:
             fit,
             p,
             model_params,
-            rows_out=lambda s: s.rows.height,
+            rows_out=lambda s: s.height,
         )
         side = recommendations.item_side(valid, fit, sim)
         popular = recommendations.popularity_rows(valid, fit)
-        neighbours = sim.rows
+        neighbours = sim.parts
         del sim, fit  # the fitted model (the shards get its item side) and the pairs
         return quality, neighbours, self._recommendations(read, side), popular
 
@@ -375,12 +376,21 @@ class NightlyRun:
         self.tracker.log("info", "model", f"record model {self.version}: {why}")
         return params
 
-    def _checked(self, frames: dict[str, pl.DataFrame]) -> dict[str, pl.DataFrame]:
-        """Return the output frames without rows naming ids absent from the catalogue."""
-        return checked(self.tracker, self.result, frames, self.ids)
+    def _checked(self, neighbours: Parts, popular: pl.DataFrame) -> tuple[Parts, pl.DataFrame]:
+        """Return the neighbours' parts and the popularity rows without rows naming ids absent
+        from the catalogue (the lists were checked where each shard was scored)."""
+        parts, dropped = [], 0
+        for part in neighbours:
+            kept, counts = drop_dangling({SIMILARITY: part}, self.ids)
+            parts.append(kept[SIMILARITY])
+            dropped += counts.get(SIMILARITY, 0)
+        log_dropped(self.tracker, self.result, {SIMILARITY: dropped} if dropped else {})
+        return tuple(parts), checked(self.tracker, self.result, {POPULARITY: popular}, self.ids)[
+            POPULARITY
+        ]
 
     def _publish(
-        self, neighbours: pl.DataFrame, recs: ShardedLists, quality: dict, popular: pl.DataFrame
+        self, neighbours: Parts, recs: ShardedLists, quality: dict, popular: pl.DataFrame
     ) -> None:
         p, run_id = self.params, self.tracker.run_id
         last = LastPublished.from_frame(self.storage.read("publish/last_published_run"))
@@ -410,11 +420,16 @@ class NightlyRun:
                 self.tracker.log("warning", "publish", self.result.warning)
             replacements += [
                 Replacement.whole(
-                    "content_similarity",
-                    stamp_similarity(neighbours, run_id, self.now, version, expires),
+                    SIMILARITY,
+                    FrameParts(
+                        tuple(part.height for part in neighbours),
+                        lambda index: stamp_similarity(
+                            neighbours[index], run_id, self.now, version, expires
+                        ),
+                    ),
                 ),
                 Replacement.whole(TABLE, recs.stamped(run_id, self.now, version, expires)),
-                Replacement.whole("record_popularity", stamp_popularity(popular, run_id, self.now)),
+                Replacement.whole(POPULARITY, stamp_popularity(popular, run_id, self.now)),
             ]
         cache = self._warm(replacements[1:], expires) if lists and self.cache else None
         try:

@@ -53,7 +53,7 @@ class CacheStep:
     def warm(
         self,
         recommendations: pl.DataFrame | FrameParts,
-        neighbours: pl.DataFrame,
+        neighbours: pl.DataFrame | FrameParts,
         popular: pl.DataFrame,
     ) -> dict[str, int]:
         """Write the run's lists under its tag; on failure record the warning, unpoint."""

@@ -18,6 +18,9 @@ from models.neighbors import ItemKNN, topk_neighbors
 from models.recommender import RotationRecommender
 from transforms.content_features import record_tokens, store_stock
 
+#: The lookup index's order within one source type (flows/stages/publish.py's).
+LOOKUP_WITHIN_TYPE = ("source_id", "similarity_type", "rank")
+
 
 @dataclass(frozen=True)
 class FittedModel:
@@ -29,11 +32,21 @@ class FittedModel:
 
 @dataclass(frozen=True)
 class Similarity:
-    """content_similarity rows, the record neighbours that explain recommendations, the model."""
+    """content_similarity rows, the record neighbours that explain recommendations, the model.
 
-    rows: pl.DataFrame
+    The rows come in parts by source type, each in the lookup index's order (source_type,
+    source_id, similarity_type, rank): in turn, they are the table in that order, without
+    a copy of the whole (7.4M rows at L) made to concatenate or sort them.
+    """
+
+    parts: tuple[pl.DataFrame, ...]
     record_neighbors: pl.DataFrame  # source_id, target_id, score (collaborative)
     records: FittedModel
+
+    @property
+    def height(self) -> int:
+        """Return the rows of every part."""
+        return sum(part.height for part in self.parts)
 
 
 def neighbor_frame(
@@ -167,19 +180,20 @@ def compute_similarity(
 
     `model_params`: the record model's parameters (the tune flow's, or None: the defaults).
 
-    The content, track and store neighbours are computed beside the record model's fit
-    (``run_beside``): each keeps the two cores only partly busy on its own (at L, the stage
-    22.3 → 20.3-20.8 s). BLAS runs on one thread meanwhile, so the fit rounds the same way
-    every run (its scores differ from a fit on two BLAS threads in the 7th digit).
+    The content and store neighbours are computed beside the record model's fit
+    (``run_beside``): each keeps the two cores only partly busy on its own. BLAS runs on one
+    thread meanwhile, so the fit rounds the same way every run (its scores differ from a fit
+    on two BLAS threads in the 7th digit). The track neighbours come after: beside the fit,
+    their working set (implicit's kNN lists, as large as the fit's) would add to its own.
     """
     k = params.similar_k
-    (fitted, record_collab), (record_content, track_collab, store_collab) = run_beside(
+    (fitted, record_collab), (record_content, store_collab) = run_beside(
         lambda: _fitted_and_collaborative(inputs, inter, k, model_params),
         lambda: content_neighbors(inputs.records, k),
-        lambda: collaborative_neighbors(inter.tracks, k),
         lambda: store_neighbors(inputs, k),
     )
-    rows = pl.concat(
+    track_collab = collaborative_neighbors(inter.tracks, k)
+    records = pl.concat(
         [
             typed(record_collab, "record", "record", "collaborative"),
             typed(record_content, "record", "record", "content"),
@@ -189,12 +203,15 @@ def compute_similarity(
                 "record",
                 "hybrid",
             ),
-            typed(track_collab, "track", "track", "collaborative"),
-            typed(store_collab, "store", "store", "collaborative"),
         ]
+    ).sort(LOOKUP_WITHIN_TYPE, maintain_order=True)
+    parts = (  # by source type, in its text order; each kind's rows by (source_id, rank)
+        records,
+        typed(store_collab, "store", "store", "collaborative"),
+        typed(track_collab, "track", "track", "collaborative"),
     )
     return Similarity(
-        rows=rows,
+        parts=parts,
         record_neighbors=record_collab.select("source_id", "target_id", "score"),
         records=fitted,
     )

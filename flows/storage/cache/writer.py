@@ -127,13 +127,14 @@ class CacheWriter:
         self,
         run_id: str,
         recommendations: pl.DataFrame | FrameParts,
-        neighbours: pl.DataFrame,
+        neighbours: pl.DataFrame | FrameParts,
         popular: pl.DataFrame,
         deadline: datetime,
     ) -> dict[str, int]:
         """Write a run's lists under its tag, each key expiring at `deadline`; return counts.
 
-        `recommendations` may come in parts (each shard's), fetched one at a time."""
+        `recommendations` and `neighbours` may come in parts, fetched one at a time (a
+        user's rows, a source item's, all in one part)."""
         tag, at_ms = keys.run_tag(run_id), int(deadline.timestamp() * 1000)
         written = {"keys": 0, "value_bytes": 0}
         pipe = self.client.pipeline(transaction=False)
@@ -171,11 +172,13 @@ class CacheWriter:
                     put(key, mapping)
             metas.append(run_meta(frame))
             del frame  # one part held at a time
-        for part in group_slices(neighbours, ["source_type", "source_id"], SLICE_ROWS):
-            values = similarity_values(part)
-            item = partial(keys.item_key, self.prefix, tag)
-            for key, mapping in _hashes(values, item, "similarity_type"):
-                put(key, mapping)
+        for frame in frame_parts(neighbours):  # parts by source: a source's rows in one
+            for part in group_slices(frame, ["source_type", "source_id"], SLICE_ROWS):
+                values = similarity_values(part)
+                item = partial(keys.item_key, self.prefix, tag)
+                for key, mapping in _hashes(values, item, "similarity_type"):
+                    put(key, mapping)
+            del frame
         put(keys.popular_key(self.prefix, tag), value=popularity_value(popular))
         meta = {"run_id": run_id, **merged_meta(metas)}
         put(keys.meta_key(self.prefix, tag), value=json.dumps(meta))
