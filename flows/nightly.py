@@ -7,8 +7,8 @@ where it ran, so the raw play and usage events never reach the model stages. The
 models are fitted here on the pairs the shards send, coded (the holdout's too); each
 shard's users are then scored and listed where the shard is, with the item side sent once
 to each worker (flows/stages/recommendations.py's ItemSide), and checked there; the cache
-and the publish fetch them one shard at a time (flows/stages/shard_lists.py), in one
-transaction."""
+and the publish fetch them one shard at a time (flows/stages/held_rows.py), in one
+transaction; the track neighbours are computed and kept on a worker the same way."""
 
 from __future__ import annotations
 
@@ -33,6 +33,16 @@ from flows.sharded import ReadShards, ShardRead, read_shards, record_quarantine
 from flows.stages import evaluation, recommendations, similarity, tuning
 from flows.stages.cache import CacheStep, cache_deadline
 from flows.stages.extract import Inputs, day_end, extract_inputs, extract_replica_inputs
+from flows.stages.held_rows import (
+    LISTS,
+    NEIGHBOURS,
+    RowsSummary,
+    checked_rows,
+    rows_summary,
+    shard_lists,
+    stamped,
+    track_neighbours,
+)
 from flows.stages.metrics import (
     MODEL_QUALITY,
     metrics_slice,
@@ -48,17 +58,17 @@ from flows.stages.publish import (
     skip_reason,
     stamp_metrics,
     stamp_popularity,
+    stamp_recommendations,
     stamp_similarity,
 )
 from flows.stages.recommendations import ItemSide
-from flows.stages.shard_lists import (
-    TABLE,
-    ListsSummary,
-    lists_summary,
-    shard_lists,
-    stamped_lists,
+from flows.stages.shards import (
+    ShardSummary,
+    shard_fit_inputs,
+    shard_partials,
+    shard_track_matrix,
+    user_count,
 )
-from flows.stages.shards import ShardSummary, shard_fit_inputs, shard_partials, user_count
 from flows.stages.validate import Validation
 from flows.storage.backends import open_storage
 from flows.storage.base import FrameParts, Replacement, Storage
@@ -80,9 +90,7 @@ from models.recommender import MODEL_VERSION
 from transforms.interactions import PLAY_COLUMNS_USED, USAGE_COLUMNS_USED
 
 KEPT = "the published lists are kept (--force-publish overrides)"
-SIMILARITY, POPULARITY = "content_similarity", "record_popularity"
-#: A table's rows in parts, in the table's order (each part as its own frame).
-Parts = tuple[pl.DataFrame, ...]
+POPULARITY = "record_popularity"
 
 
 def valid_inputs(tracker: JobTracker, result: RunResult, validation: Validation) -> Inputs:
@@ -152,36 +160,39 @@ def read_inputs(
 
 
 @dataclass(frozen=True)
-class ShardedLists:
-    """The shards' lists, each kept where its shard was scored, and their summaries."""
+class HeldParts:
+    """An output table's rows in parts, in the table's order, and each part's summary: a
+    part is a frame here, or the future of HeldRows kept where they were computed."""
 
     read: ReadShards
-    futures: list[Any]
-    summaries: list[ListsSummary]
+    parts: list[Any]
+    summaries: list[RowsSummary]
 
     @property
     def rows(self) -> int:
-        """Return the rows of every shard's lists."""
+        """Return the rows of every part."""
         return sum(s.rows for s in self.summaries)
 
     @property
     def users(self) -> int:
-        """Return the users with a list (shards hold disjoint users)."""
+        """Return the users the rows name (a shard's lists each: disjoint users)."""
         return sum(s.users for s in self.summaries)
 
-    def stamped(self, *stamp: Any) -> FrameParts:
-        """Return the lists as parts, each shard's stamped (``stamped_lists``' `stamp`
-        arguments) where it is and fetched when the publish or the cache reads it."""
-
+    def stamped(self, stamp: Callable[..., pl.DataFrame], *args: Any) -> FrameParts:
+        """Return the rows as FrameParts, each part stamped by `stamp(rows, *args)` where it
+        is and fetched when the publish or the cache reads it."""
         # the publish fetches from its own threads: they submit in the flow's context
         context = contextvars.copy_context()
 
-        def submit(index: int) -> pl.DataFrame:
-            task = self.read.submit("fetch_lists", stamped_lists, self.futures[index], *stamp)
+        def submit(part: Any) -> pl.DataFrame:
+            task = self.read.submit("fetch_rows", stamped, part, stamp, *args)
             return task.result()  # the future let go: its rows held by the caller alone
 
         def fetch(index: int) -> pl.DataFrame:
-            return context.copy().run(submit, index)
+            part = self.parts[index]
+            if isinstance(part, pl.DataFrame):
+                return stamp(part, *args)
+            return context.copy().run(submit, part)
 
         return FrameParts(tuple(s.rows for s in self.summaries), fetch)
 
@@ -245,7 +256,7 @@ class NightlyRun:
                 self._checked,
                 neighbours,
                 popular,
-                rows_in=sum(part.height for part in neighbours) + popular.height,
+                rows_in=neighbours.rows + popular.height,
             )
             self._publish(neighbours, lists, quality, popular)
             del neighbours, lists, popular
@@ -279,11 +290,19 @@ class NightlyRun:
             release_free_memory()
         self.result.stages.append(timing.row())
 
-    def _models(self, read: ReadShards) -> tuple[dict, Parts, ShardedLists, pl.DataFrame]:
+    def _models(self, read: ReadShards) -> tuple[dict, HeldParts, HeldParts, pl.DataFrame]:
         """Fit and evaluate the item models on the shards' pairs, score every shard's users
         where it is; return (holdout quality, neighbours, the shards' lists, popularity)."""
         p, valid = self.params, read.catalogue
+        self.shared_ids = read.share("catalogue_ids", self.ids)
         fit = self._fit_inputs(read)
+        tracks = read.submit(  # on a worker while this process fits the record models
+            "track_neighbours",
+            track_neighbours,
+            p.similar_k,
+            self.shared_ids,
+            *read.each("track_matrix", shard_track_matrix),
+        )
         model_params = self._model_params(fit)
         quality = self._stage(
             "evaluation",
@@ -310,7 +329,9 @@ class NightlyRun:
         )
         side = recommendations.item_side(valid, fit, sim)
         popular = recommendations.popularity_rows(valid, fit)
-        neighbours = sim.parts
+        local = [RowsSummary(part.height, 0, 0) for part in sim.parts]
+        track_rows = read.submit("rows_summary", rows_summary, tracks).result()
+        neighbours = HeldParts(read, [*sim.parts, tracks], [*local, track_rows])
         del sim, fit  # the fitted model (the shards get its item side) and the pairs
         return quality, neighbours, self._recommendations(read, side), popular
 
@@ -320,21 +341,21 @@ class NightlyRun:
         with self._timed("interactions", 45) as timing:
             fit = combined_fit_inputs(read.gather("fit_inputs", shard_fit_inputs))
             timing.rows_in = self.result.events
-            timing.rows_out = fit.records.matrix.nnz + fit.tracks.matrix.nnz
+            timing.rows_out = fit.records.matrix.nnz
         return fit
 
-    def _recommendations(self, read: ReadShards, side: ItemSide) -> ShardedLists:
+    def _recommendations(self, read: ReadShards, side: ItemSide) -> HeldParts:
         """Score, list and check every shard's users where the shard is, with the item side
         sent once to each worker; return the lists, kept there, and their summaries."""
         with self._timed("recommendations", 75) as timing:
             shared = read.share("item_side", side)
-            ids = read.share("catalogue_ids", self.ids)
-            lists = read.each("recommendations", shard_lists, shared, self.params, ids)
-            summaries = [read.submit("lists_summary", lists_summary, f) for f in lists]
-            lists = ShardedLists(read, lists, read.fetch(summaries, 75, "shards scored"))
+            args = (shared, self.params, self.shared_ids)
+            lists = read.each("recommendations", shard_lists, *args)
+            summaries = [read.submit("lists_summary", rows_summary, f) for f in lists]
+            lists = HeldParts(read, lists, read.fetch(summaries, 75, "shards scored"))
             timing.rows_out = lists.rows
         dropped = sum(s.dropped for s in lists.summaries)
-        log_dropped(self.tracker, self.result, {TABLE: dropped} if dropped else {})
+        log_dropped(self.tracker, self.result, {LISTS: dropped} if dropped else {})
         return lists
 
     def _validated(self, summaries: list[ShardSummary]) -> None:
@@ -376,21 +397,25 @@ class NightlyRun:
         self.tracker.log("info", "model", f"record model {self.version}: {why}")
         return params
 
-    def _checked(self, neighbours: Parts, popular: pl.DataFrame) -> tuple[Parts, pl.DataFrame]:
+    def _checked(
+        self, neighbours: HeldParts, popular: pl.DataFrame
+    ) -> tuple[HeldParts, pl.DataFrame]:
         """Return the neighbours' parts and the popularity rows without rows naming ids absent
-        from the catalogue (the lists were checked where each shard was scored)."""
-        parts, dropped = [], 0
-        for part in neighbours:
-            kept, counts = drop_dangling({SIMILARITY: part}, self.ids)
-            parts.append(kept[SIMILARITY])
-            dropped += counts.get(SIMILARITY, 0)
-        log_dropped(self.tracker, self.result, {SIMILARITY: dropped} if dropped else {})
-        return tuple(parts), checked(self.tracker, self.result, {POPULARITY: popular}, self.ids)[
-            POPULARITY
-        ]
+        from the catalogue (held parts were checked where they are, as the lists were)."""
+        parts, summaries = [], []
+        for part, summary in zip(neighbours.parts, neighbours.summaries, strict=True):
+            if isinstance(part, pl.DataFrame):
+                held = checked_rows(NEIGHBOURS, part, self.ids)
+                part, summary = held.rows, held.summary
+            parts.append(part)
+            summaries.append(summary)
+        dropped = sum(s.dropped for s in summaries)
+        log_dropped(self.tracker, self.result, {NEIGHBOURS: dropped} if dropped else {})
+        kept = checked(self.tracker, self.result, {POPULARITY: popular}, self.ids)
+        return HeldParts(neighbours.read, parts, summaries), kept[POPULARITY]
 
     def _publish(
-        self, neighbours: Parts, recs: ShardedLists, quality: dict, popular: pl.DataFrame
+        self, neighbours: HeldParts, recs: HeldParts, quality: dict, popular: pl.DataFrame
     ) -> None:
         p, run_id = self.params, self.tracker.run_id
         last = LastPublished.from_frame(self.storage.read("publish/last_published_run"))
@@ -420,15 +445,13 @@ class NightlyRun:
                 self.tracker.log("warning", "publish", self.result.warning)
             replacements += [
                 Replacement.whole(
-                    SIMILARITY,
-                    FrameParts(
-                        tuple(part.height for part in neighbours),
-                        lambda index: stamp_similarity(
-                            neighbours[index], run_id, self.now, version, expires
-                        ),
-                    ),
+                    NEIGHBOURS,
+                    neighbours.stamped(stamp_similarity, run_id, self.now, version, expires),
                 ),
-                Replacement.whole(TABLE, recs.stamped(run_id, self.now, version, expires)),
+                Replacement.whole(
+                    LISTS,
+                    recs.stamped(stamp_recommendations, run_id, self.now, version, expires),
+                ),
                 Replacement.whole(POPULARITY, stamp_popularity(popular, run_id, self.now)),
             ]
         cache = self._warm(replacements[1:], expires) if lists and self.cache else None

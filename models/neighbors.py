@@ -229,9 +229,12 @@ def _implicit_rows(S: sp.coo_matrix, order: np.ndarray, want: int):
         real = owner == np.arange(n_items, dtype=owner.dtype)[:, None]
         spare = ~real
         if not (data[spare].any() or col[spare].any()):
-            vals = np.where(real, data, -np.inf).astype(np.float32)[position]
-            cols = np.where(real, order[col], -1)[position]
-            return vals, cols, real.sum(axis=1)[position]
+            # filled in place: a float64 or int64 copy of implicit's lists is 8 bytes a slot
+            vals = data.astype(np.float32)
+            vals[spare] = -np.inf
+            cols = order[col]
+            cols[spare] = -1
+            return vals[position], cols[position], real.sum(axis=1)[position]
     S = sp.csr_matrix((S.data, (order[S.row], order[S.col])), shape=(n_items, n_items))
     vals, cols = _padded_rows(S)
     return vals, cols, np.diff(S.indptr)
@@ -273,7 +276,9 @@ def _cosine_topk(X, norms, k: int, exact: _ExactSimilarity) -> sp.csr_matrix:
     want = 2 * k + 1
     order, popular_first = _popular_first(unit)
     S = all_pairs_knn(popular_first, want, num_threads=WORKER_THREADS, show_progress=False)
+    del unit, popular_first
     vals, cols, counts = _implicit_rows(S.tocoo(), order, want)
+    del S  # implicit's lists, as large as the padded rows made of them
     low = np.where(np.isfinite(vals), vals, np.inf).min(axis=1, initial=np.inf)
     vals[(cols == np.arange(n_items)[:, None]) | (vals <= 0)] = -np.inf  # self, non-positive
     top_vals, top_cols = _best_first(vals, cols, k)

@@ -9,8 +9,12 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from flows.stages.interactions import to_matrix
-from flows.stages.model_inputs import FitInputs, combined_fit_inputs
-from flows.stages.recommendations import track_listeners
+from flows.stages.model_inputs import (
+    FitInputs,
+    combined_fit_inputs,
+    combined_listeners,
+    track_listeners,
+)
 from models.matrix import InteractionMatrix
 from transforms.recommend.fallback import combined_popularity, record_popularity
 
@@ -74,21 +78,29 @@ def test_track_listeners_count_each_tracks_users_with_a_positive_pair():
     assert listeners.to_dict(as_series=False) == {"item_id": [4, 9], "listeners": [1, 2]}
 
 
+def test_track_listeners_of_disjoint_users_add_up():
+    pairs = _pairs(8, items=90)
+    parts = [track_listeners(to_matrix(part)) for part in _by_user_range(pairs, [90, 300])]
+    assert_frame_equal(combined_listeners(parts), track_listeners(to_matrix(pairs)))
+
+
 def test_shards_fit_inputs_combine_into_the_one_shard_runs():
     records, tracks, train = _pairs(4), _pairs(5, items=90), _pairs(6)
     test = _pairs(7).filter(pl.col("weight") > 0).select("user_id", "item_id").sort("user_id")
     ends = [120, 300]
 
     def fit(r, t, tr, te) -> FitInputs:
-        return FitInputs(to_matrix(r), to_matrix(t), to_matrix(tr), te, record_popularity(r))
+        return FitInputs(
+            to_matrix(r), to_matrix(tr), te, record_popularity(r), track_listeners(to_matrix(t))
+        )
 
     whole = fit(records, tracks, train, test)
     split = [_by_user_range(frame, ends) for frame in (records, tracks, train, test)]
     combined = combined_fit_inputs([fit(*shard) for shard in zip(*split, strict=True)])
-    for name in ("records", "tracks", "train"):
+    for name in ("records", "train"):
         _assert_same_matrix(getattr(combined, name), getattr(whole, name))
-    assert_frame_equal(combined.test, whole.test)
-    assert_frame_equal(combined.popularity, whole.popularity)
+    for name in ("test", "popularity", "listeners"):
+        assert_frame_equal(getattr(combined, name), getattr(whole, name))
     gone = combined.without_holdout()
     assert gone.train.matrix.nnz == 0 and gone.test.is_empty()
     assert gone.records is combined.records

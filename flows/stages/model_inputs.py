@@ -9,7 +9,8 @@ histories and follows stay there for the lists scored where it is.
 
 What a shard sends is coded where it ran: its users' positive pairs as sparse matrices
 (8 bytes a pair, where the frames took 36), the holdout's test pairs as ids, and its record
-popularity as a partial sum per record.
+popularity and track listeners as partial sums per item. Its user×track matrix goes to the
+task that computes the track neighbours, not to the run's process.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+import numpy as np
 import polars as pl
 
 from flows.params import NightlyParams
@@ -51,14 +53,14 @@ def shard_model_inputs(valid: Inputs, params: NightlyParams, as_of: datetime) ->
 @dataclass(frozen=True)
 class FitInputs:
     """What the item models' fit and the holdout read of every user: the positive
-    user×record and user×track matrices, the holdout's train matrix and test pairs, and the
-    records' popularity (``record_popularity``'s frame)."""
+    user×record matrix, the holdout's train matrix and test pairs, the records' popularity
+    (``record_popularity``'s frame) and the tracks' listeners (``track_listeners``')."""
 
     records: InteractionMatrix
-    tracks: InteractionMatrix
     train: InteractionMatrix
     test: pl.DataFrame  # user_id, item_id: the records first liked in the holdout's days
     popularity: pl.DataFrame
+    listeners: pl.DataFrame
 
     def __sizeof__(self) -> int:
         return frames_size(self) + arrays_size(self)  # what Dask counts (transforms/sizes.py)
@@ -74,11 +76,35 @@ def fit_inputs(model: ModelInputs) -> FitInputs:
     inter = model.interactions
     return FitInputs(
         to_matrix(inter.records),
-        to_matrix(inter.tracks),
         to_matrix(model.train),
         model.test.select("user_id", "item_id"),
         record_popularity(inter.records),
+        track_listeners(track_matrix(model)),
     )
+
+
+def track_matrix(model: ModelInputs) -> InteractionMatrix:
+    """Return the positive user×track matrix of a shard's model inputs."""
+    return to_matrix(model.interactions.tracks)
+
+
+def track_listeners(tracks: InteractionMatrix) -> pl.DataFrame:
+    """Return (item_id, listeners): each track's users with a positive interaction (the
+    positive user×track matrix's entries in its column)."""
+    listeners = np.bincount(tracks.matrix.indices, minlength=tracks.shape[1])
+    return pl.DataFrame(
+        {"item_id": tracks.item_ids, "listeners": listeners},
+        schema={"item_id": pl.Int64, "listeners": pl.UInt32},
+    )
+
+
+def combined_listeners(parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Return the track listeners of users split in disjoint groups (by item_id), from each
+    group's: a user listens in one group only, so the counts add up."""
+    if len(parts) == 1:
+        return parts[0]
+    stacked = pl.concat(parts).group_by("item_id").agg(pl.col("listeners").sum())
+    return stacked.sort("item_id")
 
 
 def combined_fit_inputs(parts: list[FitInputs]) -> FitInputs:
@@ -88,8 +114,8 @@ def combined_fit_inputs(parts: list[FitInputs]) -> FitInputs:
         return parts[0]
     return FitInputs(
         InteractionMatrix.stacked([p.records for p in parts]),
-        InteractionMatrix.stacked([p.tracks for p in parts]),
         InteractionMatrix.stacked([p.train for p in parts]),
         pl.concat([p.test for p in parts], how="vertical_relaxed"),
         combined_popularity([p.popularity for p in parts]),
+        combined_listeners([p.listeners for p in parts]),
     )

@@ -14,7 +14,6 @@ from flows.stages.interactions import Interactions, to_matrix
 from flows.stages.model_inputs import FitInputs
 from flows.stages.similarity import Similarity, neighbor_frame
 from models.kernels.parallel import run_beside
-from models.matrix import InteractionMatrix
 from models.recommender import RotationRecommender
 from transforms.columns import PLAYABLE_MATCH_STATUSES
 from transforms.content_features import store_stock
@@ -58,16 +57,6 @@ class ItemSide:
         return frames_size(self) + arrays_size(self.model) + self.item_ids.nbytes
 
 
-def track_listeners(tracks: InteractionMatrix) -> pl.DataFrame:
-    """Return (item_id, listeners): each track's users with a positive interaction (the
-    positive user×track matrix's entries in its column)."""
-    listeners = np.bincount(tracks.matrix.indices, minlength=tracks.shape[1])
-    return pl.DataFrame(
-        {"item_id": tracks.item_ids, "listeners": listeners},
-        schema={"item_id": pl.Int64, "listeners": pl.UInt32},
-    )
-
-
 def item_side(inputs: Inputs, fit: FitInputs, sim: Similarity) -> ItemSide:
     """Return what the shards' lists share, from the run's catalogue, every user's
     interactions and the similarity stage's fitted model."""
@@ -78,7 +67,7 @@ def item_side(inputs: Inputs, fit: FitInputs, sim: Similarity) -> ItemSide:
         sim.records.model,
         sim.record_neighbors,
         fit.popularity,
-        track_listeners(fit.tracks),
+        fit.listeners,
     )
 
 
@@ -115,9 +104,9 @@ def track_candidates(
     """Return (user_id, item_id = track, score): the best playable tracks of recommended records.
 
     A track scores its record's score × (1 + share) / 2, share = its listeners (as from
-    track_listeners) over the most listened track of the record, so a record's known
-    highlight leads. Bounded: the 2n
-    best-ranked record candidates per user (`rank`, as from model_candidates) × `per_record`
+    flows/stages/model_inputs.py's track_listeners) over the most listened track of the
+    record, so a record's known highlight leads. Bounded: the 2n best-ranked record
+    candidates per user (`rank`, as from model_candidates) × `per_record`
     tracks each (never users × all tracks). One row per (user_id, track) when the record
     candidates hold one per (user_id, record): a track id is on one record.
     """

@@ -39,6 +39,7 @@ from flows.stages.model_inputs import (
     ModelInputs,
     fit_inputs,
     shard_model_inputs,
+    track_matrix,
 )
 from flows.stages.validate import Validation, validate_catalogue, validate_user_rows
 from flows.storage.backends import open_storage
@@ -46,6 +47,7 @@ from flows.storage.base import Storage
 from flows.storage.database import Database
 from flows.storage.replica import SharedSnapshotStorage
 from flows.tracking import release_free_memory
+from models.matrix import InteractionMatrix
 from transforms import coerce as co
 from transforms.daily_metrics import MetricInputs, MetricPartials, metric_columns, metric_partials
 from transforms.references import catalogue_ids
@@ -315,6 +317,12 @@ def shard_fit_inputs(data: ShardData) -> FitInputs:
     """Return what the item models' fit and the holdout read of a nightly's shard (sent to
     the run's process)."""
     return fit_inputs(model_inputs_of(data))
+
+
+def shard_track_matrix(data: ShardData) -> InteractionMatrix:
+    """Return a nightly's shard's positive user×track matrix (sent to the track neighbours'
+    task)."""
+    return track_matrix(model_inputs_of(data))
 
 
 def combined_counts(summaries: list[ShardSummary]) -> pl.DataFrame:

@@ -176,15 +176,16 @@ def _fitted_and_collaborative(
 def compute_similarity(
     inputs: Inputs, inter: FitInputs, params: NightlyParams, model_params: dict | None = None
 ) -> Similarity:
-    """Return every content_similarity row: collaborative, content and hybrid; stores too.
+    """Return the records' and stores' content_similarity rows: collaborative, content and
+    hybrid neighbours of records, collaborative ones of stores.
 
     `model_params`: the record model's parameters (the tune flow's, or None: the defaults).
 
     The content and store neighbours are computed beside the record model's fit
     (``run_beside``): each keeps the two cores only partly busy on its own. BLAS runs on one
     thread meanwhile, so the fit rounds the same way every run (its scores differ from a fit
-    on two BLAS threads in the 7th digit). The track neighbours come after: beside the fit,
-    their working set (implicit's kNN lists, as large as the fit's) would add to its own.
+    on two BLAS threads in the 7th digit). The track neighbours are a task of their own
+    (flows/stages/held_rows.py's ``track_neighbours``), on the shards' user×track matrices.
     """
     k = params.similar_k
     (fitted, record_collab), (record_content, store_collab) = run_beside(
@@ -192,7 +193,6 @@ def compute_similarity(
         lambda: content_neighbors(inputs.records, k),
         lambda: store_neighbors(inputs, k),
     )
-    track_collab = collaborative_neighbors(inter.tracks, k)
     records = pl.concat(
         [
             typed(record_collab, "record", "record", "collaborative"),
@@ -205,10 +205,9 @@ def compute_similarity(
             ),
         ]
     ).sort(LOOKUP_WITHIN_TYPE, maintain_order=True)
-    parts = (  # by source type, in its text order; each kind's rows by (source_id, rank)
+    parts = (  # by source type, in its text order ("track" after them: a task's)
         records,
-        typed(store_collab, "store", "store", "collaborative"),
-        typed(track_collab, "track", "track", "collaborative"),
+        typed(store_collab, "store", "store", "collaborative"),  # by (source_id, rank)
     )
     return Similarity(
         parts=parts,
