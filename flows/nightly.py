@@ -8,7 +8,7 @@ models are fitted here on the pairs the shards send, coded (the holdout's too); 
 shard's users are then scored and listed where the shard is, with the item side sent once
 to each worker (flows/stages/recommendations.py's ItemSide), and checked there; the cache
 and the publish fetch them one shard at a time (flows/stages/held_rows.py), in one
-transaction; the track neighbours are computed and kept on a worker the same way."""
+transaction. The track neighbours are a task of their own, on a worker."""
 
 from __future__ import annotations
 
@@ -91,6 +91,8 @@ from transforms.interactions import PLAY_COLUMNS_USED, USAGE_COLUMNS_USED
 
 KEPT = "the published lists are kept (--force-publish overrides)"
 POPULARITY = "record_popularity"
+#: A table's rows in parts, in the table's order (each part a frame of its own).
+Parts = tuple[pl.DataFrame, ...]
 
 
 def valid_inputs(tracker: JobTracker, result: RunResult, validation: Validation) -> Inputs:
@@ -161,8 +163,10 @@ def read_inputs(
 
 @dataclass(frozen=True)
 class HeldParts:
-    """An output table's rows in parts, in the table's order, and each part's summary: a
-    part is a frame here, or the future of HeldRows kept where they were computed."""
+    """An output table's rows in parts, in the table's order, and each part's summary: the
+    futures of HeldRows kept where they were computed (a shard's lists).
+
+    Never a Prefect task's argument: Prefect fetches the futures it finds in those."""
 
     read: ReadShards
     parts: list[Any]
@@ -189,10 +193,7 @@ class HeldParts:
             return task.result()  # the future let go: its rows held by the caller alone
 
         def fetch(index: int) -> pl.DataFrame:
-            part = self.parts[index]
-            if isinstance(part, pl.DataFrame):
-                return stamp(part, *args)
-            return context.copy().run(submit, part)
+            return context.copy().run(submit, self.parts[index])
 
         return FrameParts(tuple(s.rows for s in self.summaries), fetch)
 
@@ -256,7 +257,7 @@ class NightlyRun:
                 self._checked,
                 neighbours,
                 popular,
-                rows_in=neighbours.rows + popular.height,
+                rows_in=sum(part.height for part in neighbours) + popular.height,
             )
             self._publish(neighbours, lists, quality, popular)
             del neighbours, lists, popular
@@ -290,17 +291,15 @@ class NightlyRun:
             release_free_memory()
         self.result.stages.append(timing.row())
 
-    def _models(self, read: ReadShards) -> tuple[dict, HeldParts, HeldParts, pl.DataFrame]:
+    def _models(self, read: ReadShards) -> tuple[dict, Parts, HeldParts, pl.DataFrame]:
         """Fit and evaluate the item models on the shards' pairs, score every shard's users
         where it is; return (holdout quality, neighbours, the shards' lists, popularity)."""
         p, valid = self.params, read.catalogue
-        self.shared_ids = read.share("catalogue_ids", self.ids)
         fit = self._fit_inputs(read)
         tracks = read.submit(  # on a worker while this process fits the record models
             "track_neighbours",
             track_neighbours,
             p.similar_k,
-            self.shared_ids,
             *read.each("track_matrix", shard_track_matrix),
         )
         model_params = self._model_params(fit)
@@ -329,10 +328,10 @@ class NightlyRun:
         )
         side = recommendations.item_side(valid, fit, sim)
         popular = recommendations.popularity_rows(valid, fit)
-        local = [RowsSummary(part.height, 0, 0) for part in sim.parts]
-        track_rows = read.submit("rows_summary", rows_summary, tracks).result()
-        neighbours = HeldParts(read, [*sim.parts, tracks], [*local, track_rows])
-        del sim, fit  # the fitted model (the shards get its item side) and the pairs
+        # fetched once the record model is fitted: not on top of this process's peak, and
+        # not kept on a worker that scores shards meanwhile
+        neighbours = (*sim.parts, tracks.result())
+        del sim, fit, tracks  # the fitted model (the shards get its item side) and the pairs
         return quality, neighbours, self._recommendations(read, side), popular
 
     def _fit_inputs(self, read: ReadShards) -> FitInputs:
@@ -349,7 +348,7 @@ class NightlyRun:
         sent once to each worker; return the lists, kept there, and their summaries."""
         with self._timed("recommendations", 75) as timing:
             shared = read.share("item_side", side)
-            args = (shared, self.params, self.shared_ids)
+            args = (shared, self.params, read.share("catalogue_ids", self.ids))
             lists = read.each("recommendations", shard_lists, *args)
             summaries = [read.submit("lists_summary", rows_summary, f) for f in lists]
             lists = HeldParts(read, lists, read.fetch(summaries, 75, "shards scored"))
@@ -397,25 +396,19 @@ class NightlyRun:
         self.tracker.log("info", "model", f"record model {self.version}: {why}")
         return params
 
-    def _checked(
-        self, neighbours: HeldParts, popular: pl.DataFrame
-    ) -> tuple[HeldParts, pl.DataFrame]:
+    def _checked(self, neighbours: Parts, popular: pl.DataFrame) -> tuple[Parts, pl.DataFrame]:
         """Return the neighbours' parts and the popularity rows without rows naming ids absent
-        from the catalogue (held parts were checked where they are, as the lists were)."""
-        parts, summaries = [], []
-        for part, summary in zip(neighbours.parts, neighbours.summaries, strict=True):
-            if isinstance(part, pl.DataFrame):
-                held = checked_rows(NEIGHBOURS, part, self.ids)
-                part, summary = held.rows, held.summary
-            parts.append(part)
-            summaries.append(summary)
-        dropped = sum(s.dropped for s in summaries)
+        from the catalogue (the lists were checked where each shard was scored).
+
+        Frames only: a Prefect task's arguments are searched for futures, which it fetches."""
+        parts = [checked_rows(NEIGHBOURS, part, self.ids) for part in neighbours]
+        dropped = sum(held.summary.dropped for held in parts)
         log_dropped(self.tracker, self.result, {NEIGHBOURS: dropped} if dropped else {})
         kept = checked(self.tracker, self.result, {POPULARITY: popular}, self.ids)
-        return HeldParts(neighbours.read, parts, summaries), kept[POPULARITY]
+        return tuple(held.rows for held in parts), kept[POPULARITY]
 
     def _publish(
-        self, neighbours: HeldParts, recs: HeldParts, quality: dict, popular: pl.DataFrame
+        self, neighbours: Parts, recs: HeldParts, quality: dict, popular: pl.DataFrame
     ) -> None:
         p, run_id = self.params, self.tracker.run_id
         last = LastPublished.from_frame(self.storage.read("publish/last_published_run"))
@@ -446,7 +439,12 @@ class NightlyRun:
             replacements += [
                 Replacement.whole(
                     NEIGHBOURS,
-                    neighbours.stamped(stamp_similarity, run_id, self.now, version, expires),
+                    FrameParts(
+                        tuple(part.height for part in neighbours),
+                        lambda index: stamp_similarity(
+                            neighbours[index], run_id, self.now, version, expires
+                        ),
+                    ),
                 ),
                 Replacement.whole(
                     LISTS,

@@ -1,5 +1,6 @@
-"""Output rows kept where they were computed (a shard's lists, the track neighbours), checked
-against the catalogue there, until the publish fetches them one part at a time.
+"""Output rows kept where they were computed (a shard's lists), checked against the
+catalogue there, until the publish fetches them one part at a time; and the track
+neighbours, a task of their own.
 
 The run's process gets each part's summary (rows, users, rows dropped) for its checks and
 progress, and then its rows, stamped with the run's columns, one part after the other, for
@@ -68,15 +69,15 @@ def shard_lists(
     return checked_rows(LISTS, rows, ids)
 
 
-def track_neighbours(k: int, ids: dict[str, pl.Series], *parts: InteractionMatrix) -> HeldRows:
-    """Return the tracks' collaborative top-k neighbours as content_similarity rows, checked,
-    from the shards' user×track matrices (in shard order: every user's, stacked)."""
+def track_neighbours(k: int, *parts: InteractionMatrix) -> pl.DataFrame:
+    """Return the tracks' collaborative top-k neighbours as content_similarity rows, from the
+    shards' user×track matrices (in shard order: every user's, stacked)."""
     matrix = InteractionMatrix.stacked(list(parts))
     del parts
     rows = typed(collaborative_neighbors(matrix, k), "track", "track", "collaborative")
     del matrix
-    release_free_memory()  # the kNN's lists, freed on the worker that keeps the rows
-    return checked_rows(NEIGHBOURS, rows, ids)
+    release_free_memory()  # the kNN's lists, not carried into the worker's next task
+    return rows
 
 
 def rows_summary(held: HeldRows) -> RowsSummary:
