@@ -42,6 +42,7 @@ from flows.stages.held_rows import (
     shard_lists,
     stamped,
     track_neighbours,
+    track_rows,
 )
 from flows.stages.metrics import (
     MODEL_QUALITY,
@@ -330,7 +331,7 @@ class NightlyRun:
         popular = recommendations.popularity_rows(valid, fit)
         # fetched once the record model is fitted: not on top of this process's peak, and
         # not kept on a worker that scores shards meanwhile
-        neighbours = (*sim.parts, tracks.result())
+        neighbours = (*sim.parts, track_rows(tracks.result()))
         del sim, fit, tracks  # the fitted model (the shards get its item side) and the pairs
         return quality, neighbours, self._recommendations(read, side), popular
 

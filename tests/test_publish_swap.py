@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+import weakref
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -637,7 +638,7 @@ def test_rows_in_parts_are_published_as_the_whole_frame(as_pipeline):
     """A table's rows in parts (a sharded run's lists, fetched one shard at a time) make the
     table the whole frame makes: the same rows in the same order, the ids one block. Each
     part's constant columns are its own: a part whose item type varies sends that column,
-    one of a single row sends every column."""
+    one of a single row sends every column. A part is let go before the next is fetched."""
     admin, pipeline = as_pipeline
     whole = _recommendations(400, "a").with_columns(
         pl.when(pl.col("user_id") > 30)
@@ -645,14 +646,18 @@ def test_rows_in_parts_are_published_as_the_whole_frame(as_pipeline):
         .otherwise("item_type")
         .alias("item_type")
     )
-    parts = [whole.slice(0, 150), whole.slice(150, 1), whole.slice(151, 0), whole.slice(151)]
+    bounds = [(0, 150), (150, 1), (151, 0), (151, 249)]
     fetched: list[int] = []
+    earlier: list[weakref.ref] = []
 
     def fetch(index: int) -> pl.DataFrame:
+        assert all(ref() is None for ref in earlier), "a part held while the next is fetched"
         fetched.append(index)
-        return parts[index]
+        part = whole.slice(*bounds[index])
+        earlier.append(weakref.ref(part))
+        return part
 
-    rows = FrameParts(tuple(p.height for p in parts), fetch)
+    rows = FrameParts(tuple(length for _, length in bounds), fetch)
     before = _catalogue(admin)
     with PostgresStorage(pipeline) as storage:
         written = storage.publish([Replacement.whole("recommendation_data", rows)])

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from flows.params import NightlyParams
@@ -69,15 +70,21 @@ def shard_lists(
     return checked_rows(LISTS, rows, ids)
 
 
-def track_neighbours(k: int, *parts: InteractionMatrix) -> pl.DataFrame:
-    """Return the tracks' collaborative top-k neighbours as content_similarity rows, from the
-    shards' user×track matrices (in shard order: every user's, stacked)."""
+def track_neighbours(k: int, *parts: InteractionMatrix) -> dict[str, np.ndarray]:
+    """Return the tracks' collaborative top-k neighbours (source_id, target_id, score, rank
+    as arrays: sent without a copy, where a frame is serialised whole), from the shards'
+    user×track matrices (in shard order: every user's, stacked)."""
     matrix = InteractionMatrix.stacked(list(parts))
     del parts
-    rows = typed(collaborative_neighbors(matrix, k), "track", "track", "collaborative")
+    rows = collaborative_neighbors(matrix, k)
     del matrix
     release_free_memory()  # the kNN's lists, not carried into the worker's next task
-    return rows
+    return {name: rows[name].to_numpy() for name in rows.columns}
+
+
+def track_rows(arrays: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Return ``track_neighbours``' arrays as content_similarity rows."""
+    return typed(pl.DataFrame(arrays), "track", "track", "collaborative")
 
 
 def rows_summary(held: HeldRows) -> RowsSummary:
