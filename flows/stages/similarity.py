@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from threadpoolctl import threadpool_limits
 
 from flows.params import NightlyParams
 from flows.stages.extract import Inputs
 from flows.stages.interactions import genre_matrix, to_matrix
 from flows.stages.model_inputs import FitInputs
 from models.content import ContentSimilarity
+from models.kernels.parallel import run_beside
 from models.matrix import InteractionMatrix
 from models.neighbors import ItemKNN, topk_neighbors
 from models.recommender import RotationRecommender
@@ -181,18 +181,18 @@ def compute_similarity(
 
     `model_params`: the record model's parameters (the tune flow's, or None: the defaults).
 
-    The content and store neighbours come after the record model's fit, not beside it: the
-    fit's working set is this process's peak (at L, 0.12 GiB less than with the content
-    neighbours beside it, for 3 s more). BLAS runs on one thread in the fit, as it did beside
-    them, so the fit rounds as before (its scores differ from a fit on two BLAS threads in
-    the 7th digit). The track neighbours are a task of their own (flows/stages/held_rows.py's
-    ``track_neighbours``), on the shards' user×track matrices.
+    The content and store neighbours are computed beside the record model's fit
+    (``run_beside``): each keeps the two cores only partly busy on its own. BLAS runs on one
+    thread meanwhile, so the fit rounds the same way every run (its scores differ from a fit
+    on two BLAS threads in the 7th digit). The track neighbours are a task of their own
+    (flows/stages/held_rows.py's ``track_neighbours``), on the shards' user×track matrices.
     """
     k = params.similar_k
-    with threadpool_limits(limits=1, user_api="blas"):
-        fitted, record_collab = _fitted_and_collaborative(inputs, inter, k, model_params)
-    record_content = content_neighbors(inputs.records, k)
-    store_collab = store_neighbors(inputs, k)
+    (fitted, record_collab), (record_content, store_collab) = run_beside(
+        lambda: _fitted_and_collaborative(inputs, inter, k, model_params),
+        lambda: content_neighbors(inputs.records, k),
+        lambda: store_neighbors(inputs, k),
+    )
     records = pl.concat(
         [
             typed(record_collab, "record", "record", "collaborative"),
