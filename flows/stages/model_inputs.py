@@ -2,9 +2,9 @@
 
 A shard's validated rows become its users' interactions and temporal-holdout pairs (both
 per user: a user's rows are all in one shard) and its users' follows, kept where the shard
-ran. The run gathers what the item models are fitted on (``FitInputs``): concatenated in
-shard order (contiguous, ascending user ranges) they are the frames the one-shard run
-computes, row for row. The raw play and usage events never leave the shard, and its users'
+ran. The run gathers what the item models are fitted on (``FitInputs``): stacked in shard
+order (contiguous, ascending user ranges) they are the matrices the one-shard run computes,
+entry for entry. The raw play and usage events never leave the shard, and its users'
 histories and follows stay there for the lists scored where it is.
 
 What a shard sends is coded where it ran: its users' positive pairs as sparse matrices
