@@ -60,7 +60,7 @@ def frame_from_batches(batches, categorical: Sequence[str] = ()) -> pl.DataFrame
 class FrameParts:
     """A table's rows in parts, fetched one at a time and in order (`fetch(i)`: part i), so
     that no more than one part is ever held here: a sharded run's lists, each shard's where
-    it was computed. `heights`: each part's rows."""
+    it was computed; content_similarity's, by source type. `heights`: each part's rows."""
 
     heights: tuple[int, ...]
     fetch: Callable[[int], pl.DataFrame]

@@ -6,11 +6,13 @@ then the columns holding one value in every row (a run's model_version, run_id, 
 set as column defaults and left out of the COPY, the identity ids reserved in one block
 (publish_reserve_ids) and sent in the COPY rather than drawn by nextval row by row, the
 columns sent by binary COPY FREEZE, then the table's own defaults back and its Row Level
-Security and policies (publish_secure), before the commit shows it to anyone. Then its
+Security and policies (publish_secure), before the commit shows it to anyone. Rows that come
+in parts (flows/storage/base.py's FrameParts) go through those steps part after part, in the
+same transaction: each part's constant columns, its block of ids, its COPY. Then the
 indexes: a table whose load ends while others still load builds them one at a time
-(publish_build),
-leaving the cores to those loads; the last one to finish builds them at once, one connection
-each (publish_build_index), and publish_build attaches its keys and analyses it.
+(publish_build), leaving the cores to those loads; the last one to finish builds them at
+once, one connection each (publish_build_index), and publish_build attaches its keys and
+analyses it.
 """
 
 from __future__ import annotations
