@@ -351,6 +351,7 @@ class NightlyRun:
             shared = read.share("item_side", side)
             args = (shared, self.params, read.share("catalogue_ids", self.ids))
             lists = read.each("recommendations", shard_lists, *args)
+            read.let_go()  # the shards' last tasks: a worker then holds their lists alone
             summaries = [read.submit("lists_summary", rows_summary, f) for f in lists]
             lists = HeldParts(read, lists, read.fetch(summaries, 75, "shards scored"))
             timing.rows_out = lists.rows

@@ -59,7 +59,16 @@ class ReadShards:
 
     def each(self, name: str, fn, *args) -> list[Any]:
         """Return the futures of `fn(shard data, *args)` of every shard, run where its data is."""
+        if not self.loaded:
+            raise RuntimeError("the shards' data was let go: submit their tasks before")
         return [self.submit(name, fn, data, *args) for data in self.loaded]
+
+    def let_go(self) -> None:
+        """Let go of the shards' data once the last tasks on it are submitted: each worker
+        frees a shard when those are done, instead of holding every shard it read until the
+        publish. Dask keeps how each was computed: a result lost with its worker is computed
+        again from a shard read again in the snapshot, held until the block ends."""
+        self.loaded.clear()
 
     def gather(
         self, name: str, fn, *args, until: float | None = None, what: str = "shards done"

@@ -1,6 +1,6 @@
 """Faults of a sharded run on Dask (#29): a worker killed in the middle of a backfill's shard
-read, the workers killed while a nightly's shards wait on them for the item models, and the
-scheduler gone in the middle of a run.
+read, the workers killed while a nightly's shards wait on them for the item models or while
+they hold its lists (the shards let go), and the scheduler gone in the middle of a run.
 
 Each test stops the run at a known point: it holds an ACCESS EXCLUSIVE lock on a table the
 run reads there, waits until the read waits for it, strikes, then lets go.
@@ -186,6 +186,34 @@ def test_workers_killed_while_a_nightlys_shards_wait_are_replaced_and_the_shards
         # undisturbed, 4 shards read the window 1.005 times here; lost, they read it again
         again = before + window + int(1.5 * window)
         assert read_more_than(db, again) > again
+
+
+def test_workers_killed_while_they_hold_a_nightlys_lists_read_the_let_go_shards_again(
+    prefect_harness, monkeypatch
+):
+    with fresh_pg() as db:
+        generate(db)
+        before = plays_read(db)
+        run_nightly(db, params())
+        window = read_more_than(db, before) - before
+        whole = published(db)
+        flow = on_a_local_cluster(nightly, db, prefect_harness, monkeypatch)
+        # the publish's first look at the live lists, once every shard's were scored and
+        # checked on the workers and the shards' data let go there
+        with locked(db, "recommendation_data") as release:
+            thread, out = in_thread(
+                lambda: flow(run_date=RUN_DATE, shards=4, force_publish=True, return_state=True)
+            )
+            waiting_ports(db, 1)
+            job = query(db, "SELECT progress_percent AS p FROM jobs ORDER BY started_at DESC")
+            assert job["p"][0] >= 90  # the lists scored, checked and summed up
+            for worker in worker_processes():  # every list held is lost, and its shard gone
+                kill(worker)
+            release()
+        assert_run_completed_after_the_first(db, thread, out, "nightly")
+        assert_same_rows(whole, published(db))
+        again = before + window + int(1.5 * window)
+        assert read_more_than(db, again) > again  # the lost lists' shards, read again
 
 
 def free_port() -> int:
