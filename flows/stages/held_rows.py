@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import polars as pl
 
 from flows.params import NightlyParams
@@ -70,21 +69,16 @@ def shard_lists(
     return checked_rows(LISTS, rows, ids)
 
 
-def track_neighbours(k: int, *parts: InteractionMatrix) -> dict[str, np.ndarray]:
-    """Return the tracks' collaborative top-k neighbours (source_id, target_id, score, rank
-    as arrays: sent without a copy, where a frame is serialised whole), from the shards'
-    user×track matrices (in shard order: every user's, stacked)."""
+def track_neighbours(k: int, ids: dict[str, pl.Series], *parts: InteractionMatrix) -> HeldRows:
+    """Return the tracks' collaborative top-k neighbours as content_similarity rows, checked
+    against the catalogue's `ids`, from the shards' user×track matrices (in shard order:
+    every user's, stacked)."""
     matrix = InteractionMatrix.stacked(list(parts))
     del parts
     rows = collaborative_neighbors(matrix, k)
     del matrix
     release_free_memory()  # the kNN's lists, not carried into the worker's next task
-    return {name: rows[name].to_numpy() for name in rows.columns}
-
-
-def track_rows(arrays: dict[str, np.ndarray]) -> pl.DataFrame:
-    """Return ``track_neighbours``' arrays as content_similarity rows."""
-    return typed(pl.DataFrame(arrays), "track", "track", "collaborative")
+    return checked_rows(NEIGHBOURS, typed(rows, "track", "track", "collaborative"), ids)
 
 
 def rows_summary(held: HeldRows) -> RowsSummary:
@@ -92,7 +86,9 @@ def rows_summary(held: HeldRows) -> RowsSummary:
     return held.summary
 
 
-def stamped(held: HeldRows, stamp: Callable[..., pl.DataFrame], *args) -> pl.DataFrame:
-    """Return held rows stamped by `stamp(rows, *args)` (the run's columns, in the table's
-    order: parts in order then make the whole table's)."""
-    return stamp(held.rows, *args)
+def stamped(
+    held: HeldRows, offset: int, length: int, stamp: Callable[..., pl.DataFrame], *args
+) -> pl.DataFrame:
+    """Return `length` held rows from `offset`, stamped by `stamp(rows, *args)` (the run's
+    columns, in the table's order: slices in order then make the whole table's)."""
+    return stamp(held.rows.slice(offset, length), *args)
