@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 from dask.utils import key_split
-from distributed import Client, LocalCluster, get_task_stream
+from distributed import Client, LocalCluster, WorkerPlugin, get_task_stream
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect_dask import DaskTaskRunner
@@ -170,8 +170,8 @@ class WorkerSampler:
         }
 
 
-def _worker_peak() -> int:
-    """Return this worker process's peak RSS in bytes (run on each worker).
+def _high_water_mark() -> int:
+    """Return this process's peak RSS in bytes since it started or since the mark was reset.
 
     Its address space's high-water mark (VmHWM), not ru_maxrss: the workers are spawned from
     this benchmark's process, and a spawned child's ru_maxrss starts from its parent's
@@ -180,6 +180,62 @@ def _worker_peak() -> int:
     with open("/proc/self/status") as status:
         kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
     return kib * 1024
+
+
+class TaskPeaks(WorkerPlugin):
+    """On each worker: its peak RSS over the run and, per task name, the highest peak while
+    a task of that name ran (the high-water mark reset as each starts: a worker runs one
+    task at a time), so that a shard's tasks and the item models' show apart."""
+
+    name = "task-peaks"
+
+    def setup(self, worker) -> None:
+        self.overall, self.tasks = 0, {}
+
+    def transition(self, key, start: str, finish: str, **kwargs) -> None:
+        if finish == "executing":
+            self.overall = max(self.overall, _high_water_mark())
+            with open("/proc/self/clear_refs", "w") as refs:
+                refs.write("5")  # resets VmHWM to the resident size now
+        elif start == "executing":
+            name, peak = key_split(key), _high_water_mark()
+            self.tasks[name] = max(self.tasks.get(name, 0), peak)
+
+    def report(self) -> dict:
+        """Return the worker's peak and its peak per task name (bytes)."""
+        return {
+            "peak_rss_bytes": max(self.overall, _high_water_mark()),
+            "task_peak_rss_bytes": dict(sorted(self.tasks.items())),
+        }
+
+
+def _task_peaks(dask_worker) -> dict:
+    """Return the worker's TaskPeaks report (run on each worker)."""
+    return dask_worker.plugins[TaskPeaks.name].report()
+
+
+#: The tasks on one shard's users (flows/stages/shards.py, held_rows.py): the rest read the
+#: whole catalogue, fit or hold the item models, or combine every shard's partials.
+SHARD_TASKS = (
+    "load_shard",
+    "shard_fit_inputs",
+    "shard_track_matrix",
+    "shard_partials",
+    "shard_lists",
+)
+
+
+def peaks_by_side(task_peaks: dict[str, dict]) -> dict[str, int]:
+    """Return the highest peak of any worker while a shard's task ran, and while any other
+    task ran (TaskPeaks' reports by worker)."""
+    shard, other = 0, 0
+    for report in task_peaks.values():
+        for name, peak in report["task_peak_rss_bytes"].items():
+            if name in SHARD_TASKS:
+                shard = max(shard, peak)
+            else:
+                other = max(other, peak)
+    return {"shard_tasks": shard, "other_tasks": other}
 
 
 #: The tables each flow publishes.
@@ -278,15 +334,22 @@ def run(
             env={"PREFECT_API_URL": api_url},
         )
         with cluster, Client(cluster) as client:
+            client.register_plugin(TaskPeaks())
             args = (db.url, flow, days, shards, cluster.scheduler_address, api_url)
             sharded = (sharded_process, *args)
             with WorkerSampler(client) as sampler, get_task_stream(client) as stream:
                 report["sharded"] = measured(db.url, flow, lambda: in_fresh_process(*sharded))
-            peaks = client.run(_worker_peak)
+            peaks = client.run(_task_peaks)
             report["sharded"]["workers_sampled"] = sampler.report()
+            report["sharded"]["task_peaks"] = {
+                sampler.names().get(address, address): peak for address, peak in peaks.items()
+            }
             ran = tasks_by_worker(stream.data, sampler.names())  # a restarted one's too
             report["sharded"]["tasks_by_worker"] = ran
-            report["sharded"]["worker_peak_rss_bytes"] = sorted(peaks.values())
+            report["sharded"]["peaks_by_side"] = peaks_by_side(report["sharded"]["task_peaks"])
+            report["sharded"]["worker_peak_rss_bytes"] = sorted(
+                peak["peak_rss_bytes"] for peak in peaks.values()
+            )
     one, many = report["one_shard"], report["sharded"]
     report["wall_ratio"] = many["wall_seconds"] / one["wall_seconds"]
     total = sum(report["window_rows"].values())
@@ -316,12 +379,14 @@ def main() -> None:
     workers = [round(p / gib, 2) for p in many["worker_peak_rss_bytes"]]
     restarts = sum(w["restarts"] for w in many["workers_sampled"].values())
     lost = sum(w["lost"] for w in many["workers_sampled"].values())
+    sides = {name: round(peak / gib, 2) for name, peak in many["peaks_by_side"].items()}
     what = "nightly with a window of" if args.flow == "nightly" else "backfill of"
     print(
         f"{what} {args.days} dates at {args.profile}: one shard {one['wall_seconds']:.1f} s, "
         f"peak {one['peak_rss_bytes'] / gib:.2f} GiB; {shards} shards on {args.workers} "
         f"workers {many['wall_seconds']:.1f} s (x {report['wall_ratio']:.2f}), flow peak "
-        f"{many['peak_rss_bytes'] / gib:.2f} GiB, worker peaks {workers} GiB, worker "
+        f"{many['peak_rss_bytes'] / gib:.2f} GiB, worker peaks {workers} GiB (during "
+        f"a shard's tasks and the others: {sides}), worker "
         f"restarts {restarts}, workers lost {lost}; rows read over "
         f"the window's {report['rows_read_over_window']}; same rows: {report['same_rows']}"
     )

@@ -19,6 +19,11 @@ def test_the_sharded_flow_on_a_local_cluster_reports_the_same_rows(pg_database, 
     assert all(figures["rows"] > 0 for figures in one["checksums"].values())
     assert report["same_rows"]
     assert len(many["worker_peak_rss_bytes"]) == 2 and min(many["worker_peak_rss_bytes"]) > 0
+    tasks = [set(w["task_peak_rss_bytes"]) for w in many["task_peaks"].values()]
+    assert "load_shard" in set().union(*tasks)  # each task's peak, by its function's name
+    sides = many["peaks_by_side"]
+    assert 0 < sides["shard_tasks"] <= max(many["worker_peak_rss_bytes"])
+    assert 0 < sides["other_tasks"] <= max(many["worker_peak_rss_bytes"])
     window = sum(report["window_rows"].values())
     assert window > 0
     for table, rows in many["rows_read"].items():  # each shard reads its own rows only
