@@ -4,11 +4,14 @@ similarity → recommendations → publish → retention, for one date, on eithe
 The extract is by shards of users (flows/sharded.py; one by default): each shard validates
 its rows and computes its daily-metrics partials, its users' interactions and holdout pairs
 where it ran, so the raw play and usage events never reach the model stages. The item
-models are fitted here on the pairs the shards send, coded (the holdout's too); each
-shard's users are then scored and listed where the shard is, with the item side sent once
-to each worker (flows/stages/recommendations.py's ItemSide), and checked there; the cache
-and the publish fetch them one shard at a time (flows/stages/held_rows.py), in one
-transaction. The track neighbours are a task of their own, on a worker."""
+models are fitted once on the pairs the shards send, coded (the holdout's too), where they
+are gathered: a worker of a sharded run (flows/stages/item_models.py); the track neighbours
+are a task of their own. Each shard's users are then scored and listed where the shard is,
+with the item side fetched once by each worker (flows/stages/recommendations.py's
+ItemSide), and checked there. The neighbours and the lists stay where they were computed
+until the cache and the publish fetch them a slice at a time (flows/stages/held_rows.py),
+in one transaction: the run's process holds summaries, the holdout's figures and the
+popularity rows."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
-"""Output rows kept where they were computed (a shard's lists), checked against the
-catalogue there, until the publish fetches them one part at a time; and the track
-neighbours, a task of their own.
+"""Output rows kept where they were computed (a shard's lists, the track neighbours and, in
+flows/stages/item_models.py, the record and store neighbours), checked against the
+catalogue there, until the publish fetches them a slice at a time.
 
 The run's process gets each part's summary (rows, users, rows dropped) for its checks and
-progress, and then its rows, stamped with the run's columns, one part after the other, for
+progress, and then its rows, stamped with the run's columns, one slice after the other, for
 the cache and the publish (flows/storage/base.py's FrameParts): at no time more than one
-part's.
+slice's.
 """
 
 from __future__ import annotations
