@@ -101,8 +101,6 @@ from transforms.interactions import PLAY_COLUMNS_USED, USAGE_COLUMNS_USED
 KEPT = "the published lists are kept (--force-publish overrides)"
 SLICE_ROWS = 1_000_000  # held rows fetched for the publish at most this many at a time
 POPULARITY = "record_popularity"
-#: A table's rows in parts, in the table's order (each part a frame of its own).
-Parts = tuple[pl.DataFrame, ...]
 
 
 def valid_inputs(tracker: JobTracker, result: RunResult, validation: Validation) -> Inputs:

@@ -69,16 +69,6 @@ class ReadShards:
         again from a shard read again in the snapshot, held until the block ends."""
         self.loaded.clear()
 
-    def gather(
-        self, name: str, fn, *args, until: float | None = None, what: str = "shards done"
-    ) -> list[Any]:
-        """Return `fn(shard data, *args)` of every shard, run where the shard's data is;
-        with `until`, the stage's progress moves on to it as shards are done (`what`: i of K)."""
-        futures = self.each(name, fn, *args)
-        if until is None:
-            return [future.result() for future in futures]
-        return self.fetch(futures, until, what)
-
     def fetch(self, futures: list[Any], until: float, what: str) -> list[Any]:
         """Return each future's result in order, the stage's progress moving on to `until`
         as they come (`what`: i of K); each future is let go once fetched."""
