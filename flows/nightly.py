@@ -4,14 +4,11 @@ similarity → recommendations → publish → retention, for one date, on eithe
 The extract is by shards of users (flows/sharded.py; one by default): each shard validates
 its rows and computes its daily-metrics partials, its users' interactions and holdout pairs
 where it ran, so the raw play and usage events never reach the model stages. The item
-models are fitted once on the pairs the shards send, coded (the holdout's too), where they
-are gathered: a worker of a sharded run (flows/stages/item_models.py); the track neighbours
-are a task of their own. Each shard's users are then scored and listed where the shard is,
-with the item side fetched once by each worker (flows/stages/recommendations.py's
-ItemSide), and checked there. The neighbours and the lists stay where they were computed
-until the cache and the publish fetch them a slice at a time (flows/stages/held_rows.py),
-in one transaction: the run's process holds summaries, the holdout's figures and the
-popularity rows."""
+models are fitted here on the pairs the shards send, coded (the holdout's too); each
+shard's users are then scored and listed where the shard is, with the item side sent once
+to each worker (flows/stages/recommendations.py's ItemSide), and checked there; the cache
+and the publish fetch them one shard at a time (flows/stages/held_rows.py), in one
+transaction. The track neighbours are a task of their own, on a worker."""
 
 from __future__ import annotations
 
@@ -33,26 +30,19 @@ from flows.cluster import ADDRESS_ENV, cluster_options, default_shards, task_run
 from flows.params import NightlyParams, flow_docstring, flow_signature
 from flows.runner import StageRunner, direct, logs_to_prefect, prefect_task
 from flows.sharded import ReadShards, ShardRead, read_shards, record_quarantine
-from flows.stages import tuning
+from flows.stages import evaluation, recommendations, similarity, tuning
 from flows.stages.cache import CacheStep, cache_deadline
 from flows.stages.extract import Inputs, day_end, extract_inputs, extract_replica_inputs
 from flows.stages.held_rows import (
     LISTS,
     NEIGHBOURS,
     RowsSummary,
+    checked_rows,
     rows_summary,
     shard_lists,
     stamped,
     track_neighbours,
-)
-from flows.stages.item_models import (
-    fit_fingerprint,
-    gathered_fit_inputs,
-    holdout_figures,
-    item_models,
-    item_side_of,
-    neighbours_part,
-    popularity_of,
+    track_rows,
 )
 from flows.stages.metrics import (
     MODEL_QUALITY,
@@ -60,6 +50,7 @@ from flows.stages.metrics import (
     publish_metrics_slice,
     quality_rows,
 )
+from flows.stages.model_inputs import FitInputs, combined_fit_inputs
 from flows.stages.publish import (
     Candidate,
     LastPublished,
@@ -71,6 +62,7 @@ from flows.stages.publish import (
     stamp_recommendations,
     stamp_similarity,
 )
+from flows.stages.recommendations import ItemSide
 from flows.stages.shards import (
     ShardSummary,
     shard_fit_inputs,
@@ -99,8 +91,9 @@ from models.recommender import MODEL_VERSION
 from transforms.interactions import PLAY_COLUMNS_USED, USAGE_COLUMNS_USED
 
 KEPT = "the published lists are kept (--force-publish overrides)"
-SLICE_ROWS = 1_000_000  # held rows fetched for the publish at most this many at a time
 POPULARITY = "record_popularity"
+#: A table's rows in parts, in the table's order (each part a frame of its own).
+Parts = tuple[pl.DataFrame, ...]
 
 
 def valid_inputs(tracker: JobTracker, result: RunResult, validation: Validation) -> Inputs:
@@ -191,28 +184,19 @@ class HeldParts:
         return sum(s.users for s in self.summaries)
 
     def stamped(self, stamp: Callable[..., pl.DataFrame], *args: Any) -> FrameParts:
-        """Return the rows as FrameParts of at most SLICE_ROWS rows, each stamped by
-        `stamp(rows, *args)` where it is and fetched when the publish or the cache reads it.
-
-        A stamped frame travels with its run columns written out row by row (330 MiB for
-        L's 4.55M track neighbours, 122 MiB without them): slices bound what one fetch holds.
-        """
+        """Return the rows as FrameParts, each part stamped by `stamp(rows, *args)` where it
+        is and fetched when the publish or the cache reads it."""
         # the publish fetches from its own threads: they submit in the flow's context
         context = contextvars.copy_context()
-        slices = [
-            (part, offset, min(SLICE_ROWS, summary.rows - offset))
-            for part, summary in zip(self.parts, self.summaries, strict=True)
-            for offset in range(0, max(summary.rows, 1), SLICE_ROWS)
-        ]
 
-        def submit(part: Any, offset: int, length: int) -> pl.DataFrame:
-            task = self.read.submit("fetch_rows", stamped, part, offset, length, stamp, *args)
+        def submit(part: Any) -> pl.DataFrame:
+            task = self.read.submit("fetch_rows", stamped, part, stamp, *args)
             return task.result()  # the future let go: its rows held by the caller alone
 
         def fetch(index: int) -> pl.DataFrame:
-            return context.copy().run(submit, *slices[index])
+            return context.copy().run(submit, self.parts[index])
 
-        return FrameParts(tuple(length for _, _, length in slices), fetch)
+        return FrameParts(tuple(s.rows for s in self.summaries), fetch)
 
 
 class NightlyRun:
@@ -268,7 +252,14 @@ class NightlyRun:
             self._daily_metrics(read)
             quality, neighbours, lists, popular = self._models(read)
             release_free_memory()  # every shard's rows read here, if they were
-            popular = self._stage("references", 90, self._checked, popular, rows_in=popular.height)
+            neighbours, popular = self._stage(
+                "references",
+                90,
+                self._checked,
+                neighbours,
+                popular,
+                rows_in=sum(part.height for part in neighbours) + popular.height,
+            )
             self._publish(neighbours, lists, quality, popular)
             del neighbours, lists, popular
         release_free_memory()  # every shard's rows (here, or on the workers that held them)
@@ -301,64 +292,68 @@ class NightlyRun:
             release_free_memory()
         self.result.stages.append(timing.row())
 
-    def _models(self, read: ReadShards) -> tuple[dict, HeldParts, HeldParts, pl.DataFrame]:
-        """Fit and evaluate the item models where the shards' pairs are gathered (a worker),
-        score every shard's users where it is; return (holdout quality, the neighbours and
-        the shards' lists, kept where they were computed, popularity)."""
-        p, catalogue = self.params, read.catalogue
-        ids = read.share("catalogue_ids", self.ids)
-        fit, fingerprint = self._fit_inputs(read)
-        tracks = read.submit(  # on another worker while the record models are fitted
+    def _models(self, read: ReadShards) -> tuple[dict, Parts, HeldParts, pl.DataFrame]:
+        """Fit and evaluate the item models on the shards' pairs, score every shard's users
+        where it is; return (holdout quality, neighbours, the shards' lists, popularity)."""
+        p, valid = self.params, read.catalogue
+        fit = self._fit_inputs(read)
+        tracks = read.submit(  # on a worker while this process fits the record models
             "track_neighbours",
             track_neighbours,
             p.similar_k,
-            ids,
             *read.each("track_matrix", shard_track_matrix),
         )
-        model_params = self._model_params(fingerprint)
-        with self._timed("evaluation", 50):
-            quality = read.submit("evaluation", holdout_figures, fit, catalogue, model_params)
-            self.result.quality = quality = quality.result()
-        with self._timed("similarity", 60) as timing:
-            models = read.submit("similarity", item_models, catalogue, fit, p, model_params, ids)
-            del fit  # its worker frees the pairs once the item models are fitted
-            parts = [read.submit("neighbours", neighbours_part, models, i) for i in (0, 1)]
-            parts.append(tracks)
-            neighbours = self._held(read, parts, 60, "neighbour parts checked")
-            timing.rows_out = neighbours.rows
-        dropped = sum(s.dropped for s in neighbours.summaries)
-        log_dropped(self.tracker, self.result, {NEIGHBOURS: dropped} if dropped else {})
-        popular = read.submit("popularity", popularity_of, models).result()
-        side = read.submit("item_side", item_side_of, models)
-        del models, tracks  # kept on their workers for as long as their parts are
-        return quality, neighbours, self._recommendations(read, side, ids), popular
+        model_params = self._model_params(fit)
+        quality = self._stage(
+            "evaluation",
+            50,
+            evaluation.holdout_quality,
+            fit.train,
+            fit.test,
+            valid.records,
+            10,
+            evaluation.MAX_HOLDOUT_USERS,
+            model_params,
+        )
+        self.result.quality = quality
+        fit = fit.without_holdout()
+        sim = self._stage(
+            "similarity",
+            60,
+            similarity.compute_similarity,
+            valid,
+            fit,
+            p,
+            model_params,
+            rows_out=lambda s: s.height,
+        )
+        side = recommendations.item_side(valid, fit, sim)
+        popular = recommendations.popularity_rows(valid, fit)
+        # fetched once the record model is fitted: not on top of this process's peak, and
+        # not kept on a worker that scores shards meanwhile
+        neighbours = (*sim.parts, track_rows(tracks.result()))
+        del sim, fit, tracks  # the fitted model (the shards get its item side) and the pairs
+        return quality, neighbours, self._recommendations(read, side), popular
 
-    def _fit_inputs(self, read: ReadShards) -> tuple[Any, dict]:
-        """Gather what the item models are fitted on from the shards, on a worker (the
-        interactions stage: each shard computed its users' pairs where it was read); return
-        its future and its fingerprint."""
+    def _fit_inputs(self, read: ReadShards) -> FitInputs:
+        """Gather what the item models are fitted on from the shards (the interactions
+        stage: each shard computed its users' pairs where it was read)."""
         with self._timed("interactions", 45) as timing:
-            parts = read.each("fit_inputs", shard_fit_inputs)
-            fit = read.submit("fit_inputs", gathered_fit_inputs, *parts)
-            del parts  # their workers free them once gathered
+            fit = combined_fit_inputs(read.gather("fit_inputs", shard_fit_inputs))
             timing.rows_in = self.result.events
-            fingerprint = read.submit("fingerprint", fit_fingerprint, fit).result()
-            timing.rows_out = fingerprint["interactions"]
-        return fit, fingerprint
+            timing.rows_out = fit.records.matrix.nnz
+        return fit
 
-    def _held(self, read: ReadShards, parts: list[Any], until: float, what: str) -> HeldParts:
-        """Return rows kept where they were computed (`parts`: futures of HeldRows) and their
-        summaries, the stage's progress moving on to `until` as they come (`what`)."""
-        summaries = [read.submit("rows_summary", rows_summary, part) for part in parts]
-        return HeldParts(read, parts, read.fetch(summaries, until, what))
-
-    def _recommendations(self, read: ReadShards, side: Any, ids: Any) -> HeldParts:
+    def _recommendations(self, read: ReadShards, side: ItemSide) -> HeldParts:
         """Score, list and check every shard's users where the shard is, with the item side
-        (`side`'s future) fetched once by each worker; return the lists, kept there."""
+        sent once to each worker; return the lists, kept there, and their summaries."""
         with self._timed("recommendations", 75) as timing:
-            lists = read.each("recommendations", shard_lists, side, self.params, ids)
+            shared = read.share("item_side", side)
+            args = (shared, self.params, read.share("catalogue_ids", self.ids))
+            lists = read.each("recommendations", shard_lists, *args)
             read.let_go()  # the shards' last tasks: a worker then holds their lists alone
-            lists = self._held(read, lists, 75, "shards scored")
+            summaries = [read.submit("lists_summary", rows_summary, f) for f in lists]
+            lists = HeldParts(read, lists, read.fetch(summaries, 75, "shards scored"))
             timing.rows_out = lists.rows
         dropped = sum(s.dropped for s in lists.summaries)
         log_dropped(self.tracker, self.result, {LISTS: dropped} if dropped else {})
@@ -394,23 +389,28 @@ class NightlyRun:
         log_dropped(self.tracker, self.result, dropped)
         self.result.rows["daily_metrics"] = rows
 
-    def _model_params(self, fingerprint: dict) -> dict | None:
+    def _model_params(self, inter: FitInputs) -> dict | None:
         """Return the record model's parameters for this run: the tune flow's latest, unless
-        none is recorded or the fit inputs' `fingerprint` drifted from it (then None: the
-        defaults)."""
+        none is recorded or the data drifted from it (then None: the defaults)."""
         latest = self.storage.read("tuning/latest")
-        params, self.version, why = tuning.choose_params(latest, fingerprint)
+        params, self.version, why = tuning.choose_params(latest, tuning.fingerprint(inter.records))
         self.result.model = {"model_version": self.version, "params": params, "source": why}
         self.tracker.log("info", "model", f"record model {self.version}: {why}")
         return params
 
-    def _checked(self, popular: pl.DataFrame) -> pl.DataFrame:
-        """Return the popularity rows without rows naming ids absent from the catalogue (the
-        lists and neighbours were checked where they were computed)."""
-        return checked(self.tracker, self.result, {POPULARITY: popular}, self.ids)[POPULARITY]
+    def _checked(self, neighbours: Parts, popular: pl.DataFrame) -> tuple[Parts, pl.DataFrame]:
+        """Return the neighbours' parts and the popularity rows without rows naming ids absent
+        from the catalogue (the lists were checked where each shard was scored).
+
+        Frames only: a Prefect task's arguments are searched for futures, which it fetches."""
+        parts = [checked_rows(NEIGHBOURS, part, self.ids) for part in neighbours]
+        dropped = sum(held.summary.dropped for held in parts)
+        log_dropped(self.tracker, self.result, {NEIGHBOURS: dropped} if dropped else {})
+        kept = checked(self.tracker, self.result, {POPULARITY: popular}, self.ids)
+        return tuple(held.rows for held in parts), kept[POPULARITY]
 
     def _publish(
-        self, neighbours: HeldParts, recs: HeldParts, quality: dict, popular: pl.DataFrame
+        self, neighbours: Parts, recs: HeldParts, quality: dict, popular: pl.DataFrame
     ) -> None:
         p, run_id = self.params, self.tracker.run_id
         last = LastPublished.from_frame(self.storage.read("publish/last_published_run"))
@@ -441,7 +441,12 @@ class NightlyRun:
             replacements += [
                 Replacement.whole(
                     NEIGHBOURS,
-                    neighbours.stamped(stamp_similarity, run_id, self.now, version, expires),
+                    FrameParts(
+                        tuple(part.height for part in neighbours),
+                        lambda index: stamp_similarity(
+                            neighbours[index], run_id, self.now, version, expires
+                        ),
+                    ),
                 ),
                 Replacement.whole(
                     LISTS,

@@ -16,6 +16,7 @@ from typing import Any
 
 from flows.params import NightlyParams
 from flows.runner import StageRunner, Submitter, direct_submit, submitter_of
+from flows.stages.extract import Inputs
 from flows.stages.shards import (
     ShardSummary,
     catalogue_inputs,
@@ -36,14 +37,14 @@ from flows.tracking import JobTracker, RunResult, log_quarantine, release_free_m
 @dataclass(frozen=True)
 class ReadShards:
     """The shards of a run, read: how to submit tasks on them, their data's futures (kept
-    where each shard ran), the catalogue's summary then each shard's, and the future of the
-    validated catalogue (a nightly's: its item models are fitted on it)."""
+    where each shard ran), the catalogue's summary then each shard's, and the validated
+    catalogue (a nightly's)."""
 
     submit: Submitter
     references: Any  # the future of what the shards read of the catalogue (their lineage)
     loaded: list[Any]
     summaries: list[ShardSummary]
-    catalogue: Any  # a nightly's: the future of the validated catalogue (Inputs)
+    catalogue: Inputs | None
     tracker: JobTracker
 
     @property
@@ -68,6 +69,16 @@ class ReadShards:
         publish. Dask keeps how each was computed: a result lost with its worker is computed
         again from a shard read again in the snapshot, held until the block ends."""
         self.loaded.clear()
+
+    def gather(
+        self, name: str, fn, *args, until: float | None = None, what: str = "shards done"
+    ) -> list[Any]:
+        """Return `fn(shard data, *args)` of every shard, run where the shard's data is;
+        with `until`, the stage's progress moves on to it as shards are done (`what`: i of K)."""
+        futures = self.each(name, fn, *args)
+        if until is None:
+            return [future.result() for future in futures]
+        return self.fetch(futures, until, what)
 
     def fetch(self, futures: list[Any], until: float, what: str) -> list[Any]:
         """Return each future's result in order, the stage's progress moving on to `until`
@@ -106,8 +117,8 @@ def read_shards(
     if any (and its wait in seconds), has replayed the primary's position.
 
     Stages `replica_wait` and `extract` (its progress: shards read of all) end at `percent`.
-    Each shard's data stays where it was read; so does the validated catalogue, kept for a
-    nightly's item models (`read.model`).
+    Each shard's data stays where it was read; the validated catalogue comes back to this
+    process only for a nightly (`read.model`).
     """
     if replica is not None:
         with tracker.stage("replica_wait", percent / 2) as timing:
@@ -125,8 +136,8 @@ def read_shards(
             ]
             home = submit("catalogue_summary", catalogue_summary, catalogue).result()
             valid = None
-            if read.model:  # a nightly's item models are fitted on it, where it is
-                valid = submit("catalogue", catalogue_inputs, catalogue)
+            if read.model:  # a nightly's item models are fitted here, on the catalogue
+                valid = submit("catalogue", catalogue_inputs, catalogue).result()
             fetched = [submit("shard_summary", summarize_shard, f) for f in loaded]
             summaries = [home, *_fetched(tracker, fetched, percent, "shards read")]
             del catalogue  # on its worker until here: the shards need only its references

@@ -25,7 +25,6 @@ from pipeline_fixtures import (
 from flows.cli import main
 from flows.cluster import ADDRESS_ENV
 from flows.nightly import nightly, nightly_dask, run_nightly
-from flows.stages.held_rows import LISTS, NEIGHBOURS
 from flows.stages.model_inputs import combined_fit_inputs
 from flows.stages.recommendations import UNREAD_BY_LISTS, item_side
 from flows.stages.shards import (
@@ -88,7 +87,6 @@ def test_a_local_dask_cluster_publishes_the_one_shard_nightly(prefect_harness, m
         one = run_nightly(db, params())
         whole = published(db)
         flow = on_a_local_cluster(nightly, db, prefect_harness, monkeypatch)
-        monkeypatch.setattr("flows.nightly.SLICE_ROWS", 500)  # a part fetched in slices
         state = flow(run_date=RUN_DATE, shards=4, force_publish=True, return_state=True)
         assert state.is_completed()
         assert_same_rows(whole, published(db))
@@ -99,9 +97,6 @@ def test_a_local_dask_cluster_publishes_the_one_shard_nightly(prefect_harness, m
         names = flow_run_task_names(state.state_details.flow_run_id)
         assert sum(name.startswith("read_shard") for name in names) == 4
         assert sum(name.startswith("read_catalogue") for name in names) == 1
-        # the lists' 4 parts and the neighbours' 3, each fetched in slices of 500 rows
-        slices = sum(-(-rows // 500) for rows in (one.rows[LISTS], one.rows[NEIGHBOURS]))
-        assert sum(name.startswith("fetch_rows") for name in names) >= slices > 4 + 3
 
 
 def test_the_nightlys_progress_line_counts_the_shards_read_and_scored(tmp_path, request, capsys):

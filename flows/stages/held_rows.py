@@ -1,11 +1,11 @@
-"""Output rows kept where they were computed (a shard's lists, the track neighbours and, in
-flows/stages/item_models.py, the record and store neighbours), checked against the
-catalogue there, until the publish fetches them a slice at a time.
+"""Output rows kept where they were computed (a shard's lists), checked against the
+catalogue there, until the publish fetches them one part at a time; and the track
+neighbours, a task of their own.
 
 The run's process gets each part's summary (rows, users, rows dropped) for its checks and
-progress, and then its rows, stamped with the run's columns, one slice after the other, for
+progress, and then its rows, stamped with the run's columns, one part after the other, for
 the cache and the publish (flows/storage/base.py's FrameParts): at no time more than one
-slice's.
+part's.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import polars as pl
 
 from flows.params import NightlyParams
@@ -69,16 +70,21 @@ def shard_lists(
     return checked_rows(LISTS, rows, ids)
 
 
-def track_neighbours(k: int, ids: dict[str, pl.Series], *parts: InteractionMatrix) -> HeldRows:
-    """Return the tracks' collaborative top-k neighbours as content_similarity rows, checked
-    against the catalogue's `ids`, from the shards' user×track matrices (in shard order:
-    every user's, stacked)."""
+def track_neighbours(k: int, *parts: InteractionMatrix) -> dict[str, np.ndarray]:
+    """Return the tracks' collaborative top-k neighbours (source_id, target_id, score, rank
+    as arrays: sent without a copy, where a frame is serialised whole), from the shards'
+    user×track matrices (in shard order: every user's, stacked)."""
     matrix = InteractionMatrix.stacked(list(parts))
     del parts
     rows = collaborative_neighbors(matrix, k)
     del matrix
     release_free_memory()  # the kNN's lists, not carried into the worker's next task
-    return checked_rows(NEIGHBOURS, typed(rows, "track", "track", "collaborative"), ids)
+    return {name: rows[name].to_numpy() for name in rows.columns}
+
+
+def track_rows(arrays: dict[str, np.ndarray]) -> pl.DataFrame:
+    """Return ``track_neighbours``' arrays as content_similarity rows."""
+    return typed(pl.DataFrame(arrays), "track", "track", "collaborative")
 
 
 def rows_summary(held: HeldRows) -> RowsSummary:
@@ -86,9 +92,7 @@ def rows_summary(held: HeldRows) -> RowsSummary:
     return held.summary
 
 
-def stamped(
-    held: HeldRows, offset: int, length: int, stamp: Callable[..., pl.DataFrame], *args
-) -> pl.DataFrame:
-    """Return `length` held rows from `offset`, stamped by `stamp(rows, *args)` (the run's
-    columns, in the table's order: slices in order then make the whole table's)."""
-    return stamp(held.rows.slice(offset, length), *args)
+def stamped(held: HeldRows, stamp: Callable[..., pl.DataFrame], *args) -> pl.DataFrame:
+    """Return held rows stamped by `stamp(rows, *args)` (the run's columns, in the table's
+    order: parts in order then make the whole table's)."""
+    return stamp(held.rows, *args)

@@ -59,9 +59,8 @@ def frame_from_batches(batches, categorical: Sequence[str] = ()) -> pl.DataFrame
 @dataclass(frozen=True)
 class FrameParts:
     """A table's rows in parts, fetched one at a time and in order (`fetch(i)`: part i), so
-    that no more than one part is ever held here: slices of a nightly's lists, each shard's
-    where it was computed, and of content_similarity's rows by source type. `heights`: each
-    part's rows."""
+    that no more than one part is ever held here: a sharded run's lists, each shard's where
+    it was computed; content_similarity's, by source type. `heights`: each part's rows."""
 
     heights: tuple[int, ...]
     fetch: Callable[[int], pl.DataFrame]

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -13,18 +12,6 @@ from threadpoolctl import threadpool_limits
 
 #: Worker threads for blocked work (memory: this many blocks in flight at once).
 WORKER_THREADS = min(2, os.cpu_count() or 1)
-
-
-@contextmanager
-def blas_on_every_core() -> Iterator[None]:
-    """Run BLAS on every core for the block, as in a fresh process here.
-
-    A Dask worker starts with BLAS on one thread (distributed sets OPENBLAS_NUM_THREADS=1),
-    and a fit's floats depend on BLAS's threads in their last digits: the item models must
-    round the same way in a worker as in the run's own process.
-    """
-    with threadpool_limits(limits=os.cpu_count() or 1, user_api="blas"):
-        yield
 
 
 def map_in_order(fn: Callable, items: Iterable) -> list:
