@@ -158,62 +158,59 @@ def read_more_than(db, rows: int) -> int:
     return seen
 
 
+def nightly_with_its_workers_killed_at(
+    db, prefect_harness, monkeypatch, table_name: str
+) -> tuple[int, int]:
+    """Run a 4-shard nightly on a local cluster of 2 workers, stopped where it waits on a
+    lock on `table_name`; kill every worker there, then let go. Assert it completes with the
+    one-shard run's rows, its lost shards read again; return (the job's progress when the
+    workers were killed, how many were)."""
+    generate(db)
+    before = plays_read(db)
+    run_nightly(db, params())
+    window = read_more_than(db, before) - before  # one shard: the window's rows, once
+    whole = published(db)
+    flow = on_a_local_cluster(nightly, db, prefect_harness, monkeypatch)
+    with locked(db, table_name) as release:
+        thread, out = in_thread(
+            lambda: flow(run_date=RUN_DATE, shards=4, force_publish=True, return_state=True)
+        )
+        waiting_ports(db, 1)
+        job = query(db, "SELECT progress_percent AS p FROM jobs ORDER BY started_at DESC")
+        workers = worker_processes()
+        for worker in workers:  # every shard (or list) held is lost
+            kill(worker)
+        release()
+    assert_run_completed_after_the_first(db, thread, out, "nightly")
+    assert_same_rows(whole, published(db))
+    # undisturbed, 4 shards read the window 1.005 times here; lost, they read it again
+    again = before + window + int(1.5 * window)
+    assert read_more_than(db, again) > again
+    return job["p"][0], len(workers)
+
+
 def test_workers_killed_while_a_nightlys_shards_wait_are_replaced_and_the_shards_read_again(
     prefect_harness, monkeypatch
 ):
     with fresh_pg() as db:
-        generate(db)
-        before = plays_read(db)
-        run_nightly(db, params())
-        window = read_more_than(db, before) - before  # one shard: the window's rows, once
-        whole = published(db)
-        flow = on_a_local_cluster(nightly, db, prefect_harness, monkeypatch)
         # the run's own read of the tuned parameters, once the shards' fit pairs are gathered
-        with locked(db, "model_tuning") as release:
-            thread, out = in_thread(
-                lambda: flow(run_date=RUN_DATE, shards=4, force_publish=True, return_state=True)
-            )
-            waiting_ports(db, 1)
-            job = query(db, "SELECT progress_percent AS p FROM jobs ORDER BY started_at DESC")
-            assert job["p"][0] == 45  # the interactions stage done: every shard read and held
-            workers = worker_processes()
-            assert len(workers) == 2
-            for worker in workers:  # every shard held is lost (one worker may hold them all)
-                kill(worker)
-            release()
-        assert_run_completed_after_the_first(db, thread, out, "nightly")
-        assert_same_rows(whole, published(db))
-        # undisturbed, 4 shards read the window 1.005 times here; lost, they read it again
-        again = before + window + int(1.5 * window)
-        assert read_more_than(db, again) > again
+        progress, killed = nightly_with_its_workers_killed_at(
+            db, prefect_harness, monkeypatch, "model_tuning"
+        )
+        assert progress == 45  # the interactions stage done: every shard read and held
+        assert killed == 2  # one worker may hold them all
 
 
 def test_workers_killed_while_they_hold_a_nightlys_lists_read_the_let_go_shards_again(
     prefect_harness, monkeypatch
 ):
     with fresh_pg() as db:
-        generate(db)
-        before = plays_read(db)
-        run_nightly(db, params())
-        window = read_more_than(db, before) - before
-        whole = published(db)
-        flow = on_a_local_cluster(nightly, db, prefect_harness, monkeypatch)
         # the publish's first look at the live lists, once every shard's were scored and
         # checked on the workers and the shards' data let go there
-        with locked(db, "recommendation_data") as release:
-            thread, out = in_thread(
-                lambda: flow(run_date=RUN_DATE, shards=4, force_publish=True, return_state=True)
-            )
-            waiting_ports(db, 1)
-            job = query(db, "SELECT progress_percent AS p FROM jobs ORDER BY started_at DESC")
-            assert job["p"][0] >= 90  # the lists scored, checked and summed up
-            for worker in worker_processes():  # every list held is lost, and its shard gone
-                kill(worker)
-            release()
-        assert_run_completed_after_the_first(db, thread, out, "nightly")
-        assert_same_rows(whole, published(db))
-        again = before + window + int(1.5 * window)
-        assert read_more_than(db, again) > again  # the lost lists' shards, read again
+        progress, _ = nightly_with_its_workers_killed_at(
+            db, prefect_harness, monkeypatch, "recommendation_data"
+        )
+        assert progress >= 90  # the lists scored, checked and summed up
 
 
 def free_port() -> int:
