@@ -43,6 +43,7 @@ from bench.checksums import OUTPUTS
 from bench.nightly import EVENT_READS, RUN_DATE, in_fresh_process
 from bench.profiles import PROFILES, emit_report, ensure_profile, machine
 from flows.backfill import backfill, run_backfill
+from flows.cluster import local_cluster
 from flows.nightly import nightly, run_nightly
 from flows.params import NightlyParams
 from flows.storage.database import ENV_VAR
@@ -170,6 +171,13 @@ class WorkerSampler:
         }
 
 
+def _status_bytes(field: str) -> int:
+    """Return a size field of this process's /proc status (VmHWM, VmRSS) in bytes."""
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith(f"{field}:"))
+    return kib * 1024
+
+
 def _high_water_mark() -> int:
     """Return this process's peak RSS in bytes since it started or since the mark was reset.
 
@@ -177,35 +185,49 @@ def _high_water_mark() -> int:
     this benchmark's process, and a spawned child's ru_maxrss starts from its parent's
     resident size (it survives the exec), the gigabytes of a profile generated here.
     """
-    with open("/proc/self/status") as status:
-        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
-    return kib * 1024
+    return _status_bytes("VmHWM")
 
 
 class TaskPeaks(WorkerPlugin):
     """On each worker: its peak RSS over the run and, per task name, the highest peak while
     a task of that name ran (the high-water mark reset as each starts: a worker runs one
-    task at a time), so that a shard's tasks and the item models' show apart."""
+    task at a time), so that a shard's tasks and the item models' show apart, and how far
+    above the worker's resident size at its start (what the task itself needed, apart from
+    what the worker held); per task name the largest result it kept (Dask's size of it: a
+    shard's data, its lists, the item side every worker is sent), and the most it held
+    spilled to disk at once."""
 
     name = "task-peaks"
 
     def setup(self, worker) -> None:
-        self.overall, self.tasks = 0, {}
+        self.worker, self.overall, self.spilled, self.started = worker, 0, 0, 0
+        self.tasks, self.rises, self.results = {}, {}, {}
 
     def transition(self, key, start: str, finish: str, **kwargs) -> None:
         if finish == "executing":
             self.overall = max(self.overall, _high_water_mark())
             with open("/proc/self/clear_refs", "w") as refs:
                 refs.write("5")  # resets VmHWM to the resident size now
+            self.started = _status_bytes("VmRSS")
         elif start == "executing":
             name, peak = key_split(key), _high_water_mark()
             self.tasks[name] = max(self.tasks.get(name, 0), peak)
+            self.rises[name] = max(self.rises.get(name, 0), peak - self.started)
+        if finish == "memory":
+            name, task = key_split(key), self.worker.state.tasks.get(key)
+            self.results[name] = max(self.results.get(name, 0), task.nbytes if task else 0)
+        spilled = getattr(self.worker.data, "spilled_total", None)  # a SpillBuffer's
+        self.spilled = max(self.spilled, spilled.memory if spilled else 0)
 
     def report(self) -> dict:
-        """Return the worker's peak and its peak per task name (bytes)."""
+        """Return the worker's peak, its peak and rise per task name, the largest result
+        per task name and the most it held spilled (bytes)."""
         return {
             "peak_rss_bytes": max(self.overall, _high_water_mark()),
             "task_peak_rss_bytes": dict(sorted(self.tasks.items())),
+            "task_rise_bytes": dict(sorted(self.rises.items())),
+            "result_bytes": dict(sorted(self.results.items())),
+            "spilled_peak_bytes": self.spilled,
         }
 
 
@@ -227,15 +249,29 @@ SHARD_TASKS = (
 
 def peaks_by_side(task_peaks: dict[str, dict]) -> dict[str, int]:
     """Return the highest peak of any worker while a shard's task ran, and while any other
-    task ran (TaskPeaks' reports by worker)."""
-    shard, other = 0, 0
+    task ran, and the most a shard's task rose above its worker's resident size at its start
+    (TaskPeaks' reports by worker)."""
+    shard, other, rise = 0, 0, 0
     for report in task_peaks.values():
         for name, peak in report["task_peak_rss_bytes"].items():
             if name in SHARD_TASKS:
                 shard = max(shard, peak)
+                rise = max(rise, report["task_rise_bytes"][name])
             else:
                 other = max(other, peak)
-    return {"shard_tasks": shard, "other_tasks": other}
+    return {"shard_tasks": shard, "other_tasks": other, "shard_task_rise": rise}
+
+
+def held_by_workers(task_peaks: dict[str, dict]) -> dict[str, int]:
+    """Return the largest result any worker kept of a shard's data, of its lists and of the
+    shared values (the item side), and the most a worker held spilled at once (bytes)."""
+    results = [report["result_bytes"] for report in task_peaks.values()]
+    held = {
+        what: max((r.get(name, 0) for r in results), default=0)
+        for what, name in (("shard", "load_shard"), ("lists", "shard_lists"), ("shared", "shared"))
+    }
+    held["spilled"] = max((r["spilled_peak_bytes"] for r in task_peaks.values()), default=0)
+    return held
 
 
 #: The tables each flow publishes.
@@ -307,6 +343,8 @@ def prefect_server() -> Iterator[str]:
     if PREFECT_API_URL.value():
         yield PREFECT_API_URL.value()
         return
+    # as the command line: no telemetry heartbeat, whose writes met the runs' on its SQLite
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     server = SubprocessASGIServer()
     server.start()
     try:
@@ -325,14 +363,7 @@ def run(
     one_shard = (one_shard_process, db, flow, days)
     report["one_shard"] = measured(db.url, flow, lambda: in_fresh_process(*one_shard))
     with prefect_server() as api_url:
-        cluster = LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            memory_limit=memory,
-            dashboard_address=None,
-            env={"PREFECT_API_URL": api_url},
-        )
+        cluster = LocalCluster(**local_cluster(workers, memory, api_url))  # as --workers
         with cluster, Client(cluster) as client:
             client.register_plugin(TaskPeaks())
             args = (db.url, flow, days, shards, cluster.scheduler_address, api_url)
@@ -380,13 +411,15 @@ def main() -> None:
     restarts = sum(w["restarts"] for w in many["workers_sampled"].values())
     lost = sum(w["lost"] for w in many["workers_sampled"].values())
     sides = {name: round(peak / gib, 2) for name, peak in many["peaks_by_side"].items()}
+    held = {what: round(size / 2**20) for what, size in held_by_workers(many["task_peaks"]).items()}
     what = "nightly with a window of" if args.flow == "nightly" else "backfill of"
     print(
         f"{what} {args.days} dates at {args.profile}: one shard {one['wall_seconds']:.1f} s, "
         f"peak {one['peak_rss_bytes'] / gib:.2f} GiB; {shards} shards on {args.workers} "
         f"workers {many['wall_seconds']:.1f} s (x {report['wall_ratio']:.2f}), flow peak "
         f"{many['peak_rss_bytes'] / gib:.2f} GiB, worker peaks {workers} GiB (during "
-        f"a shard's tasks and the others: {sides}), worker "
+        f"a shard's tasks and the others: {sides}), the most a worker held of each {held} "
+        f"MiB, worker "
         f"restarts {restarts}, workers lost {lost}; rows read over "
         f"the window's {report['rows_read_over_window']}; same rows: {report['same_rows']}"
     )

@@ -123,14 +123,34 @@ def task_runner(options: ClusterOptions, api_url: str | None = None):
 
     if options.address:
         return DaskTaskRunner(address=options.address)
+    cluster = local_cluster(options.workers, options.worker_memory, api_url)
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
+
+
+#: The share of a worker's memory limit its task results may take in memory before Dask
+#: spills the least recently used to the worker's local disk (Dask's default: 0.6). Between
+#: stages a worker holds its shards' data and then their lists, more of them as the users
+#: grow; a shard's scoring needs room beside them that Dask does not count (its own blocks),
+#: and at the default the two passed 95 % of 2 GiB at XL (bench/README.md).
+SPILL_TARGET = 0.25
+#: Dask configuration a local cluster's workers start with (dotted keys: a remote
+#: cluster's workers take the same from their environment, DASK_DISTRIBUTED__WORKER__...).
+WORKER_CONFIG = {"distributed.worker.memory.target": SPILL_TARGET}
+
+
+def local_cluster(workers: int, memory: str | None, api_url: str | None = None) -> dict:
+    """Return the keyword arguments of a LocalCluster of `workers` single-threaded worker
+    processes of `memory` each ("auto": the machine's, shared), spilling as WORKER_CONFIG
+    says, reporting their task runs to the Prefect API at `api_url` if given."""
     cluster = {
-        "n_workers": options.workers,
+        "n_workers": workers,
         "threads_per_worker": 1,
         "processes": True,
-        "memory_limit": options.worker_memory or "auto",
+        "memory_limit": memory or "auto",
         "dashboard_address": None,
         "silence_logs": logging.WARNING,
+        "config": WORKER_CONFIG,
     }
     if api_url:
         cluster["env"] = {"PREFECT_API_URL": api_url}
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster)
+    return cluster

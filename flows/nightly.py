@@ -329,10 +329,13 @@ class NightlyRun:
         )
         side = recommendations.item_side(valid, fit, sim)
         popular = recommendations.popularity_rows(valid, fit)
-        # fetched once the record model is fitted: not on top of this process's peak, and
-        # not kept on a worker that scores shards meanwhile
-        neighbours = (*sim.parts, track_rows(tracks.result()))
-        del sim, fit, tracks  # the fitted model (the shards get its item side) and the pairs
+        records = sim.parts
+        del sim, fit  # the user×record pairs (the shards get the model's item side)
+        release_free_memory()
+        # fetched once the model is fitted and its pairs freed: not on top of this
+        # process's peak, and not kept on a worker that scores shards meanwhile
+        neighbours = (*records, track_rows(tracks.result()))
+        del tracks
         return quality, neighbours, self._recommendations(read, side), popular
 
     def _fit_inputs(self, read: ReadShards) -> FitInputs:

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from bench.scale import PUBLISHED, WorkerSampler, run
+from bench.scale import PUBLISHED, WorkerSampler, held_by_workers, run
 
 
 @pytest.mark.postgres
@@ -21,9 +21,13 @@ def test_the_sharded_flow_on_a_local_cluster_reports_the_same_rows(pg_database, 
     assert len(many["worker_peak_rss_bytes"]) == 2 and min(many["worker_peak_rss_bytes"]) > 0
     tasks = [set(w["task_peak_rss_bytes"]) for w in many["task_peaks"].values()]
     assert "load_shard" in set().union(*tasks)  # each task's peak, by its function's name
+    held = held_by_workers(many["task_peaks"])  # as Dask sizes what the tasks keep
+    assert held["shard"] > 0 and held["shared"] > 0 and held["spilled"] >= 0
+    assert held["lists"] > 0 if flow == "nightly" else held["lists"] == 0
     sides = many["peaks_by_side"]
     assert 0 < sides["shard_tasks"] <= max(many["worker_peak_rss_bytes"])
     assert 0 < sides["other_tasks"] <= max(many["worker_peak_rss_bytes"])
+    assert 0 <= sides["shard_task_rise"] < sides["shard_tasks"]  # above what the worker held
     window = sum(report["window_rows"].values())
     assert window > 0
     for table, rows in many["rows_read"].items():  # each shard reads its own rows only

@@ -3,15 +3,20 @@ on a local Dask cluster, publishes the rows of the one-shard run, read in one sn
 
 from __future__ import annotations
 
+import functools
+import logging
 import subprocess
 import sys
 from dataclasses import fields
 from datetime import timedelta
+from pathlib import Path
 
+import dask.config
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from dask.sizeof import sizeof
+from distributed import Client, LocalCluster, wait
 from pipeline_fixtures import (
     BACKENDS,
     RUN_COLUMNS,
@@ -28,7 +33,14 @@ from pipeline_fixtures import (
 import flows.stages.shards
 from flows.backfill import run_backfill
 from flows.cli import main
-from flows.cluster import ClusterOptions, cluster_options, default_shards
+from flows.cluster import (
+    SPILL_TARGET,
+    WORKER_CONFIG,
+    ClusterOptions,
+    cluster_options,
+    default_shards,
+    local_cluster,
+)
 from flows.stages.shards import (
     FIRST_ID,
     LAST_ID,
@@ -138,6 +150,34 @@ def test_a_local_dask_cluster_publishes_the_one_shard_rows(prefect_harness, monk
 
         names = flow_run_task_names(state.state_details.flow_run_id)
         assert sum(name.startswith("read_shard") for name in names) == 4
+
+
+def test_a_local_clusters_workers_spill_their_results_past_a_quarter_of_their_memory():
+    """Results a worker holds past SPILL_TARGET of its limit go to its disk (Dask's default
+    target, 0.6, would keep all these in memory), and come back whole when fetched."""
+    mib = 2**20
+    kwargs = local_cluster(1, "1GiB") | {"silence_logs": logging.ERROR}
+    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+        parts = [client.submit(np.full, 80 * mib // 8, i, key=f"part-{i}") for i in range(4)]
+        wait(parts)
+        spilled = client.run(lambda dask_worker: sorted(dask_worker.data.slow))
+        held = sum(f.result().nbytes for f in parts) / mib
+        values = [f.result()[-1] for f in parts]
+    assert SPILL_TARGET * 1024 < held < 0.6 * 1024
+    assert list(spilled.values()) == [["part-0"]]  # the least recently made, down to 240 MiB
+    assert values == [0, 1, 2, 3]
+
+
+def test_the_spill_setting_a_remote_clusters_workers_are_told_is_the_local_clusters():
+    """README and prefect.yaml give remote workers the environment variable that Dask reads
+    as a local cluster's WORKER_CONFIG."""
+    ((key, value),) = WORKER_CONFIG.items()
+    name = "DASK_" + key.upper().replace(".", "__")
+    collected = dask.config.collect_env({name: str(value)})
+    assert functools.reduce(lambda config, part: config[part], key.split("."), collected) == value
+    root = Path(__file__).parents[1]
+    for doc in ("README.md", "prefect.yaml"):
+        assert f"{name}={value}" in (root / doc).read_text()
 
 
 def test_dask_sizes_a_shards_rows_as_the_frames_they_hold(tmp_path, request):
