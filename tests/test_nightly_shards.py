@@ -3,8 +3,6 @@ local Dask cluster, K shards publish the one-shard run's rows, item for item."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -27,14 +25,8 @@ from pipeline_fixtures import (
 from flows.cli import main
 from flows.cluster import ADDRESS_ENV
 from flows.nightly import nightly, nightly_dask, run_nightly
-from flows.stages import held_rows
 from flows.stages.model_inputs import combined_fit_inputs
-from flows.stages.recommendations import (
-    UNREAD_BY_LISTS,
-    compute_recommendations,
-    item_side,
-    user_chunks,
-)
+from flows.stages.recommendations import UNREAD_BY_LISTS, item_side
 from flows.stages.shards import (
     catalogue_inputs,
     load_catalogue,
@@ -47,7 +39,6 @@ from flows.stages.similarity import compute_similarity
 from flows.storage.backends import open_storage
 from flows.storage.database import ENV_VAR
 from flows.tracking import utcnow
-from transforms.references import catalogue_ids
 from transforms.sizes import arrays_size, frames_size
 
 pytest_plugins = ["prefect_fixtures"]
@@ -151,9 +142,9 @@ def test_the_nightly_dask_flow_without_a_scheduler_address_is_one_line(
         nightly_dask(run_date=RUN_DATE)
 
 
-def one_shard_and_its_item_side(tmp_path, request):
-    """Return a generated DuckDB's validated catalogue, its one shard's data, the similarity
-    stage's result on it and the item side the shards' lists read."""
+def test_the_item_side_sent_to_the_workers_holds_no_users_row(tmp_path, request):
+    """What each worker gets to score its shards: the catalogue without per-user tables and
+    the fitted model's item-side arrays (none as long as the users), sized for Dask whole."""
     with fresh_database("duckdb", tmp_path, request) as db:
         generate(db)
         with open_storage(db) as storage:
@@ -164,35 +155,7 @@ def one_shard_and_its_item_side(tmp_path, request):
     valid = catalogue_inputs(catalogue)
     fit = combined_fit_inputs([shard_fit_inputs(data)])
     sim = compute_similarity(valid, fit, run)
-    return valid, data, sim, item_side(valid, fit, sim)
-
-
-def test_a_shards_lists_scored_in_chunks_of_users_are_its_lists_scored_at_once(
-    tmp_path, request, monkeypatch
-):
-    """Every row of a user lands in one chunk, chunks hold at most the size's users in
-    ascending ranges, and the lists computed chunk by chunk are those computed at once."""
-    valid, data, _, side = one_shard_and_its_item_side(tmp_path, request)
-    run, model = params().resolved(), data.model
-    ids = catalogue_ids(valid.records, valid.tracks, valid.stores, valid.users)
-    at_once = compute_recommendations(side, model.interactions, model.follows, run)
-    chunks = list(user_chunks(model.interactions, model.follows, 7))
-    assert len(chunks) > 2
-    ranges = [chunk.records["user_id"] for chunk, _ in chunks]
-    assert all(users.n_unique() <= 7 for users in ranges)
-    assert all(a.max() < b.min() for a, b in itertools.pairwise(ranges))
-    assert sum(c.records.height for c, _ in chunks) == model.interactions.records.height
-    assert sum(f.height for _, f in chunks) == model.follows.height
-    monkeypatch.setattr(held_rows, "USERS_SCORED_AT_ONCE", 7)
-    held = held_rows.shard_lists(data, side, run, ids)
-    assert at_once.height > 0 and held.summary.dropped == 0
-    assert held.rows.equals(at_once)
-
-
-def test_the_item_side_sent_to_the_workers_holds_no_users_row(tmp_path, request):
-    """What each worker gets to score its shards: the catalogue without per-user tables and
-    the fitted model's item-side arrays (none as long as the users), sized for Dask whole."""
-    valid, _, sim, side = one_shard_and_its_item_side(tmp_path, request)
+    side = item_side(valid, fit, sim)
     users = sim.records.matrix.shape[0]
     assert users > 0 and side.inputs.records.height == valid.records.height
     assert all(getattr(side.inputs, name).is_empty() for name in UNREAD_BY_LISTS)

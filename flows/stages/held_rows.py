@@ -26,11 +26,6 @@ from models.matrix import InteractionMatrix
 from transforms.sizes import frames_size
 
 LISTS, NEIGHBOURS = "recommendation_data", "content_similarity"
-#: Users a shard's lists are computed for at once: their candidates and the lists' joins with
-#: the catalogue grow with the users scored together, and a user's lists depend on his rows
-#: and the item side alone. In chunks a shard's scoring needs the same room whatever its
-#: users (at XL, 6,250 users a shard scored at once passed 2 GiB workers: bench/README.md).
-USERS_SCORED_AT_ONCE = 2_500
 
 
 @dataclass(frozen=True)
@@ -70,14 +65,9 @@ def shard_lists(
     """Return the recommendation_data rows of a nightly's shard's users, scored where the
     shard is with the item side the run fitted (`side`, sent once to each worker), checked."""
     model = model_inputs_of(data)
-    parts = []
-    for inter, follows in recommendations.user_chunks(
-        model.interactions, model.follows, USERS_SCORED_AT_ONCE
-    ):
-        parts.append(recommendations.compute_recommendations(side, inter, follows, params))
-        del inter, follows
-        release_free_memory()  # the scoring's blocks, freed on a worker holding its shards
-    return checked_rows(LISTS, pl.concat(parts), ids)
+    rows = recommendations.compute_recommendations(side, model.interactions, model.follows, params)
+    release_free_memory()  # the scoring's blocks, freed on a worker holding its shards
+    return checked_rows(LISTS, rows, ids)
 
 
 def track_neighbours(k: int, *parts: InteractionMatrix) -> dict[str, np.ndarray]:

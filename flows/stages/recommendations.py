@@ -3,7 +3,6 @@ popularity list, as recommendation_data rows. Plain functions over frames (no I/
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -204,34 +203,6 @@ def model_lists(
         distinct_pairs=True,  # track_candidates: one row per (user, track)
     )
     return records, tracks
-
-
-def user_chunks(
-    inter: Interactions, follows: pl.DataFrame, size: int
-) -> Iterator[tuple[Interactions, pl.DataFrame]]:
-    """Yield `inter` and `follows` cut into contiguous ranges of user ids, each of at most
-    `size` of the users they name, in ascending order: every row of a user in one chunk."""
-    frames = (inter.records, inter.tracks, inter.history, inter.track_history, follows)
-    users = pl.concat([frame.select(pl.col("user_id").cast(pl.Int64)) for frame in frames])
-    users = users["user_id"].drop_nulls().unique().sort()
-    bounds = users.gather_every(size)[1:].to_list()  # each chunk's first user, past the first
-    starts, ends = [None, *bounds], [*bounds, None]
-    for start, end in zip(starts, ends, strict=True):
-        keep = _user_range(start, end)
-        yield (
-            Interactions(*(frame.filter(keep) for frame in frames[:4])),
-            follows.filter(keep),
-        )
-
-
-def _user_range(start: int | None, end: int | None) -> pl.Expr:
-    """Return the filter of rows whose user_id is in [start, end) (None: open); a row without
-    a user goes to the first range."""
-    user = pl.col("user_id")
-    first = user.is_null() if start is None else pl.lit(False)
-    lower = pl.lit(True) if start is None else user >= start
-    upper = pl.lit(True) if end is None else user < end
-    return first | (lower & upper)
 
 
 def compute_recommendations(
