@@ -130,8 +130,8 @@ def task_runner(options: ClusterOptions, api_url: str | None = None):
 #: The share of a worker's memory limit its task results may take in memory before Dask
 #: spills the least recently used to the worker's local disk (Dask's default: 0.6). Between
 #: stages a worker holds its shards' data and then their lists, more of them as the users
-#: grow; a shard's scoring needs room beside them that Dask does not count (its own blocks),
-#: and at the default the two passed 95 % of 2 GiB at XL (bench/README.md).
+#: grow; a shard's scoring needs room beside them that Dask does not count (its own blocks).
+#: At L on 2 workers of 2 GiB, 10 shards each, up to 608 MiB went to disk (bench/README.md).
 SPILL_TARGET = 0.25
 #: Dask configuration a local cluster's workers start with (dotted keys: a remote
 #: cluster's workers take the same from their environment, DASK_DISTRIBUTED__WORKER__...).
